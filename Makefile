@@ -1,0 +1,34 @@
+# Two entry points for a new user (see README):
+#   make demo   install into .venv and run the paper's Sec. V sweep into ./paper_sec5.zarr, then summarise it
+#   make test   install into .venv (with test extras) and run lint, type checks and the whole test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/cusweep paper
+	$(VENV)/bin/cusweep run sweeps/paper_sec5.toml --store paper_sec5.zarr
+	$(VENV)/bin/cusweep status paper_sec5.zarr
+	$(VENV)/bin/cusweep query paper_sec5.zarr "feasible and bunching == 1" --top 5 --by n_coh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check cusweep tests benchmarks
+	$(VENV)/bin/mypy
+
+test: $(STAMP) lint
+	$(VENV)/bin/python -m pytest
+
+bench: $(STAMP)
+	$(VENV)/bin/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) *.zarr .pytest_cache .hypothesis

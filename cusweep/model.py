@@ -1,0 +1,238 @@
+"""Evaluate the formulary on one block of the sweep grid: coordinate arrays in, each output on its
+natural dims out. Pure numpy (no dask/xarray/zarr); store units at the boundary (m, eV), CGS inside.
+
+Each coordinate is reshaped to broadcast along its own axis, so every intermediate is computed on
+exactly the axes it depends on (no broadcasting of 1-D axes to the full grid, engine-notes §11).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import constants as k
+from .formulary import channeling, coherence, kinematics, spectrum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .materials import Crystal
+from .quantities import VARIABLES, natural_dims
+
+_CRYSTAL_FIELDS = ("potential_depth", "plasma_energy", "interplanar_spacing", "max_field",
+                   "thomas_fermi_radius", "mean_excitation_energy")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything the model needs besides the grid: picklable, sent to every worker."""
+
+    dims: tuple[str, ...]
+    scalars: dict[str, Any]
+    crystals: dict[str, "Crystal"]
+    length_model: str = "thickness"
+    dechanneling_model: str = "ksg"
+    attenuation: dict[str, Any] = field(default_factory=dict)  # crystal -> (energies eV, lengths m) table
+
+    @property
+    def tuned(self) -> bool:
+        return "photon_energy" not in self.dims and self.scalars.get("photon_energy") is None
+
+    def natural_dims(self, name: str) -> tuple[str, ...]:
+        return natural_dims(name, self.dims, tuned=self.tuned, length_model=self.length_model)
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> Setup:
+        att: dict[str, Any] = {}
+        if "transmission" in spec.outputs:
+            att = attenuation_tables(spec)
+        return cls(dims=tuple(spec.dims), scalars=dict(spec.scalars), crystals=dict(spec.crystals),
+                   length_model=spec.length_model, dechanneling_model=spec.dechanneling_model,
+                   attenuation=att)
+
+
+def attenuation_tables(spec: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Attenuation length tables from xraydb for every crystal, over the photon energies the sweep can
+    reach (interpolated in log-log inside the model, so workers need no xraydb call per point)."""
+    from .materials import attenuation_length
+
+    energies = np.geomspace(100.0, 1.0e6, 2001)
+    return {name: (energies, np.asarray(attenuation_length(c, energies), dtype=np.float64))
+            for name, c in spec.crystals.items()}
+
+
+class _Inputs:
+    """Lazily computed, memoised intermediates of one block (CGS)."""
+
+    def __init__(self, setup: Setup, coords: Mapping[str, np.ndarray]):
+        self.setup = setup
+        ndim = len(setup.dims)
+        self.shape = tuple(len(coords[d]) for d in setup.dims)
+        self._memo: dict[str, Any] = {}
+        self._axis: dict[str, Any] = {}
+        for i, d in enumerate(setup.dims):
+            shape = [1] * ndim
+            shape[i] = -1
+            v = np.asarray(coords[d])
+            self._axis[d] = v.reshape(shape) if d != "crystal" else (v, i)
+        self.ndim = ndim
+
+    def raw(self, name: str) -> Any:
+        """A sweep input in store units: an axis (broadcastable) or a scalar."""
+        if name in self._axis:
+            return self._axis[name]
+        return self.setup.scalars[name]
+
+    def crystal(self, attr: str) -> Any:
+        if "crystal" in self._axis:
+            names, i = self._axis["crystal"]
+            shape = [1] * self.ndim
+            shape[i] = -1
+            return np.array([getattr(self.setup.crystals[str(n)], attr) for n in names],
+                            dtype=np.float64).reshape(shape)
+        return float(getattr(self.setup.crystals[self.setup.scalars["crystal"]], attr))
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._memo:
+            self._memo[key] = getattr(self, "_" + key)()
+        return self._memo[key]
+
+    # ---- inputs in CGS
+    def _E(self): return np.asarray(self.raw("energy"), dtype=np.float64)
+    def _l(self): return np.asarray(self.raw("period"), dtype=np.float64) * k.CM_PER_M
+    def _A(self): return np.asarray(self.raw("amplitude"), dtype=np.float64) * k.CM_PER_M
+    def _sigma(self): return np.asarray(self.raw("sigma_z"), dtype=np.float64) * k.CM_PER_M
+    def _b(self): return np.asarray(self.raw("bunching"), dtype=np.float64)
+    def _Nb(self): return np.asarray(self.raw("n_positrons"), dtype=np.float64)
+    def _thickness(self): return np.asarray(self.raw("thickness"), dtype=np.float64) * k.CM_PER_M
+    def _U0(self): return self.crystal("potential_depth")
+    def _hwp(self): return self.crystal("plasma_energy")
+    def _d(self): return self.crystal("interplanar_spacing") * k.CM_PER_M
+    def _Umax(self): return self.crystal("max_field") / k.CM_PER_M
+    def _aTF(self): return self.crystal("thomas_fermi_radius") * k.CM_PER_M
+    def _I(self): return self.crystal("mean_excitation_energy")
+
+    # ---- kinematics
+    def _gamma(self): return kinematics.lorentz_factor(self["E"])
+    def _Omega(self): return kinematics.omega_cu(self["l"])
+    def _q(self): return kinematics.undulator_parameter(self["A"], self["l"], self["gamma"])
+    def _Q(self): return kinematics.resonance_factor(self["q"])
+    def _q_ch(self): return channeling.channeling_limit(self["gamma"], self["U0"])
+    def _gamma_th(self): return kinematics.threshold_gamma(self["l"], self["Q"], self["hwp"])
+    def _w_minus(self):
+        return kinematics.omega_minus(self["Omega"], self["gamma"], self["Q"], self["gamma_th"])
+    def _w_plus(self):
+        return kinematics.omega_plus(self["Omega"], self["gamma"], self["Q"], self["gamma_th"])
+    def _w_minus_approx(self): return kinematics.omega_minus_approx(self["Omega"], self["hwp"])
+    def _w_plus_approx(self): return kinematics.omega_plus_approx(self["Omega"], self["gamma"], self["Q"])
+    def _lam_minus(self): return kinematics.wavelength(self["w_minus_approx"])
+
+    # ---- channeling
+    def _C(self): return channeling.bending_parameter(self["E"], self["A"], self["l"], self["Umax"])
+    def _L_d0(self):
+        return channeling.dechanneling_length_straight(self["gamma"], self["d"], self["aTF"], self["I"],
+                                                       model=self.setup.dechanneling_model)
+    def _L_d(self): return channeling.dechanneling_length(self["L_d0"], self["C"])
+    def _L(self):
+        if self.setup.length_model == "dechanneling":
+            return np.minimum(self["thickness"], self["L_d"])
+        return self["thickness"]
+    def _n(self): return spectrum.n_periods(self["L"], self["l"])
+
+    # ---- resonance
+    def _w_r(self):
+        if self.setup.tuned:
+            return self["w_minus_approx"]
+        return np.asarray(self.raw("photon_energy"), dtype=np.float64) / k.hbar
+    def _lam_r(self):
+        return self["lam_minus"] if self.setup.tuned else kinematics.wavelength(self["w_r"])
+    def _dn_domega_r(self):
+        return spectrum.spectral_density(self["w_r"], self["q"], self["Q"], self["n"], self["Omega"],
+                                         self["w_minus_approx"], self["w_plus_approx"])
+
+    # ---- outputs (store units)
+    def _out_gamma(self): return self["gamma"]
+    def _out_q(self): return self["q"]
+    def _out_q_ch(self): return self["q_ch"]
+    def _out_channeling(self): return channeling.channeling(self["q"], self["q_ch"])
+    def _out_gamma_th(self): return self["gamma_th"]
+    def _out_above_threshold(self): return kinematics.above_threshold(self["gamma"], self["gamma_th"])
+    def _out_photon_energy_minus(self): return self["w_minus"] * k.hbar
+    def _out_photon_energy_plus(self): return self["w_plus"] * k.hbar
+    def _out_resonance_energy(self): return self["w_r"] * k.hbar
+    def _out_n_periods(self): return self["n"]
+    def _out_n_soft(self):
+        return spectrum.soft_line_photons(self["n"], self["q"], self["l"], self["gamma"], self["lam_minus"])
+    def _out_n_coh(self):
+        if self.setup.tuned:
+            return coherence.n_coh(self["q"], self["L"], self["Nb"], self["gamma"], self["sigma"],
+                                   self["lam_r"], self["b"])
+        return coherence.n_coh_detuned(self["dn_domega_r"], self["Nb"], self["sigma"], self["b"])
+    def _out_n_incoh(self):
+        if self.setup.tuned:
+            return coherence.n_incoh(self["q"], self["L"], self["Nb"], self["gamma"], self["sigma"],
+                                     self["lam_r"])
+        return coherence.n_incoh_detuned(self["dn_domega_r"], self["Nb"], self["sigma"])
+    def _out_coherence_gain(self): return coherence.coherence_gain(self["Nb"], self["b"])
+    def _out_linewidth_coh(self): return coherence.linewidth(self["lam_r"], self["sigma"])
+    def _out_coherent_regime(self): return coherence.coherent_regime(self["lam_r"], self["sigma"], self["n"])
+    def _out_bending_parameter(self): return self["C"]
+    def _out_dechanneling_length(self): return self["L_d"] / k.CM_PER_M
+    def _out_feasible(self):
+        return (self["out_channeling"] & (self["C"] < 1.0) & self["out_above_threshold"]
+                & self["out_coherent_regime"])
+    def _out_transmission(self):
+        energy_ev = self["w_r"] * k.hbar
+        la = self._attenuation(energy_ev) * k.CM_PER_M
+        return channeling.transmission(self["L"], la)
+
+    def _attenuation(self, energy_ev):
+        tables = self.setup.attenuation
+        if "crystal" not in self._axis:
+            return _loglog(tables[self.setup.scalars["crystal"]], energy_ev)
+        names, i = self._axis["crystal"]
+        e = np.asarray(energy_ev)
+        e = e.reshape((1,) * (self.ndim - e.ndim) + e.shape)
+        parts = [_loglog(tables[str(n)], e if e.shape[i] == 1 else np.take(e, [j], axis=i))
+                 for j, n in enumerate(names)]
+        shape = np.broadcast_shapes(*[p.shape for p in parts])
+        return np.concatenate([np.broadcast_to(p, shape) for p in parts], axis=i)
+
+
+def _loglog(table, x):
+    xs, ys = table
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.exp(np.interp(np.log(x), np.log(xs), np.log(ys), left=np.nan, right=np.nan))
+
+
+def evaluate(setup: Setup, coords: Mapping[str, np.ndarray], outputs: Iterable[str]) -> dict[str, np.ndarray]:
+    """Compute ``outputs`` on the block spanned by ``coords`` (dim -> 1-D coordinate values).
+
+    Returns each output as an ndarray on its natural dims (``setup.natural_dims(name)``), float64 or bool.
+    Yields follow the paper's formulas wherever their inputs are finite; validity lives in the flags.
+    """
+    inputs = _Inputs(setup, coords)
+    result = {}
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for name in outputs:
+            if name not in VARIABLES:
+                raise KeyError(f"unknown output {name!r}")
+            value = np.asarray(inputs["out_" + name])
+            result[name] = _on_dims(value, setup.dims, setup.natural_dims(name), inputs.shape, name)
+    return result
+
+
+def _on_dims(value: np.ndarray, dims: tuple[str, ...], keep: tuple[str, ...], shape: tuple[int, ...],
+             name: str) -> np.ndarray:
+    """Broadcast ``value`` to the block's extent along ``keep`` and drop the other (length-1) axes."""
+    value = value.reshape(value.shape if value.ndim == len(dims) else (1,) * (len(dims) - value.ndim)
+                          + value.shape)
+    target = tuple(n if d in keep else 1 for d, n in zip(dims, shape, strict=True))
+    try:
+        full = np.broadcast_to(value, target)
+    except ValueError:
+        raise AssertionError(f"{name}: computed on shape {value.shape}, which varies along dims outside "
+                             f"its declared dependencies {keep}") from None
+    return np.ascontiguousarray(full.reshape(tuple(n for d, n in zip(dims, shape, strict=True) if d in keep)))

@@ -1,0 +1,134 @@
+"""Registry of every stored name: units, long_name, symbol, source, kind, and what it depends on.
+
+One name per quantity in code, store, plots and CLI (style.md). The dependency sets decide each
+variable's natural dims: a variable carries exactly the sweep dims among its dependencies, in the
+sweep's dim order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CANONICAL_DIMS = ("period", "amplitude", "energy", "sigma_z", "bunching")
+EXTRA_DIMS = ("photon_energy", "thickness", "n_positrons", "crystal")
+ALL_DIMS = CANONICAL_DIMS + EXTRA_DIMS
+
+REFERENCES = (
+    "[G24v1] H. L. Gevorgyan, L. A. Gevorgian, 'Coherent X-ray crystalline undulator radiation from a "
+    "FEL-modulated positron bunch at zero angle', arXiv:2412.10205 v1 (2024); "
+    "[KSG13] A. V. Korol, A. V. Solov'yov, W. Greiner, Channeling and Radiation in Periodically Bent "
+    "Crystals, Springer (2013); "
+    "[BCK97] V. M. Biryukov, Yu. A. Chesnokov, V. I. Kotov, Crystal Channeling and its Application at "
+    "High-Energy Accelerators, Springer (1997); "
+    "[xraydb] xraydb, Elam-Ravel-Sieber X-ray data (2002)"
+)
+
+
+@dataclass(frozen=True)
+class Quantity:
+    name: str
+    units: str
+    long_name: str
+    symbol: str
+    source: str
+    kind: str = "float"  # "float" | "bool"
+
+
+COORDS: dict[str, Quantity] = {q.name: q for q in [
+    Quantity("period", "m", "CU period", r"$l$", "[G24v1] Sec. II"),
+    Quantity("amplitude", "m", "CU amplitude", r"$A$", "[G24v1] Sec. II"),
+    Quantity("energy", "eV", "positron beam energy", r"$E$", "[G24v1] Sec. V"),
+    Quantity("sigma_z", "m", "rms bunch length", r"$\sigma_Z$", "[G24v1] Eq. (18)"),
+    Quantity("bunching", "1", "modulation depth", r"$b$", "[G24v1] Eq. (20)"),
+    Quantity("photon_energy", "eV", "FEL photon energy (bunch modulation)", r"$\hbar\omega_r$",
+             "[G24v1] Eq. (20)"),
+    Quantity("thickness", "m", "crystal thickness", r"$L$", "[G24v1] Sec. II"),
+    Quantity("n_positrons", "1", "positrons per bunch", r"$N_b$", "[G24v1] Eq. (16)"),
+    Quantity("crystal", "1", "crystal channel", r"crystal", "cusweep materials table"),
+]}
+
+_K = frozenset({"period", "amplitude", "energy", "crystal"})   # kinematics in the crystal
+
+VARIABLES: dict[str, Quantity] = {q.name: q for q in [
+    Quantity("gamma", "1", "positron Lorentz factor", r"$\gamma$", "[G24v1] Sec. V: gamma = E/mc^2"),
+    Quantity("q", "1", "undulator parameter", r"$q$", "[G24v1] Sec. III: q = 2 pi A gamma / l"),
+    Quantity("q_ch", "1", "channeling limit of q", r"$q_{ch}$", "[G24v1] Sec. III: q_ch = sqrt(2 nu gamma)"),
+    Quantity("channeling", "1", "positrons channel (q < q_ch)", r"$q<q_{ch}$", "[G24v1] Sec. III", "bool"),
+    Quantity("gamma_th", "1", "threshold Lorentz factor", r"$\gamma_{th}$", "[G24v1] Eq. (12b)"),
+    Quantity("above_threshold", "1", "zero-angle radiation exists (gamma > gamma_th)",
+             r"$\gamma>\gamma_{th}$", "[G24v1] Eq. (12b)", "bool"),
+    Quantity("photon_energy_minus", "eV", "soft edge photon energy (exact)", r"$\hbar\omega_-$",
+             "[G24v1] Eq. (12b)"),
+    Quantity("photon_energy_plus", "eV", "hard edge photon energy (exact)", r"$\hbar\omega_+$",
+             "[G24v1] Eq. (12b)"),
+    Quantity("resonance_energy", "eV", "photon energy of the bunch modulation", r"$\hbar\omega_r$",
+             "[G24v1] Eq. (13): tuned hbar omega_r = (hbar omega_p)^2 / (2 hbar Omega)"),
+    Quantity("n_periods", "1", "number of CU periods on the radiating length", r"$n$",
+             "[G24v1] Sec. II: n = L/l"),
+    Quantity("n_soft", "1", "soft-line photons per positron", r"$N_{ph}$",
+             "[G24v1] Eq. (15) with lambda_- (erratum: paper prints lambda_+)"),
+    Quantity("n_coh", "1", "coherent photons per bunch", r"$N_{coh}$", "[G24v1] Eq. (22)"),
+    Quantity("n_incoh", "1", "incoherent photons per bunch in the coherent bandwidth", r"$N_{incoh}$",
+             "[G24v1] Eq. (23)"),
+    Quantity("coherence_gain", "1", "coherent / incoherent photons", r"$K$",
+             "[G24v1] Eq. (24): K = sqrt(pi) Nb b^2 / 8 (erratum: typeset like sqrt(pi/8))"),
+    Quantity("linewidth_coh", "1", "relative energy spread of the coherent line", r"$\delta_{coh}$",
+             "[G24v1] Sec. IV: delta_coh = lambda_r / (2 pi sigma_Z)"),
+    Quantity("coherent_regime", "1", "coherent regime (lambda_r < pi sigma_Z / n)",
+             r"$\lambda_r<\pi\sigma_Z/n$", "[G24v1] Sec. IV", "bool"),
+    Quantity("bending_parameter", "1", "bending parameter", r"$C$",
+             "model beyond [G24v1]: C = 4 pi^2 E A / (U'max l^2) [KSG13]"),
+    Quantity("dechanneling_length", "m", "dechanneling length in the bent crystal", r"$L_d$",
+             "model beyond [G24v1]: L_d(C) = (1-C)^2 L_d(0) [BCK97]"),
+    Quantity("feasible", "1", "channeling, C < 1, above threshold and coherent",
+             r"feasible", "[G24v1] Secs. III-IV with C < 1 [KSG13]", "bool"),
+    Quantity("transmission", "1", "mean photon survival in the crystal at the resonance", r"$T$",
+             "model beyond [G24v1]: T = (L_a/L)(1 - exp(-L/L_a)), L_a from xraydb"),
+]}
+
+#: the 19 variables of the store contract (transmission is optional, beyond the paper)
+CONTRACT_OUTPUTS = tuple(n for n in VARIABLES if n != "transmission")
+OUTPUTS = tuple(VARIABLES)
+
+
+def dependencies(name: str, *, tuned: bool, length_model: str) -> frozenset[str]:
+    """The inputs (dim names) a variable depends on, for a tuned/detuned sweep and a length model."""
+    lam_r = frozenset({"period", "crystal"}) if tuned else frozenset({"photon_energy"})
+    length = frozenset({"thickness"}) | (_K if length_model == "dechanneling" else frozenset())
+    n = length | {"period"}
+    yields = _K | n | {"sigma_z", "n_positrons"} | lam_r
+    regime = lam_r | {"sigma_z"} | n
+    table = {
+        "gamma": {"energy"},
+        "q": {"period", "amplitude", "energy"},
+        "q_ch": {"energy", "crystal"},
+        "channeling": _K,
+        "gamma_th": _K,
+        "above_threshold": _K,
+        "photon_energy_minus": _K,
+        "photon_energy_plus": _K,
+        "resonance_energy": lam_r,
+        "n_periods": n,
+        "n_soft": _K | n,
+        "n_coh": yields | {"bunching"},
+        "n_incoh": yields,
+        "coherence_gain": {"n_positrons", "bunching"},
+        "linewidth_coh": lam_r | {"sigma_z"},
+        "coherent_regime": regime,
+        "bending_parameter": _K,
+        "dechanneling_length": _K,
+        "feasible": _K | regime,
+        "transmission": lam_r | length | {"crystal"},
+    }
+    return frozenset(table[name])
+
+
+def natural_dims(name: str, dims: tuple[str, ...], *, tuned: bool, length_model: str) -> tuple[str, ...]:
+    """The dims a variable is stored on: the sweep's dims it depends on, in the sweep's order."""
+    deps = dependencies(name, tuned=tuned, length_model=length_model)
+    return tuple(d for d in dims if d in deps)
+
+
+def attrs(q: Quantity) -> dict[str, str]:
+    """The attrs stored with a coordinate or variable (JSON-safe strings)."""
+    return {"units": q.units, "long_name": q.long_name, "symbol": q.symbol, "source": q.source}
