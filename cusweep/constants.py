@@ -8,10 +8,10 @@ CODATA_YEAR = 2018
 
 #: speed of light c [cm/s] (exact)
 c = 2.99792458e10
-#: reduced Planck constant times c, ħc [eV·cm]
-hbar_c = 1.973269804e-5
 #: reduced Planck constant ħ [eV·s]
 hbar = 6.582119569e-16
+#: ħc [eV·cm], derived from ħ and c so that every conversion is consistent to rounding
+hbar_c = hbar * c
 #: fine-structure constant α
 alpha = 7.2973525693e-3
 #: electron (positron) rest energy mc² [eV]

@@ -1,0 +1,234 @@
+"""Command line: argv -> spec/plan/execute/query/maps. Exit 0 ok, 1 failure, 2 bad input.
+
+User errors (SpecError) are one line on stderr, no traceback, nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from .errors import CusweepError, SpecError
+
+DESCRIPTION = """\
+cusweep maps the design space of a crystalline undulator (CU) driven by an FEL-modulated positron
+bunch (arXiv:2412.10205): sweep CU period, amplitude, beam energy, bunch length and modulation depth,
+store every yield labelled with units in one Zarr store, then query it and draw feasibility maps.
+
+typical session:
+  cusweep run sweeps/paper_sec5.toml --store sec5.zarr      # compute (resumes if interrupted)
+  cusweep status sec5.zarr                                  # blocks done / total
+  cusweep query sec5.zarr "n_coh > 1e15 and feasible" --count
+  cusweep map sec5.zarr --x period --y amplitude --var n_coh -o map.png
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
+        raise SpecError(f"{self.prog}: {message}; see `{self.prog} --help`")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="cusweep", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"cusweep {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    r = sub.add_parser("run", help="compute a sweep into a Zarr store (resumable)",
+                       description="Compute every block of a sweep into a Zarr v3 store. Rerunning the same "
+                       "command on an unfinished store computes only the missing blocks; the result is "
+                       "bitwise identical to an uninterrupted run.")
+    r.add_argument("sweep", metavar="SWEEP.toml", help="sweep definition (see design.md §2, sweeps/)")
+    r.add_argument("--store", metavar="PATH", help="store path or fsspec URL (default: NAME.zarr from the "
+                   "sweep's name, in the current directory)")
+    r.add_argument("--scheduler", metavar="ADDR", help="existing Dask scheduler, tcp://HOST:PORT or "
+                   "tls://HOST:PORT (default: a LocalCluster on 127.0.0.1)")
+    r.add_argument("--workers", type=int, metavar="N", help="LocalCluster worker processes (default 2)")
+    r.add_argument("--overwrite", action="store_true", help="replace a store that holds a different sweep")
+    r.add_argument("--dry-run", action="store_true", help="print the plan (dims, blocks, bytes, time "
+                   "estimate) and exit without writing")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--dashboard", action="store_true", help="serve the Dask dashboard on 127.0.0.1 "
+                   "(LocalCluster only) and print its address")
+    r.add_argument("--repair", action="store_true", help="first verify every done block's checksum and "
+                   "recompute those whose chunks were damaged or deleted")
+
+    s = sub.add_parser("status", help="blocks done / total; exit 0 only when complete")
+    s.add_argument("store", metavar="STORE")
+    s.add_argument("--verify", action="store_true", help="recompute the checksums of the stored chunks and "
+                   "list damaged blocks (exit 1 if any)")
+
+    q = sub.add_parser("query", help="select grid points by an expression",
+                       description="Expressions: comparisons, and/or/not, parentheses, numbers with units "
+                       "(energy == 13.6 GeV, period < 20 um), variable and coordinate names. Parsed, never "
+                       "evaluated as Python; evaluated chunk by chunk.")
+    q.add_argument("store", metavar="STORE")
+    q.add_argument("expr", metavar="EXPR")
+    q.add_argument("--count", action="store_true", help="print only the number of matching points")
+    q.add_argument("--top", type=int, metavar="K", help="the K best matching points (with --by)")
+    q.add_argument("--by", metavar="VAR", help="variable to rank by (descending unless --asc)")
+    q.add_argument("--asc", action="store_true", help="rank ascending")
+    q.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    q.add_argument("--vars", metavar="V1,V2", help="extra columns")
+    q.add_argument("--limit", type=int, default=1000, metavar="N", help="at most N rows without --top "
+                   "(default 1000; 0 = all)")
+
+    m = sub.add_parser("map", help="draw a feasibility map of a variable over two dims")
+    m.add_argument("store", metavar="STORE")
+    m.add_argument("--x", required=True, metavar="DIM")
+    m.add_argument("--y", required=True, metavar="DIM")
+    m.add_argument("--var", default="n_coh", metavar="VAR")
+    m.add_argument("--at", nargs="*", default=[], metavar="DIM=VALUE", help="fix the other dims "
+                   "(nearest grid value), e.g. energy=\"13.6 GeV\" bunching=0.1")
+    m.add_argument("--facility", metavar="NAME", help="fix energy, n_positrons and sigma_z from a preset")
+    m.add_argument("-o", "--output", required=True, metavar="FILE", help="PNG, SVG or PDF")
+
+    b = sub.add_parser("best", help="best feasible design, on the grid and refined off-grid")
+    b.add_argument("store", metavar="STORE")
+    b.add_argument("--by", default="n_coh", metavar="VAR")
+    b.add_argument("--facility", metavar="NAME")
+    b.add_argument("--where", metavar="EXPR")
+    b.add_argument("--format", choices=("table", "json"), default="table")
+
+    rp = sub.add_parser("report", help="per-facility maps and a summary table")
+    rp.add_argument("store", metavar="STORE")
+    rp.add_argument("-o", "--output", required=True, metavar="DIR")
+
+    sub.add_parser("paper", help="the paper's Sec. V example: paper value, computed value, ratio, erratum")
+
+    ib = sub.add_parser("infer-b", help="modulation depth b from a measured coherent yield or gain")
+    g = ib.add_mutually_exclusive_group(required=True)
+    g.add_argument("--measured", type=float, metavar="N", help="measured coherent photons per bunch")
+    g.add_argument("--gain", type=float, metavar="K", help="measured coherence gain N_coh/N_incoh")
+    ib.add_argument("--error", type=float, default=0.0, metavar="SIGMA", help="1-sigma of the measurement")
+    ib.add_argument("--sweep", metavar="SWEEP.toml", help="design point from a sweep file (single-valued "
+                    "axes, or use --at)")
+    ib.add_argument("--store", metavar="STORE", help="design point from a store (use --at)")
+    ib.add_argument("--at", nargs="*", default=[], metavar="DIM=VALUE")
+    ib.add_argument("--rel-error", nargs="*", default=[], metavar="NAME=REL",
+                    help="relative 1-sigma of model inputs, e.g. n_positrons=0.05 sigma_z=0.1")
+
+    sub.add_parser("materials", help="the built-in crystal channels with sources")
+    sub.add_parser("facilities", help="the built-in facility presets with sources")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        if not args.command:
+            parser.print_help()
+            return 2
+        return int(_dispatch(args) or 0)
+    except SpecError as exc:
+        print(f"cusweep: error: {exc}", file=sys.stderr)
+        return 2
+    except CusweepError as exc:
+        print(f"cusweep: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("cusweep: interrupted; the store is resumable: rerun the same command", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    cmd = args.command
+    if cmd == "run":
+        return _run(args)
+    if cmd == "status":
+        return _status(args)
+    if cmd == "paper":
+        from .paper import table
+
+        print(table())
+        return 0
+    if cmd == "materials":
+        from .materials import crystals_table
+
+        print(crystals_table())
+        return 0
+    if cmd == "facilities":
+        from .materials import facilities_table
+
+        print(facilities_table())
+        return 0
+    if cmd == "query":
+        from .query import cli_query
+
+        return cli_query(args)
+    if cmd == "map":
+        from .maps import cli_map
+
+        return cli_map(args)
+    if cmd == "best":
+        from .best import cli_best
+
+        return cli_best(args)
+    if cmd == "report":
+        from .report import cli_report
+
+        return cli_report(args)
+    if cmd == "infer-b":
+        from .infer import cli_infer_b
+
+        return cli_infer_b(args)
+    raise SpecError(f"unknown command {cmd!r}")  # pragma: no cover (argparse rejects it first)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .execute import repair, run_sweep
+    from .plan import make_plan
+    from .spec import load
+
+    spec = load(args.sweep)
+    if args.workers is not None and not 1 <= args.workers <= 256:
+        raise SpecError(f"--workers: {args.workers} is outside 1..256; give a positive number of processes")
+    if args.scheduler and not args.scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
+        raise SpecError(f"--scheduler: {args.scheduler!r} is not a scheduler address; write it as "
+                        "tcp://HOST:PORT or tls://HOST:PORT")
+    if args.dry_run:
+        print(make_plan(spec).describe(workers=args.workers or 2))
+        return 0
+    path = args.store or f"{spec.name}.zarr"
+    if args.repair:
+        from . import store
+
+        if store.exists(path):
+            bad = repair(path)
+            print(f"{path}: {len(bad)} damaged block(s) cleared for recomputation"
+                  + (f": {bad[:20]}" if bad else ""), file=sys.stderr)
+    summary = run_sweep(spec, path, scheduler=args.scheduler, workers=args.workers, overwrite=args.overwrite,
+                        progress=not args.no_progress and not os.environ.get("CUSWEEP_NO_PROGRESS"),
+                        dashboard=args.dashboard, echo=lambda m: print(m, file=sys.stderr))
+    print(summary.text())
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from . import store
+    from .execute import status, verify
+
+    if not store.exists(args.store):
+        raise SpecError(f"STORE: {args.store} is not a cusweep store; run `cusweep run SWEEP.toml --store "
+                        f"{args.store}` first")
+    done, total = status(args.store)
+    state = "complete" if done == total else "incomplete (rerun `cusweep run` with the same sweep to resume)"
+    print(f"{args.store}: {done}/{total} blocks done, {state}")
+    if args.verify:
+        bad = verify(args.store)
+        if bad:
+            print(f"{args.store}: {len(bad)} block(s) fail their checksum: {bad[:20]}; run `cusweep run SWEEP "
+                  f"--store {args.store} --repair`")
+            return 1
+        print(f"{args.store}: every done block matches its checksum")
+    return 0 if done == total else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Run a Plan on a Dask cluster: one task per block, consumed as completed, recorded in the ledger.
+
+LocalCluster by default (scheduler, workers and dashboard on 127.0.0.1 only), or an existing cluster
+(``scheduler="tcp://HOST:PORT"`` or ``tls://``), or a ``distributed.Client`` the caller already has.
+Resume is the default: blocks whose ``done`` cell is set are never scheduled again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import store
+from .errors import CusweepError, SpecError, StoreError
+from .model import evaluate
+from .plan import Plan, make_plan
+from .spec import SweepSpec, load
+
+#: flags whose False cells are counted in the run summary (physics edges, not errors)
+FLAGS = ("above_threshold", "channeling", "coherent_regime", "feasible")
+
+
+@dataclass
+class RunSummary:
+    store: str
+    n_blocks: int
+    computed: int
+    skipped: int
+    points: int
+    seconds: float
+    created: bool
+    flags_false: dict[str, int] = field(default_factory=dict)
+    flags_total: dict[str, int] = field(default_factory=dict)
+
+    def text(self) -> str:
+        rate = self.points / self.seconds if self.seconds > 0 else float("nan")
+        lines = [f"{self.store}: {self.computed} blocks computed, {self.skipped} already done, "
+                 f"{self.n_blocks} total; {self.points:,} points in {self.seconds:.1f} s ({rate:,.0f} points/s)"]
+        for flag in FLAGS:
+            if flag in self.flags_total:
+                lines.append(f"  {flag}: false at {self.flags_false[flag]:,} of {self.flags_total[flag]:,} "
+                             "points computed in this run")
+        return "\n".join(lines)
+
+
+def compute_block(plan: Plan, path: str, block_id: int) -> tuple[int, int, int, dict[str, tuple[int, int]]]:
+    """Worker task: evaluate one block's owned outputs and write their chunks. Returns
+    (block_id, points, crc32, {flag: (false count, size)})."""
+    index = plan.block_index(block_id)
+    owned = plan.owned_outputs(index)
+    values = evaluate(plan.setup, plan.block_coords(index), owned)
+    crc = store.write_block(path, plan, index, values)
+    counts = {f: (int(values[f].size - np.count_nonzero(values[f])), int(values[f].size))
+              for f in FLAGS if f in values}
+    return block_id, plan.block_points(index), crc, counts
+
+
+def check_disk(path: str, plan: Plan, pending: int) -> None:
+    """Refuse a sweep whose uncompressed data cannot fit on the store's disk (local stores)."""
+    if not store.is_local(path) or plan.n_blocks == 0:
+        return
+    need = plan.bytes_total() * pending / plan.n_blocks
+    probe = os.path.abspath(store._local(path))
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    free = shutil.disk_usage(probe).free
+    if need > free:
+        raise SpecError(f"axes: the grid of {plan.size:,} points needs up to {need / 1e9:,.1f} GB "
+                        f"(uncompressed) but {probe} has {free / 1e9:,.1f} GB free; reduce the axes' num, "
+                        "set dtype = \"float32\" or fewer outputs, or use --store on a larger disk")
+
+
+@contextlib.contextmanager
+def _client(client: Any, scheduler: str | None, workers: int | None, dashboard: bool) -> Iterator[Any]:
+    from distributed import Client, LocalCluster
+
+    if client is not None:
+        yield client
+        return
+    if scheduler:
+        try:
+            c = Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError) as exc:
+            raise CusweepError(f"--scheduler: cannot reach {scheduler} ({exc}); check the address and "
+                               "that the scheduler is running and reachable from here") from None
+        try:
+            yield c
+        finally:
+            c.close()
+        return
+    n = workers or min(2, os.cpu_count() or 1)
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address="127.0.0.1:0" if dashboard else None,
+                           silence_logs=logging.ERROR)
+    c = Client(cluster)
+    try:
+        yield c
+    finally:
+        c.close()
+        cluster.close()
+
+
+def run_sweep(spec_or_path: SweepSpec | str | os.PathLike[str], store_path: str, client: Any = None, *,
+              scheduler: str | None = None, workers: int | None = None, overwrite: bool = False,
+              progress: bool = False, dashboard: bool = False, echo: Any = None) -> RunSummary:
+    """Compute a sweep into a Zarr store, resuming an unfinished one.
+
+    Parameters
+    ----------
+    spec_or_path : SweepSpec or path to a sweep TOML file
+    store_path : local path or fsspec URL of the store
+    client : an existing ``distributed.Client`` (else ``scheduler`` or a LocalCluster is used)
+    scheduler : address of an existing scheduler (``tcp://`` or ``tls://``)
+    workers : number of LocalCluster worker processes (default 2)
+    overwrite : replace a store that holds a different sweep
+    progress : show a progress bar on stderr
+    """
+    spec = spec_or_path if isinstance(spec_or_path, SweepSpec) else load(spec_or_path)
+    plan = make_plan(spec)
+    path = str(store_path)
+    say = echo or (lambda msg: None)
+    with store.lock(path):
+        pending_guess = plan.n_blocks
+        if store.exists(path) and store.fingerprint_of(path) == plan.fingerprint and not overwrite:
+            pending_guess = int((~store.done_mask(path)).sum())
+        check_disk(path, plan, pending_guess)
+        created = store.prepare(path, plan, overwrite=overwrite)
+        done = store.done_mask(path)
+        pending = [int(b) for b in np.flatnonzero(~done)]
+        summary = RunSummary(store=path, n_blocks=plan.n_blocks, computed=0, skipped=plan.n_blocks - len(pending),
+                             points=0, seconds=0.0, created=created)
+        if not pending:
+            return summary
+        t0 = time.perf_counter()
+        with _client(client, scheduler, workers, dashboard) as c:
+            if dashboard and client is None and not scheduler:
+                say(f"dashboard: {c.dashboard_link}")
+            _run_blocks(c, plan, path, pending, summary, progress)
+        summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _run_blocks(client: Any, plan: Plan, path: str, pending: list[int], summary: RunSummary,
+                progress: bool) -> None:
+    from distributed import as_completed
+    from distributed.client import FutureCancelledError
+    from distributed.scheduler import KilledWorker
+    from tqdm import tqdm
+
+    token = uuid.uuid4().hex[:8]
+    plan_future = client.scatter(plan, broadcast=True, hash=False)
+    futures = [client.submit(compute_block, plan_future, path, b, key=f"cusweep-block-{b}-{token}",
+                             pure=False, retries=1) for b in pending]
+    total_points = sum(plan.block_points(plan.block_index(b)) for b in pending)
+    bar = tqdm(total=len(pending), unit="block", disable=not progress, file=sys.stderr, mininterval=0.5,
+               dynamic_ncols=True, desc="cusweep")
+    ac = as_completed(futures, with_results=True, raise_errors=False)
+    try:
+        for fut, result in ac:
+            if fut.status != "finished":
+                exc = result if isinstance(result, BaseException) else fut.exception()
+                block = int(fut.key.split("-")[2])
+                if isinstance(exc, KilledWorker):
+                    raise CusweepError(f"block {plan.block_index(block)} (id {block}) failed: the workers that "
+                                       "ran it died repeatedly (KilledWorker; often out of memory: lower "
+                                       "chunk_mb or give workers more memory); rerun to resume") from None
+                if isinstance(exc, FutureCancelledError | OSError) or "CommClosed" in type(exc).__name__:
+                    raise StoreError(f"lost the Dask scheduler during block id {block} ({type(exc).__name__});"
+                                     " the store is resumable: rerun the same command") from None
+                raise StoreError(f"block {plan.block_index(block)} (id {block}) failed: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+            block_id, points, crc, counts = result
+            store.mark_done(path, plan, block_id, crc)
+            summary.computed += 1
+            summary.points += points
+            for f, (false, size) in counts.items():
+                summary.flags_false[f] = summary.flags_false.get(f, 0) + false
+                summary.flags_total[f] = summary.flags_total.get(f, 0) + size
+            fut.release()
+            bar.update(1)
+            elapsed = bar.format_dict.get("elapsed") or 1e-9
+            bar.set_postfix_str(f"{summary.points / elapsed:,.0f} points/s of {total_points:,}", refresh=False)
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        raise
+    finally:
+        bar.close()
+        with contextlib.suppress(Exception):
+            client.cancel(plan_future)
+
+
+def status(path: str) -> tuple[int, int]:
+    """(blocks done, blocks total) of a store."""
+    done = store.done_mask(path)
+    return int(done.sum()), int(done.size)
+
+
+def verify(path: str, spec_text: str | None = None) -> list[int]:
+    """Block ids whose stored chunks no longer match the checksums recorded when they were written."""
+    from .spec import loads
+
+    import zarr
+
+    root = zarr.open_group(store._store_arg(path), mode="r")
+    spec = loads(spec_text or str(root.attrs["sweep"]), source=f"{path} (stored sweep)")
+    plan = make_plan(spec)
+    if plan.fingerprint != root.attrs.get("fingerprint"):
+        raise StoreError(f"{path}: the stored sweep no longer gives the same plan (cusweep version "
+                         "change?); cannot verify")
+    done = store.done_mask(path)
+    sums = store.stored_checksums(path)
+    bad = []
+    for b in np.flatnonzero(done):
+        b = int(b)
+        if store.read_block_checksum(path, plan, plan.block_index(b)) != int(sums[b]):
+            bad.append(b)
+    return bad
+
+
+def repair(path: str) -> list[int]:
+    """Clear the ledger of blocks that fail verification (the next run recomputes them)."""
+    import zarr
+
+    bad = verify(path)
+    if bad:
+        root = zarr.open_group(store._store_arg(path), mode="r")
+        plan = make_plan(__import__("cusweep.spec", fromlist=["loads"]).loads(str(root.attrs["sweep"])))
+        store.clear_done(path, plan, bad)
+    return bad

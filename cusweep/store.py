@@ -1,0 +1,339 @@
+"""Zarr v3 store: template with attrs, chunk-aligned block writes, the per-block ``done`` ledger, a lock.
+
+Layout of a store (a Zarr v3 group):
+  <coords and variables>   as in design.md §3, written through xarray's template (compute=False)
+  done                     bool, one element and one Zarr chunk per block, set after the block's data
+  block_checksum           uint64, one per block: CRC32s of the block's written chunks (for --verify)
+  _cusweep/                a Zarr group holding the run lock (``lock``, fcntl.flock on local stores)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import functools
+import os
+import shutil
+import warnings
+import zlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import SpecError, StoreError
+from .quantities import VARIABLES
+
+if TYPE_CHECKING:
+    import xarray as xr
+    import zarr
+
+    from .plan import Plan
+
+LEDGER = "done"
+CHECKSUMS = "block_checksum"
+META_GROUP = "_cusweep"
+#: names that are store bookkeeping, not sweep data (dropped by ``open``)
+BOOKKEEPING = (LEDGER, CHECKSUMS)
+
+
+def is_local(path: str) -> bool:
+    return "://" not in str(path) or str(path).startswith("file://")
+
+
+def _local(path: str) -> str:
+    return str(path)[len("file://"):] if str(path).startswith("file://") else str(path)
+
+
+def exists(path: str) -> bool:
+    import zarr
+
+    try:
+        zarr.open_group(_store_arg(path), mode="r")
+        return True
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError, ValueError):
+        return False
+
+
+def _store_arg(path: str) -> Any:
+    return _local(path) if is_local(path) else path
+
+
+def compressors() -> tuple[Any, ...]:
+    """Codec for every stored array: Zstd level 1 (measured in benchmarks/: floats barely compress,
+    flags compress >100x; level 1 costs little time)."""
+    from zarr.codecs import ZstdCodec
+
+    return (ZstdCodec(level=1),)
+
+
+def fingerprint_of(path: str) -> str | None:
+    import zarr
+
+    try:
+        g = zarr.open_group(_store_arg(path), mode="r")
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        return None
+    fp = g.attrs.get("fingerprint")
+    return str(fp) if fp is not None else None
+
+
+def prepare(path: str, plan: Plan, *, overwrite: bool = False) -> bool:
+    """Make ``path`` a store for ``plan``: write the template, or accept an existing store of the same
+    sweep (resume). Returns True when the store was (re)created. A store of a different sweep is refused
+    (SpecError, nothing touched) unless ``overwrite``."""
+    found = exists(path)
+    if found and not overwrite:
+        fp = fingerprint_of(path)
+        if fp == plan.fingerprint:
+            return False
+        if fp is None:
+            raise SpecError(f"--store: {path} exists and is not a cusweep store; choose another --store, "
+                            "or pass --overwrite to replace it")
+        raise SpecError(f"--store: {path} holds a different sweep (fingerprint {fp[:12]} != "
+                        f"{plan.fingerprint[:12]}); use another --store, or --overwrite to replace it")
+    if not found and is_local(path) and os.path.exists(_local(path)) and not overwrite:
+        foreign = [e for e in os.listdir(_local(path)) if e != META_GROUP] if os.path.isdir(_local(path)) \
+            else [path]
+        if foreign:
+            raise SpecError(f"--store: {path} exists and is not a cusweep store; choose another --store, "
+                            "or pass --overwrite to replace it")
+    clear(path)
+    write_template(path, plan)
+    return True
+
+
+def clear(path: str) -> None:
+    """Remove a store's contents but keep its ``_cusweep`` group (which holds the live run lock)."""
+    if is_local(path):
+        p = _local(path)
+        if os.path.isfile(p):
+            os.remove(p)
+        if not os.path.isdir(p):
+            return
+        for entry in os.listdir(p):
+            if entry == META_GROUP:
+                continue
+            full = os.path.join(p, entry)
+            if os.path.isdir(full):
+                shutil.rmtree(full)
+            else:
+                os.remove(full)
+    else:
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(path)
+        if fs.exists(root):
+            for entry in fs.ls(root, detail=False):
+                if entry.rstrip("/").rsplit("/", 1)[-1] != META_GROUP:
+                    fs.rm(entry, recursive=True)
+
+
+def remove(path: str) -> None:
+    if is_local(path):
+        p = _local(path)
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+        elif os.path.exists(p):
+            os.remove(p)
+    else:
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(path)
+        if fs.exists(root):
+            fs.rm(root, recursive=True)
+
+
+def write_template(path: str, plan: Plan) -> None:
+    """Write metadata, coordinates, attrs and the empty ledger (coordinator only, once)."""
+    import zarr
+
+    ds = plan.to_dataset()
+    ds.attrs["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    encoding = {name: {"chunks": plan.var_chunks(name), "compressors": compressors()} for name in plan.outputs}
+    try:
+        ds.to_zarr(_store_arg(path), mode="a", compute=False, zarr_format=3, consolidated=False,
+                   encoding=encoding)
+    except OSError as exc:
+        raise StoreError(f"cannot create store {path}: {exc}") from exc
+    root = zarr.open_group(_store_arg(path), mode="r+")
+    root.create_array(LEDGER, shape=(plan.n_blocks,), chunks=(1,), dtype=bool, fill_value=False,
+                      dimension_names=["block"], attributes={
+                          "long_name": "block completed", "units": "1", "symbol": "done",
+                          "source": "cusweep completion ledger (one element and chunk per block)"})
+    root.create_array(CHECKSUMS, shape=(plan.n_blocks,), chunks=(1,), dtype="uint64", fill_value=0,
+                      dimension_names=["block"], attributes={
+                          "long_name": "CRC32 of the block's chunks", "units": "1", "symbol": "crc",
+                          "source": "cusweep; verified by `cusweep status --verify`"})
+    _meta_group(path)
+    # metadata never changes after the template: consolidate once, so plain xr.open_zarr(path) reads it
+    # in one request and without a warning (zarr warns that v3 consolidation is not in the spec yet)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part",
+                                category=UserWarning)
+        zarr.consolidate_metadata(_store_arg(path), zarr_format=3)
+
+
+def done_mask(path: str) -> np.ndarray:
+    import zarr
+
+    root = zarr.open_group(_store_arg(path), mode="r")
+    if LEDGER not in root:
+        raise StoreError(f"{path}: no completion ledger '{LEDGER}'; not a cusweep store")
+    return np.asarray(root[LEDGER][...], dtype=bool)
+
+
+def mark_done(path: str, plan: Plan, block_id: int, checksum: int) -> None:
+    """Record a block as complete (coordinator only: one writer for the ledger)."""
+    arrays = _arrays_cached(path, (LEDGER, CHECKSUMS), plan.fingerprint)
+    arrays[CHECKSUMS][block_id] = np.uint64(checksum)
+    arrays[LEDGER][block_id] = True
+
+
+def clear_done(path: str, plan: Plan, block_ids: list[int]) -> None:
+    arrays = _arrays_cached(path, (LEDGER,), plan.fingerprint)
+    for b in block_ids:
+        arrays[LEDGER][b] = False
+
+
+@functools.lru_cache(maxsize=16)
+def _arrays_cached(path: str, names: tuple[str, ...], token: str) -> dict[str, zarr.Array]:
+    import zarr
+
+    root = zarr.open_group(_store_arg(path), mode="r+")
+    return {n: root[n] for n in names}  # type: ignore[misc]
+
+
+def write_block(path: str, plan: Plan, index: tuple[int, ...], values: dict[str, np.ndarray]) -> int:
+    """Write a block's owned chunks (whole Zarr chunks only) and return their CRC32 checksum."""
+    arrays = _arrays_cached(path, tuple(values), plan.fingerprint)
+    crc = 0
+    for name, value in values.items():
+        data = value if value.dtype == bool else value.astype(plan.dtype, copy=False)
+        data = np.ascontiguousarray(data)
+        try:
+            arrays[name][plan.var_block_slices(name, index)] = data
+        except OSError as exc:
+            raise StoreError(f"writing block {index} of {path} ({name}): {exc}") from exc
+        crc = zlib.crc32(data.view(np.uint8).reshape(-1), crc)
+    return crc
+
+
+def read_block_checksum(path: str, plan: Plan, index: tuple[int, ...]) -> int:
+    """CRC32 of the block's chunks as stored now (for verify)."""
+    import zarr
+
+    root = zarr.open_group(_store_arg(path), mode="r")
+    crc = 0
+    for name in plan.owned_outputs(index):
+        data = np.ascontiguousarray(root[name][plan.var_block_slices(name, index)])
+        if data.dtype != bool:
+            data = data.astype(plan.dtype, copy=False)
+        crc = zlib.crc32(data.view(np.uint8).reshape(-1), crc)
+    return crc
+
+
+def stored_checksums(path: str) -> np.ndarray:
+    import zarr
+
+    return np.asarray(zarr.open_group(_store_arg(path), mode="r")[CHECKSUMS][...], dtype=np.uint64)
+
+
+@contextlib.contextmanager
+def lock(path: str) -> Iterator[None]:
+    """Hold the store's run lock for the duration; a second holder is refused at once (StoreError).
+
+    Local stores: fcntl.flock on ``_cusweep/zarr.json`` (the metadata of the ``_cusweep`` group, a valid
+    Zarr node that is never rewritten). The kernel releases it when the process dies, so a killed run
+    never leaves a stale lock. Remote (fsspec) stores: a lease, see ``_lease``.
+    """
+    if not is_local(path):
+        with _lease(path):
+            yield
+        return
+    _meta_group(path)
+    fd = os.open(os.path.join(_local(path), META_GROUP, "zarr.json"), os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(f"{path} is being written by another cusweep run; wait for it to finish (or "
+                             "stop it), then rerun the same command to resume") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _lease(path: str, ttl: float = 120.0) -> Iterator[None]:
+    """Advisory lock for object stores: a Zarr group ``_cusweep/lease`` whose attributes name the owner
+    and an expiry, refreshed while the run lives. A second run is refused while the lease is live; a
+    killed run's lease expires after ``ttl`` seconds and is then taken over."""
+    import threading
+    import time
+    import uuid
+
+    import zarr
+
+    url = path.rstrip("/") + f"/{META_GROUP}/lease"
+    _meta_group(path)
+    try:
+        current = dict(zarr.open_group(url, mode="r").attrs)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError):
+        current = {}
+    if current.get("expires", 0) > time.time():
+        raise StoreError(f"{path} is being written by {current.get('holder', 'another cusweep run')} (lease "
+                         f"until {_dt.datetime.fromtimestamp(current['expires']).isoformat()}); wait for it "
+                         "to finish, then rerun the same command to resume")
+    me = {"owner": uuid.uuid4().hex, "holder": f"pid {os.getpid()} on {os.uname().nodename}"}
+    stop = threading.Event()
+
+    def write() -> None:
+        zarr.open_group(url, mode="w", attributes={**me, "expires": time.time() + ttl})
+
+    write()
+
+    def refresh() -> None:
+        while not stop.wait(ttl / 4):
+            with contextlib.suppress(Exception):
+                write()
+
+    t = threading.Thread(target=refresh, daemon=True, name="cusweep-lease")
+    t.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        t.join(timeout=5)
+        with contextlib.suppress(Exception):
+            zarr.open_group(url, mode="w", attributes={**me, "expires": 0})
+
+
+def _meta_group(path: str) -> None:
+    """Create the ``_cusweep`` Zarr group (so Zarr and xarray see a valid member, not a stray object)."""
+    import zarr
+
+    if is_local(path):
+        os.makedirs(os.path.join(_local(path), META_GROUP), exist_ok=True)
+        zarr.open_group(os.path.join(_local(path), META_GROUP), mode="a", zarr_format=3)
+    else:
+        zarr.open_group(path + "/" + META_GROUP, mode="a", zarr_format=3)
+
+
+def open_store(path: str) -> xr.Dataset:
+    """Open a store lazily as an xarray.Dataset of the sweep's coordinates and variables."""
+    import xarray as xr
+
+    if not exists(path):
+        raise SpecError(f"STORE: {path} is not a cusweep store (no Zarr group there); "
+                        "run `cusweep run SWEEP.toml --store PATH` first")
+    try:
+        ds = xr.open_zarr(_store_arg(path), consolidated=True, zarr_format=3)
+    except (KeyError, FileNotFoundError, ValueError):
+        ds = xr.open_zarr(_store_arg(path), consolidated=False, zarr_format=3)
+    return ds.drop_vars([n for n in BOOKKEEPING if n in ds.variables])
+
+
+def variables_in(path: str) -> list[str]:
+    return [n for n in open_store(path).data_vars if n in VARIABLES]
