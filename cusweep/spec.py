@@ -65,7 +65,7 @@ from typing import Any
 
 import numpy as np
 
-from . import constants, materials, units
+from . import constants, materials, quantities, units
 from .errors import SpecError
 from .formulary import kinematics
 
@@ -82,33 +82,13 @@ __all__ = [
     "loads",
 ]
 
-CANONICAL_DIMS: tuple[str, ...] = ("period", "amplitude", "energy", "sigma_z", "bunching")
-EXTRA_DIMS: tuple[str, ...] = ("photon_energy", "thickness", "n_positrons", "crystal")
+CANONICAL_DIMS: tuple[str, ...] = quantities.CANONICAL_DIMS
+EXTRA_DIMS: tuple[str, ...] = quantities.EXTRA_DIMS
 
-#: the 19 contract variables of design.md section 3, in canonical order
-OUTPUTS: tuple[str, ...] = (
-    "gamma",
-    "q",
-    "q_ch",
-    "channeling",
-    "gamma_th",
-    "above_threshold",
-    "photon_energy_minus",
-    "photon_energy_plus",
-    "resonance_energy",
-    "n_periods",
-    "n_soft",
-    "n_coh",
-    "n_incoh",
-    "coherence_gain",
-    "linewidth_coh",
-    "coherent_regime",
-    "bending_parameter",
-    "dechanneling_length",
-    "feasible",
-)
+#: the 19 contract variables of design.md section 3, in canonical order (one registry: quantities.py)
+OUTPUTS: tuple[str, ...] = quantities.CONTRACT_OUTPUTS
 #: outputs computed only when named in ``outputs`` (they come after OUTPUTS in canonical order)
-OPTIONAL_OUTPUTS: tuple[str, ...] = ("transmission",)
+OPTIONAL_OUTPUTS: tuple[str, ...] = tuple(n for n in quantities.OUTPUTS if n not in quantities.CONTRACT_OUTPUTS)
 
 LENGTH_MODELS: tuple[str, ...] = ("thickness", "dechanneling")
 DECHANNELING_MODELS: tuple[str, ...] = ("ksg", "biryukov")
