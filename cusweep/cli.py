@@ -6,9 +6,11 @@ User errors (SpecError) are one line on stderr, no traceback, nothing written.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .errors import CusweepError, SpecError
 
@@ -26,7 +28,7 @@ typical session:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, no usage dump
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]  # one line, exit 2, no usage dump
         raise SpecError(f"{self.prog}: {message}; see `{self.prog} --help`")
 
 
@@ -37,34 +39,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"cusweep {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    r = sub.add_parser("run", help="compute a sweep into a Zarr store (resumable)",
-                       description="Compute every block of a sweep into a Zarr v3 store. Rerunning the same "
-                       "command on an unfinished store computes only the missing blocks; the result is "
-                       "bitwise identical to an uninterrupted run.")
+    r = sub.add_parser(
+        "run",
+        help="compute a sweep into a Zarr store (resumable)",
+        description="Compute every block of a sweep into a Zarr v3 store. Rerunning the same "
+        "command on an unfinished store computes only the missing blocks; the result is "
+        "bitwise identical to an uninterrupted run.",
+    )
     r.add_argument("sweep", metavar="SWEEP.toml", help="sweep definition (see design.md §2, sweeps/)")
-    r.add_argument("--store", metavar="PATH", help="store path or fsspec URL (default: NAME.zarr from the "
-                   "sweep's name, in the current directory)")
-    r.add_argument("--scheduler", metavar="ADDR", help="existing Dask scheduler, tcp://HOST:PORT or "
-                   "tls://HOST:PORT (default: a LocalCluster on 127.0.0.1)")
+    r.add_argument(
+        "--store",
+        metavar="PATH",
+        help="store path or fsspec URL (default: NAME.zarr from the sweep's name, in the current directory)",
+    )
+    r.add_argument(
+        "--scheduler",
+        metavar="ADDR",
+        help="existing Dask scheduler, tcp://HOST:PORT or "
+        "tls://HOST:PORT (default: a LocalCluster on 127.0.0.1)",
+    )
     r.add_argument("--workers", type=int, metavar="N", help="LocalCluster worker processes (default 2)")
     r.add_argument("--overwrite", action="store_true", help="replace a store that holds a different sweep")
-    r.add_argument("--dry-run", action="store_true", help="print the plan (dims, blocks, bytes, time "
-                   "estimate) and exit without writing")
+    r.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (dims, blocks, bytes, time estimate) and exit without writing",
+    )
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
-    r.add_argument("--dashboard", action="store_true", help="serve the Dask dashboard on 127.0.0.1 "
-                   "(LocalCluster only) and print its address")
-    r.add_argument("--repair", action="store_true", help="first verify every done block's checksum and "
-                   "recompute those whose chunks were damaged or deleted")
+    r.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="serve the Dask dashboard on 127.0.0.1 (LocalCluster only) and print its address",
+    )
+    r.add_argument(
+        "--repair",
+        action="store_true",
+        help="first verify every done block's checksum and "
+        "recompute those whose chunks were damaged or deleted",
+    )
 
     s = sub.add_parser("status", help="blocks done / total; exit 0 only when complete")
     s.add_argument("store", metavar="STORE")
-    s.add_argument("--verify", action="store_true", help="recompute the checksums of the stored chunks and "
-                   "list damaged blocks (exit 1 if any)")
+    s.add_argument(
+        "--verify",
+        action="store_true",
+        help="recompute the checksums of the stored chunks and list damaged blocks (exit 1 if any)",
+    )
 
-    q = sub.add_parser("query", help="select grid points by an expression",
-                       description="Expressions: comparisons, and/or/not, parentheses, numbers with units "
-                       "(energy == 13.6 GeV, period < 20 um), variable and coordinate names. Parsed, never "
-                       "evaluated as Python; evaluated chunk by chunk.")
+    q = sub.add_parser(
+        "query",
+        help="select grid points by an expression",
+        description="Expressions: comparisons, and/or/not, parentheses, numbers with units "
+        "(energy == 13.6 GeV, period < 20 um), variable and coordinate names. Parsed, never "
+        "evaluated as Python; evaluated chunk by chunk.",
+    )
     q.add_argument("store", metavar="STORE")
     q.add_argument("expr", metavar="EXPR")
     q.add_argument("--count", action="store_true", help="print only the number of matching points")
@@ -73,16 +101,26 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--asc", action="store_true", help="rank ascending")
     q.add_argument("--format", choices=("table", "csv", "json"), default="table")
     q.add_argument("--vars", metavar="V1,V2", help="extra columns")
-    q.add_argument("--limit", type=int, default=1000, metavar="N", help="at most N rows without --top "
-                   "(default 1000; 0 = all)")
+    q.add_argument(
+        "--limit",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="at most N rows without --top (default 1000; 0 = all)",
+    )
 
     m = sub.add_parser("map", help="draw a feasibility map of a variable over two dims")
     m.add_argument("store", metavar="STORE")
     m.add_argument("--x", required=True, metavar="DIM")
     m.add_argument("--y", required=True, metavar="DIM")
     m.add_argument("--var", default="n_coh", metavar="VAR")
-    m.add_argument("--at", nargs="*", default=[], metavar="DIM=VALUE", help="fix the other dims "
-                   "(nearest grid value), e.g. energy=\"13.6 GeV\" bunching=0.1")
+    m.add_argument(
+        "--at",
+        nargs="*",
+        default=[],
+        metavar="DIM=VALUE",
+        help='fix the other dims (nearest grid value), e.g. energy="13.6 GeV" bunching=0.1',
+    )
     m.add_argument("--facility", metavar="NAME", help="fix energy, n_positrons and sigma_z from a preset")
     m.add_argument("-o", "--output", required=True, metavar="FILE", help="PNG, SVG or PDF")
 
@@ -104,12 +142,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--measured", type=float, metavar="N", help="measured coherent photons per bunch")
     g.add_argument("--gain", type=float, metavar="K", help="measured coherence gain N_coh/N_incoh")
     ib.add_argument("--error", type=float, default=0.0, metavar="SIGMA", help="1-sigma of the measurement")
-    ib.add_argument("--sweep", metavar="SWEEP.toml", help="design point from a sweep file (single-valued "
-                    "axes, or use --at)")
+    ib.add_argument(
+        "--sweep",
+        metavar="SWEEP.toml",
+        help="design point from a sweep file (single-valued axes, or use --at)",
+    )
     ib.add_argument("--store", metavar="STORE", help="design point from a store (use --at)")
-    ib.add_argument("--at", nargs="*", default=[], metavar="DIM=VALUE")
-    ib.add_argument("--rel-error", nargs="*", default=[], metavar="NAME=REL",
-                    help="relative 1-sigma of model inputs, e.g. n_positrons=0.05 sigma_z=0.1")
+    ib.add_argument("--at", nargs="*", default=[], metavar="NAME=VALUE",
+                    help="with --sweep/--store: pick the design point (nearest grid value); alone: the whole "
+                    "design point, e.g. crystal=diamond-110 thickness=\"1.4 mm\" n_positrons=1.56e9 "
+                    "period=\"14 um\" amplitude=\"1.27 angstrom\" energy=\"13.6 GeV\" sigma_z=\"9 um\"")
+    ib.add_argument(
+        "--rel-error",
+        nargs="*",
+        default=[],
+        metavar="NAME=REL",
+        help="relative 1-sigma of model inputs, e.g. n_positrons=0.05 sigma_z=0.1",
+    )
 
     sub.add_parser("materials", help="the built-in crystal channels with sources")
     sub.add_parser("facilities", help="the built-in facility presets with sources")
@@ -131,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cusweep: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        # a store write cut short leaves a pending zarr task whose "Task was destroyed" log line is noise
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         print("cusweep: interrupted; the store is resumable: rerun the same command", file=sys.stderr)
         return 130
     except BrokenPipeError:
@@ -190,8 +241,10 @@ def _run(args: argparse.Namespace) -> int:
     if args.workers is not None and not 1 <= args.workers <= 256:
         raise SpecError(f"--workers: {args.workers} is outside 1..256; give a positive number of processes")
     if args.scheduler and not args.scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
-        raise SpecError(f"--scheduler: {args.scheduler!r} is not a scheduler address; write it as "
-                        "tcp://HOST:PORT or tls://HOST:PORT")
+        raise SpecError(
+            f"--scheduler: {args.scheduler!r} is not a scheduler address; write it as "
+            "tcp://HOST:PORT or tls://HOST:PORT"
+        )
     if args.dry_run:
         print(make_plan(spec).describe(workers=args.workers or 2))
         return 0
@@ -200,12 +253,23 @@ def _run(args: argparse.Namespace) -> int:
         from . import store
 
         if store.exists(path):
-            bad = repair(path)
-            print(f"{path}: {len(bad)} damaged block(s) cleared for recomputation"
-                  + (f": {bad[:20]}" if bad else ""), file=sys.stderr)
-    summary = run_sweep(spec, path, scheduler=args.scheduler, workers=args.workers, overwrite=args.overwrite,
-                        progress=not args.no_progress and not os.environ.get("CUSWEEP_NO_PROGRESS"),
-                        dashboard=args.dashboard, echo=lambda m: print(m, file=sys.stderr))
+            with store.lock(path):  # not while another run writes the ledger
+                bad = repair(path)
+            print(
+                f"{path}: {len(bad)} damaged block(s) cleared for recomputation"
+                + (f": {bad[:20]}" if bad else ""),
+                file=sys.stderr,
+            )
+    summary = run_sweep(
+        spec,
+        path,
+        scheduler=args.scheduler,
+        workers=args.workers,
+        overwrite=args.overwrite,
+        progress=not args.no_progress and not os.environ.get("CUSWEEP_NO_PROGRESS"),
+        dashboard=args.dashboard,
+        echo=lambda m: print(m, file=sys.stderr),
+    )
     print(summary.text())
     return 0
 
@@ -215,16 +279,20 @@ def _status(args: argparse.Namespace) -> int:
     from .execute import status, verify
 
     if not store.exists(args.store):
-        raise SpecError(f"STORE: {args.store} is not a cusweep store; run `cusweep run SWEEP.toml --store "
-                        f"{args.store}` first")
+        raise SpecError(
+            f"STORE: {args.store} is not a cusweep store; run `cusweep run SWEEP.toml --store "
+            f"{args.store}` first"
+        )
     done, total = status(args.store)
     state = "complete" if done == total else "incomplete (rerun `cusweep run` with the same sweep to resume)"
     print(f"{args.store}: {done}/{total} blocks done, {state}")
     if args.verify:
         bad = verify(args.store)
         if bad:
-            print(f"{args.store}: {len(bad)} block(s) fail their checksum: {bad[:20]}; run `cusweep run SWEEP "
-                  f"--store {args.store} --repair`")
+            print(
+                f"{args.store}: {len(bad)} block(s) fail their checksum: {bad[:20]}; run `cusweep run SWEEP "
+                f"--store {args.store} --repair`"
+            )
             return 1
         print(f"{args.store}: every done block matches its checksum")
     return 0 if done == total else 1

@@ -11,7 +11,9 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,6 +30,8 @@ from .spec import SweepSpec, load
 
 #: flags whose False cells are counted in the run summary (physics edges, not errors)
 FLAGS = ("above_threshold", "channeling", "coherent_regime", "feasible")
+#: also counted in the run summary: points with C >= 1 (over-bent, no channeling)
+BENDING = "bending_parameter < 1"
 
 
 @dataclass
@@ -44,12 +48,16 @@ class RunSummary:
 
     def text(self) -> str:
         rate = self.points / self.seconds if self.seconds > 0 else float("nan")
-        lines = [f"{self.store}: {self.computed} blocks computed, {self.skipped} already done, "
-                 f"{self.n_blocks} total; {self.points:,} points in {self.seconds:.1f} s ({rate:,.0f} points/s)"]
-        for flag in FLAGS:
+        lines = [
+            f"{self.store}: {self.computed} blocks computed, {self.skipped} already done, "
+            f"{self.n_blocks} total; {self.points:,} points in {self.seconds:.1f} s ({rate:,.0f} points/s)"
+        ]
+        for flag in (*FLAGS, BENDING):
             if flag in self.flags_total:
-                lines.append(f"  {flag}: false at {self.flags_false[flag]:,} of {self.flags_total[flag]:,} "
-                             "points computed in this run")
+                lines.append(
+                    f"  {flag}: false at {self.flags_false[flag]:,} of {self.flags_total[flag]:,} "
+                    "points computed in this run"
+                )
         return "\n".join(lines)
 
 
@@ -60,8 +68,14 @@ def compute_block(plan: Plan, path: str, block_id: int) -> tuple[int, int, int, 
     owned = plan.owned_outputs(index)
     values = evaluate(plan.setup, plan.block_coords(index), owned)
     crc = store.write_block(path, plan, index, values)
-    counts = {f: (int(values[f].size - np.count_nonzero(values[f])), int(values[f].size))
-              for f in FLAGS if f in values}
+    counts = {
+        f: (int(values[f].size - np.count_nonzero(values[f])), int(values[f].size))
+        for f in FLAGS
+        if f in values
+    }
+    if "bending_parameter" in values:  # C >= 1: over-bent, no channeling (a physics edge, counted)
+        c = values["bending_parameter"]
+        counts[BENDING] = (int(np.count_nonzero(~(c < 1.0))), int(c.size))
     return block_id, plan.block_points(index), crc, counts
 
 
@@ -75,9 +89,37 @@ def check_disk(path: str, plan: Plan, pending: int) -> None:
         probe = os.path.dirname(probe)
     free = shutil.disk_usage(probe).free
     if need > free:
-        raise SpecError(f"axes: the grid of {plan.size:,} points needs up to {need / 1e9:,.1f} GB "
-                        f"(uncompressed) but {probe} has {free / 1e9:,.1f} GB free; reduce the axes' num, "
-                        "set dtype = \"float32\" or fewer outputs, or use --store on a larger disk")
+        raise SpecError(
+            f"axes: the grid of {plan.size:,} points needs up to {_size(need)} "
+            f"(uncompressed) but {probe} has {_size(free)} free; reduce the axes' num, "
+            'set dtype = "float32" or fewer outputs, or use --store on a larger disk'
+        )
+
+
+def _size(nbytes: float) -> str:
+    units = ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB"), (1.0, "B"))
+    return next(f"{nbytes / f:,.1f} {u}" for f, u in units if nbytes >= f or u == "B")
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[list[int]]:
+    """While LocalCluster workers start: they inherit SIGINT blocked, so that Ctrl-C (which reaches the whole
+    process group) is handled by this process alone, which cancels and closes the cluster cleanly; a Ctrl-C
+    meanwhile is remembered (the list is not empty), not raised in the middle of the cluster's start."""
+    got: list[int] = []
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield got
+        return
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()  # started later, it would unblock SIGINT in the thread starting it
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield got
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager
@@ -91,28 +133,51 @@ def _client(client: Any, scheduler: str | None, workers: int | None, dashboard: 
         try:
             c = Client(scheduler, timeout="20s")
         except (OSError, TimeoutError) as exc:
-            raise CusweepError(f"--scheduler: cannot reach {scheduler} ({exc}); check the address and "
-                               "that the scheduler is running and reachable from here") from None
+            raise CusweepError(
+                f"--scheduler: cannot reach {scheduler} ({exc}); check the address and "
+                "that the scheduler is running and reachable from here"
+            ) from None
         try:
             yield c
         finally:
             c.close()
         return
     n = workers or min(2, os.cpu_count() or 1)
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address="127.0.0.1:0" if dashboard else None,
-                           silence_logs=logging.ERROR)
+    with _sigint_deferred() as interrupted:
+        # the scheduler's HTTP server (dashboard or not) on 127.0.0.1 and a free port, never :8787
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0" if dashboard else None,
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            # CRITICAL: a failed block is reported once, as one line, by the coordinator; the workers'
+            # "Compute Failed" ERROR logs would repeat it with a traceback on the user's terminal
+            silence_logs=logging.CRITICAL,
+        )
     c = Client(cluster)
     try:
+        if interrupted:
+            raise KeyboardInterrupt
         yield c
     finally:
         c.close()
         cluster.close()
 
 
-def run_sweep(spec_or_path: SweepSpec | str | os.PathLike[str], store_path: str, client: Any = None, *,
-              scheduler: str | None = None, workers: int | None = None, overwrite: bool = False,
-              progress: bool = False, dashboard: bool = False, echo: Any = None) -> RunSummary:
+def run_sweep(
+    spec_or_path: SweepSpec | str | os.PathLike[str],
+    store_path: str,
+    client: Any = None,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    dashboard: bool = False,
+    echo: Any = None,
+) -> RunSummary:
     """Compute a sweep into a Zarr store, resuming an unfinished one.
 
     Parameters
@@ -129,16 +194,26 @@ def run_sweep(spec_or_path: SweepSpec | str | os.PathLike[str], store_path: str,
     plan = make_plan(spec)
     path = str(store_path)
     say = echo or (lambda msg: None)
+    # refuse a wrong --store or a grid too large for the disk before the lock creates anything
+    if not store.check_target(path, plan, overwrite=overwrite):
+        check_disk(path, plan, plan.n_blocks)
     with store.lock(path):
         pending_guess = plan.n_blocks
-        if store.exists(path) and store.fingerprint_of(path) == plan.fingerprint and not overwrite:
+        if not overwrite and store.check_target(path, plan):
             pending_guess = int((~store.done_mask(path)).sum())
         check_disk(path, plan, pending_guess)
         created = store.prepare(path, plan, overwrite=overwrite)
         done = store.done_mask(path)
         pending = [int(b) for b in np.flatnonzero(~done)]
-        summary = RunSummary(store=path, n_blocks=plan.n_blocks, computed=0, skipped=plan.n_blocks - len(pending),
-                             points=0, seconds=0.0, created=created)
+        summary = RunSummary(
+            store=path,
+            n_blocks=plan.n_blocks,
+            computed=0,
+            skipped=plan.n_blocks - len(pending),
+            points=0,
+            seconds=0.0,
+            created=created,
+        )
         if not pending:
             return summary
         t0 = time.perf_counter()
@@ -150,8 +225,9 @@ def run_sweep(spec_or_path: SweepSpec | str | os.PathLike[str], store_path: str,
     return summary
 
 
-def _run_blocks(client: Any, plan: Plan, path: str, pending: list[int], summary: RunSummary,
-                progress: bool) -> None:
+def _run_blocks(
+    client: Any, plan: Plan, path: str, pending: list[int], summary: RunSummary, progress: bool
+) -> None:
     from distributed import as_completed
     from distributed.client import FutureCancelledError
     from distributed.scheduler import KilledWorker
@@ -159,26 +235,42 @@ def _run_blocks(client: Any, plan: Plan, path: str, pending: list[int], summary:
 
     token = uuid.uuid4().hex[:8]
     plan_future = client.scatter(plan, broadcast=True, hash=False)
-    futures = [client.submit(compute_block, plan_future, path, b, key=f"cusweep-block-{b}-{token}",
-                             pure=False, retries=1) for b in pending]
+    futures = [
+        client.submit(
+            compute_block, plan_future, path, b, key=f"cusweep-block-{b}-{token}", pure=False, retries=1
+        )
+        for b in pending
+    ]
     total_points = sum(plan.block_points(plan.block_index(b)) for b in pending)
-    bar = tqdm(total=len(pending), unit="block", disable=not progress, file=sys.stderr, mininterval=0.5,
-               dynamic_ncols=True, desc="cusweep")
-    ac = as_completed(futures, with_results=True, raise_errors=False)
+    bar = tqdm(
+        total=len(pending),
+        unit="block",
+        disable=not progress,
+        file=sys.stderr,
+        mininterval=0.5,
+        dynamic_ncols=True,
+        desc="cusweep",
+    )
+    ac = as_completed(futures, loop=client.loop, with_results=True, raise_errors=False)
     try:
         for fut, result in ac:
             if fut.status != "finished":
                 exc = result if isinstance(result, BaseException) else fut.exception()
                 block = int(fut.key.split("-")[2])
                 if isinstance(exc, KilledWorker):
-                    raise CusweepError(f"block {plan.block_index(block)} (id {block}) failed: the workers that "
-                                       "ran it died repeatedly (KilledWorker; often out of memory: lower "
-                                       "chunk_mb or give workers more memory); rerun to resume") from None
+                    raise CusweepError(
+                        f"block {plan.block_index(block)} (id {block}) failed: the workers that "
+                        "ran it died repeatedly (KilledWorker; often out of memory: lower "
+                        "chunk_mb or give workers more memory); rerun to resume"
+                    ) from None
                 if isinstance(exc, FutureCancelledError | OSError) or "CommClosed" in type(exc).__name__:
-                    raise StoreError(f"lost the Dask scheduler during block id {block} ({type(exc).__name__});"
-                                     " the store is resumable: rerun the same command") from None
-                raise StoreError(f"block {plan.block_index(block)} (id {block}) failed: "
-                                 f"{type(exc).__name__}: {exc}") from exc
+                    raise StoreError(
+                        f"lost the Dask scheduler during block id {block} ({type(exc).__name__});"
+                        " the store is resumable: rerun the same command"
+                    ) from None
+                raise StoreError(
+                    f"block {plan.block_index(block)} (id {block}) failed: {type(exc).__name__}: {exc}"
+                ) from exc
             block_id, points, crc, counts = result
             store.mark_done(path, plan, block_id, crc)
             summary.computed += 1
@@ -189,7 +281,9 @@ def _run_blocks(client: Any, plan: Plan, path: str, pending: list[int], summary:
             fut.release()
             bar.update(1)
             elapsed = bar.format_dict.get("elapsed") or 1e-9
-            bar.set_postfix_str(f"{summary.points / elapsed:,.0f} points/s of {total_points:,}", refresh=False)
+            bar.set_postfix_str(
+                f"{summary.points / elapsed:,.0f} points/s of {total_points:,}", refresh=False
+            )
     except BaseException:
         for f in futures:
             f.cancel()
@@ -208,22 +302,26 @@ def status(path: str) -> tuple[int, int]:
 
 def verify(path: str, spec_text: str | None = None) -> list[int]:
     """Block ids whose stored chunks no longer match the checksums recorded when they were written."""
-    from .spec import loads
-
     import zarr
+
+    from .spec import loads
 
     root = zarr.open_group(store._store_arg(path), mode="r")
     spec = loads(spec_text or str(root.attrs["sweep"]), source=f"{path} (stored sweep)")
     plan = make_plan(spec)
     if plan.fingerprint != root.attrs.get("fingerprint"):
-        raise StoreError(f"{path}: the stored sweep no longer gives the same plan (cusweep version "
-                         "change?); cannot verify")
+        raise StoreError(
+            f"{path}: the stored sweep no longer gives the same plan (cusweep version change?); cannot verify"
+        )
     done = store.done_mask(path)
     sums = store.stored_checksums(path)
     bad = []
-    for b in np.flatnonzero(done):
-        b = int(b)
-        if store.read_block_checksum(path, plan, plan.block_index(b)) != int(sums[b]):
+    for b in map(int, np.flatnonzero(done)):
+        try:
+            crc = store.read_block_checksum(path, plan, plan.block_index(b))
+        except Exception:  # a truncated or garbled chunk fails to decode (zstd RuntimeError, ValueError...)
+            crc = -1
+        if crc != int(sums[b]):
             bad.append(b)
     return bad
 
@@ -232,9 +330,11 @@ def repair(path: str) -> list[int]:
     """Clear the ledger of blocks that fail verification (the next run recomputes them)."""
     import zarr
 
+    from .spec import loads
+
     bad = verify(path)
     if bad:
         root = zarr.open_group(store._store_arg(path), mode="r")
-        plan = make_plan(__import__("cusweep.spec", fromlist=["loads"]).loads(str(root.attrs["sweep"])))
+        plan = make_plan(loads(str(root.attrs["sweep"]), source=f"{path} (stored sweep)"))
         store.clear_done(path, plan, bad)
     return bad

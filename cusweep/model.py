@@ -9,20 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import constants as k
 from .formulary import channeling, coherence, kinematics, spectrum
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .materials import Crystal
 from .quantities import VARIABLES, natural_dims
 
-_CRYSTAL_FIELDS = ("potential_depth", "plasma_energy", "interplanar_spacing", "max_field",
-                   "thomas_fermi_radius", "mean_excitation_energy")
+_CRYSTAL_FIELDS = (
+    "potential_depth",
+    "plasma_energy",
+    "interplanar_spacing",
+    "max_field",
+    "thomas_fermi_radius",
+    "mean_excitation_energy",
+)
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,7 @@ class Setup:
 
     dims: tuple[str, ...]
     scalars: dict[str, Any]
-    crystals: dict[str, "Crystal"]
+    crystals: dict[str, Crystal]
     length_model: str = "thickness"
     dechanneling_model: str = "ksg"
     attenuation: dict[str, Any] = field(default_factory=dict)  # crystal -> (energies eV, lengths m) table
@@ -48,9 +53,14 @@ class Setup:
         att: dict[str, Any] = {}
         if "transmission" in spec.outputs:
             att = attenuation_tables(spec)
-        return cls(dims=tuple(spec.dims), scalars=dict(spec.scalars), crystals=dict(spec.crystals),
-                   length_model=spec.length_model, dechanneling_model=spec.dechanneling_model,
-                   attenuation=att)
+        return cls(
+            dims=tuple(spec.dims),
+            scalars=dict(spec.scalars),
+            crystals=dict(spec.crystals),
+            length_model=spec.length_model,
+            dechanneling_model=spec.dechanneling_model,
+            attenuation=att,
+        )
 
 
 def attenuation_tables(spec: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -59,8 +69,10 @@ def attenuation_tables(spec: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     from .materials import attenuation_length
 
     energies = np.geomspace(100.0, 1.0e6, 2001)
-    return {name: (energies, np.asarray(attenuation_length(c, energies), dtype=np.float64))
-            for name, c in spec.crystals.items()}
+    return {
+        name: (energies, np.asarray(attenuation_length(c, energies), dtype=np.float64))
+        for name, c in spec.crystals.items()
+    }
 
 
 class _Inputs:
@@ -90,8 +102,9 @@ class _Inputs:
             names, i = self._axis["crystal"]
             shape = [1] * self.ndim
             shape[i] = -1
-            return np.array([getattr(self.setup.crystals[str(n)], attr) for n in names],
-                            dtype=np.float64).reshape(shape)
+            return np.array(
+                [getattr(self.setup.crystals[str(n)], attr) for n in names], dtype=np.float64
+            ).reshape(shape)
         return float(getattr(self.setup.crystals[self.setup.scalars["crystal"]], attr))
 
     def __getitem__(self, key: str) -> Any:
@@ -100,89 +113,190 @@ class _Inputs:
         return self._memo[key]
 
     # ---- inputs in CGS
-    def _E(self): return np.asarray(self.raw("energy"), dtype=np.float64)
-    def _l(self): return np.asarray(self.raw("period"), dtype=np.float64) * k.CM_PER_M
-    def _A(self): return np.asarray(self.raw("amplitude"), dtype=np.float64) * k.CM_PER_M
-    def _sigma(self): return np.asarray(self.raw("sigma_z"), dtype=np.float64) * k.CM_PER_M
-    def _b(self): return np.asarray(self.raw("bunching"), dtype=np.float64)
-    def _Nb(self): return np.asarray(self.raw("n_positrons"), dtype=np.float64)
-    def _thickness(self): return np.asarray(self.raw("thickness"), dtype=np.float64) * k.CM_PER_M
-    def _U0(self): return self.crystal("potential_depth")
-    def _hwp(self): return self.crystal("plasma_energy")
-    def _d(self): return self.crystal("interplanar_spacing") * k.CM_PER_M
-    def _Umax(self): return self.crystal("max_field") / k.CM_PER_M
-    def _aTF(self): return self.crystal("thomas_fermi_radius") * k.CM_PER_M
-    def _I(self): return self.crystal("mean_excitation_energy")
+    def _E(self):
+        return np.asarray(self.raw("energy"), dtype=np.float64)
+
+    def _l(self):
+        return np.asarray(self.raw("period"), dtype=np.float64) * k.CM_PER_M
+
+    def _A(self):
+        return np.asarray(self.raw("amplitude"), dtype=np.float64) * k.CM_PER_M
+
+    def _sigma(self):
+        return np.asarray(self.raw("sigma_z"), dtype=np.float64) * k.CM_PER_M
+
+    def _b(self):
+        return np.asarray(self.raw("bunching"), dtype=np.float64)
+
+    def _Nb(self):
+        return np.asarray(self.raw("n_positrons"), dtype=np.float64)
+
+    def _thickness(self):
+        return np.asarray(self.raw("thickness"), dtype=np.float64) * k.CM_PER_M
+
+    def _U0(self):
+        return self.crystal("potential_depth")
+
+    def _hwp(self):
+        return self.crystal("plasma_energy")
+
+    def _d(self):
+        return self.crystal("interplanar_spacing") * k.CM_PER_M
+
+    def _Umax(self):
+        return self.crystal("max_field") / k.CM_PER_M
+
+    def _aTF(self):
+        return self.crystal("thomas_fermi_radius") * k.CM_PER_M
+
+    def _I(self):
+        return self.crystal("mean_excitation_energy")
 
     # ---- kinematics
-    def _gamma(self): return kinematics.lorentz_factor(self["E"])
-    def _Omega(self): return kinematics.omega_cu(self["l"])
-    def _q(self): return kinematics.undulator_parameter(self["A"], self["l"], self["gamma"])
-    def _Q(self): return kinematics.resonance_factor(self["q"])
-    def _q_ch(self): return channeling.channeling_limit(self["gamma"], self["U0"])
-    def _gamma_th(self): return kinematics.threshold_gamma(self["l"], self["Q"], self["hwp"])
+    def _gamma(self):
+        return kinematics.lorentz_factor(self["E"])
+
+    def _Omega(self):
+        return kinematics.omega_cu(self["l"])
+
+    def _q(self):
+        return kinematics.undulator_parameter(self["A"], self["l"], self["gamma"])
+
+    def _Q(self):
+        return kinematics.resonance_factor(self["q"])
+
+    def _q_ch(self):
+        return channeling.channeling_limit(self["gamma"], self["U0"])
+
+    def _gamma_th(self):
+        return kinematics.threshold_gamma(self["l"], self["Q"], self["hwp"])
+
     def _w_minus(self):
         return kinematics.omega_minus(self["Omega"], self["gamma"], self["Q"], self["gamma_th"])
+
     def _w_plus(self):
         return kinematics.omega_plus(self["Omega"], self["gamma"], self["Q"], self["gamma_th"])
-    def _w_minus_approx(self): return kinematics.omega_minus_approx(self["Omega"], self["hwp"])
-    def _w_plus_approx(self): return kinematics.omega_plus_approx(self["Omega"], self["gamma"], self["Q"])
-    def _lam_minus(self): return kinematics.wavelength(self["w_minus_approx"])
+
+    def _w_minus_approx(self):
+        return kinematics.omega_minus_approx(self["Omega"], self["hwp"])
+
+    def _w_plus_approx(self):
+        return kinematics.omega_plus_approx(self["Omega"], self["gamma"], self["Q"])
+
+    def _lam_minus(self):
+        return kinematics.wavelength(self["w_minus_approx"])
 
     # ---- channeling
-    def _C(self): return channeling.bending_parameter(self["E"], self["A"], self["l"], self["Umax"])
+    def _C(self):
+        return channeling.bending_parameter(self["E"], self["A"], self["l"], self["Umax"])
+
     def _L_d0(self):
-        return channeling.dechanneling_length_straight(self["gamma"], self["d"], self["aTF"], self["I"],
-                                                       model=self.setup.dechanneling_model)
-    def _L_d(self): return channeling.dechanneling_length(self["L_d0"], self["C"])
+        return channeling.dechanneling_length_straight(
+            self["gamma"], self["d"], self["aTF"], self["I"], model=self.setup.dechanneling_model
+        )
+
+    def _L_d(self):
+        return channeling.dechanneling_length(self["L_d0"], self["C"])
+
     def _L(self):
         if self.setup.length_model == "dechanneling":
             return np.minimum(self["thickness"], self["L_d"])
         return self["thickness"]
-    def _n(self): return spectrum.n_periods(self["L"], self["l"])
+
+    def _n(self):
+        return spectrum.n_periods(self["L"], self["l"])
 
     # ---- resonance
     def _w_r(self):
         if self.setup.tuned:
             return self["w_minus_approx"]
         return np.asarray(self.raw("photon_energy"), dtype=np.float64) / k.hbar
+
     def _lam_r(self):
         return self["lam_minus"] if self.setup.tuned else kinematics.wavelength(self["w_r"])
+
     def _dn_domega_r(self):
-        return spectrum.spectral_density(self["w_r"], self["q"], self["Q"], self["n"], self["Omega"],
-                                         self["w_minus_approx"], self["w_plus_approx"])
+        return spectrum.spectral_density(
+            self["w_r"],
+            self["q"],
+            self["Q"],
+            self["n"],
+            self["Omega"],
+            self["w_minus_approx"],
+            self["w_plus_approx"],
+        )
 
     # ---- outputs (store units)
-    def _out_gamma(self): return self["gamma"]
-    def _out_q(self): return self["q"]
-    def _out_q_ch(self): return self["q_ch"]
-    def _out_channeling(self): return channeling.channeling(self["q"], self["q_ch"])
-    def _out_gamma_th(self): return self["gamma_th"]
-    def _out_above_threshold(self): return kinematics.above_threshold(self["gamma"], self["gamma_th"])
-    def _out_photon_energy_minus(self): return self["w_minus"] * k.hbar
-    def _out_photon_energy_plus(self): return self["w_plus"] * k.hbar
-    def _out_resonance_energy(self): return self["w_r"] * k.hbar
-    def _out_n_periods(self): return self["n"]
+    def _out_gamma(self):
+        return self["gamma"]
+
+    def _out_q(self):
+        return self["q"]
+
+    def _out_q_ch(self):
+        return self["q_ch"]
+
+    def _out_channeling(self):
+        return channeling.channeling(self["q"], self["q_ch"])
+
+    def _out_gamma_th(self):
+        return self["gamma_th"]
+
+    def _out_above_threshold(self):
+        return kinematics.above_threshold(self["gamma"], self["gamma_th"])
+
+    def _out_photon_energy_minus(self):
+        return self["w_minus"] * k.hbar
+
+    def _out_photon_energy_plus(self):
+        return self["w_plus"] * k.hbar
+
+    def _out_resonance_energy(self):
+        return self["w_r"] * k.hbar
+
+    def _out_n_periods(self):
+        return self["n"]
+
     def _out_n_soft(self):
         return spectrum.soft_line_photons(self["n"], self["q"], self["l"], self["gamma"], self["lam_minus"])
+
     def _out_n_coh(self):
         if self.setup.tuned:
-            return coherence.n_coh(self["q"], self["L"], self["Nb"], self["gamma"], self["sigma"],
-                                   self["lam_r"], self["b"])
+            return coherence.n_coh(
+                self["q"], self["L"], self["Nb"], self["gamma"], self["sigma"], self["lam_r"], self["b"]
+            )
         return coherence.n_coh_detuned(self["dn_domega_r"], self["Nb"], self["sigma"], self["b"])
+
     def _out_n_incoh(self):
         if self.setup.tuned:
-            return coherence.n_incoh(self["q"], self["L"], self["Nb"], self["gamma"], self["sigma"],
-                                     self["lam_r"])
+            return coherence.n_incoh(
+                self["q"], self["L"], self["Nb"], self["gamma"], self["sigma"], self["lam_r"]
+            )
         return coherence.n_incoh_detuned(self["dn_domega_r"], self["Nb"], self["sigma"])
-    def _out_coherence_gain(self): return coherence.coherence_gain(self["Nb"], self["b"])
-    def _out_linewidth_coh(self): return coherence.linewidth(self["lam_r"], self["sigma"])
-    def _out_coherent_regime(self): return coherence.coherent_regime(self["lam_r"], self["sigma"], self["n"])
-    def _out_bending_parameter(self): return self["C"]
-    def _out_dechanneling_length(self): return self["L_d"] / k.CM_PER_M
+
+    def _out_coherence_gain(self):
+        return coherence.coherence_gain(self["Nb"], self["b"])
+
+    def _out_linewidth_coh(self):
+        return coherence.linewidth(self["lam_r"], self["sigma"])
+
+    def _out_coherent_regime(self):
+        return coherence.coherent_regime(self["lam_r"], self["sigma"], self["n"])
+
+    def _out_bending_parameter(self):
+        return self["C"]
+
+    def _out_dechanneling_length(self):
+        return self["L_d"] / k.CM_PER_M
+
     def _out_feasible(self):
-        return (self["out_channeling"] & (self["C"] < 1.0) & self["out_above_threshold"]
-                & self["out_coherent_regime"])
+        return (
+            self["out_channeling"]
+            & (self["C"] < 1.0)
+            & self["out_above_threshold"]
+            & self["out_coherent_regime"]
+        )
+
     def _out_transmission(self):
         energy_ev = self["w_r"] * k.hbar
         la = self._attenuation(energy_ev) * k.CM_PER_M
@@ -195,8 +309,10 @@ class _Inputs:
         names, i = self._axis["crystal"]
         e = np.asarray(energy_ev)
         e = e.reshape((1,) * (self.ndim - e.ndim) + e.shape)
-        parts = [_loglog(tables[str(n)], e if e.shape[i] == 1 else np.take(e, [j], axis=i))
-                 for j, n in enumerate(names)]
+        parts = [
+            _loglog(tables[str(n)], e if e.shape[i] == 1 else np.take(e, [j], axis=i))
+            for j, n in enumerate(names)
+        ]
         shape = np.broadcast_shapes(*[p.shape for p in parts])
         return np.concatenate([np.broadcast_to(p, shape) for p in parts], axis=i)
 
@@ -224,15 +340,20 @@ def evaluate(setup: Setup, coords: Mapping[str, np.ndarray], outputs: Iterable[s
     return result
 
 
-def _on_dims(value: np.ndarray, dims: tuple[str, ...], keep: tuple[str, ...], shape: tuple[int, ...],
-             name: str) -> np.ndarray:
+def _on_dims(
+    value: np.ndarray, dims: tuple[str, ...], keep: tuple[str, ...], shape: tuple[int, ...], name: str
+) -> np.ndarray:
     """Broadcast ``value`` to the block's extent along ``keep`` and drop the other (length-1) axes."""
-    value = value.reshape(value.shape if value.ndim == len(dims) else (1,) * (len(dims) - value.ndim)
-                          + value.shape)
+    value = value.reshape(
+        value.shape if value.ndim == len(dims) else (1,) * (len(dims) - value.ndim) + value.shape
+    )
     target = tuple(n if d in keep else 1 for d, n in zip(dims, shape, strict=True))
     try:
         full = np.broadcast_to(value, target)
     except ValueError:
-        raise AssertionError(f"{name}: computed on shape {value.shape}, which varies along dims outside "
-                             f"its declared dependencies {keep}") from None
-    return np.ascontiguousarray(full.reshape(tuple(n for d, n in zip(dims, shape, strict=True) if d in keep)))
+        raise AssertionError(
+            f"{name}: computed on shape {value.shape}, which varies along dims outside "
+            f"its declared dependencies {keep}"
+        ) from None
+    out_shape = tuple(n for d, n in zip(dims, shape, strict=True) if d in keep)
+    return np.ascontiguousarray(full.reshape(out_shape)).reshape(out_shape)  # ascontiguousarray makes 0-d 1-d

@@ -98,7 +98,7 @@ def rows() -> list[Row]:
 
 def table() -> str:
     """Plain-text table: quantity, paper value, computed value, ratio computed/paper, note."""
-    out = [f"cusweep paper: [G24v1] Sec. V example (diamond (110), 13.6 GeV, Nb = 1.56e9, sigma_Z = 9 um, "
+    out = ["cusweep paper: [G24v1] Sec. V example (diamond (110), 13.6 GeV, Nb = 1.56e9, sigma_Z = 9 um, "
            "l = 14 um, A = 1.27 A, L = 1.4 mm)",
            f"{'quantity':<46}{'paper':>12}{'computed':>12}{'ratio':>9}  note"]
     for r in rows():

@@ -74,8 +74,10 @@ class Plan:
         return iter(range(self.n_blocks))
 
     def block_slices(self, index: tuple[int, ...]) -> dict[str, slice]:
-        return {d: slice(i * c, min((i + 1) * c, n))
-                for d, i, c, n in zip(self.dims, index, self.chunks, self.shape, strict=True)}
+        return {
+            d: slice(i * c, min((i + 1) * c, n))
+            for d, i, c, n in zip(self.dims, index, self.chunks, self.shape, strict=True)
+        }
 
     def block_coords(self, index: tuple[int, ...]) -> dict[str, np.ndarray]:
         return {d: self.coords[d][s] for d, s in self.block_slices(index).items()}
@@ -91,9 +93,11 @@ class Plan:
 
     def owned_outputs(self, index: tuple[int, ...]) -> tuple[str, ...]:
         """The variables whose chunk this block writes (index 0 along every dim they do not carry)."""
-        return tuple(name for name in self.outputs
-                     if all(i == 0 for d, i in zip(self.dims, index, strict=True)
-                            if d not in self.var_dims[name]))
+        return tuple(
+            name
+            for name in self.outputs
+            if all(i == 0 for d, i in zip(self.dims, index, strict=True) if d not in self.var_dims[name])
+        )
 
     def var_block_slices(self, name: str, index: tuple[int, ...]) -> tuple[slice, ...]:
         sl = self.block_slices(index)
@@ -116,8 +120,10 @@ class Plan:
 
     def describe(self, workers: int = 2) -> str:
         """The dry-run text: dims, sizes, chunking, blocks, bytes, time estimate."""
-        lines = [f"sweep {self.name!r}: {self.size:,} grid points in {self.n_blocks:,} blocks "
-                 f"(block grid {' x '.join(map(str, self.block_grid))})"]
+        lines = [
+            f"sweep {self.name!r}: {self.size:,} grid points in {self.n_blocks:,} blocks "
+            f"(block grid {' x '.join(map(str, self.block_grid))})"
+        ]
         lines.append(f"{'dim':<14}{'size':>10}{'chunk':>8}  range")
         for d, n, c in zip(self.dims, self.shape, self.chunks, strict=True):
             lines.append(f"{d:<14}{n:>10,}{c:>8}  {_range_text(d, self.coords[d])}")
@@ -125,9 +131,11 @@ class Plan:
         for name in self.outputs:
             mb = math.prod(self.var_shape(name)) * self.itemsize(name) / 1e6
             lines.append(f"{name:<22}{'(' + ', '.join(self.var_dims[name]) + ')':<48}{mb:>10.3f}")
-        lines.append(f"store size (uncompressed): {self.bytes_total() / 1e6:,.1f} MB; "
-                     f"block size {self.bytes_per_block() / 1e6:.1f} MB (target {self.chunk_mb:g} MB), "
-                     f"dtype {self.dtype}")
+        lines.append(
+            f"store size (uncompressed): {self.bytes_total() / 1e6:,.1f} MB; "
+            f"block size {self.bytes_per_block() / 1e6:.1f} MB (target {self.chunk_mb:g} MB), "
+            f"dtype {self.dtype}"
+        )
         mode = "tuned (resonance at the soft edge)" if self.setup.tuned else "detuned (photon_energy given)"
         lines.append(f"resonance: {mode}; length model: {self.setup.length_model}")
         lines.append(f"estimated time with {workers} worker(s): {_duration(self.estimate_seconds(workers))}")
@@ -155,10 +163,16 @@ class Plan:
                 layer[(key, *sub)] = (_chunk_of, self, full, name)
             chunks = tuple(_chunk_tuple(len(self.coords[d]), self.chunks[self.dims.index(d)]) for d in vdims)
             dtype = bool if VARIABLES[name].kind == "bool" else np.dtype(self.dtype)
-            graph = HighLevelGraph.from_collections(key, layer, dependencies=())
-            data_vars[name] = xr.Variable(vdims, da.Array(graph, key, chunks, dtype=dtype),
-                                          attrs=_attrs(VARIABLES[name]))
-        coords = {d: xr.Variable((d,), self.coords[d], attrs=_attrs(COORDS[d])) for d in self.dims}
+            graph = HighLevelGraph.from_collections(key, layer, dependencies=())  # type: ignore[arg-type]
+            data_vars[name] = xr.Variable(
+                vdims, da.Array(graph, key, chunks, dtype=dtype), attrs=_attrs(VARIABLES[name])
+            )
+        # crystal names as variable-length UTF-8 (Zarr 3 has no stable fixed-width string type)
+        coords = {
+            d: xr.Variable((d,), self.coords[d].astype(object) if d == "crystal" else self.coords[d],
+                           attrs=_attrs(COORDS[d]))
+            for d in self.dims
+        }
         ds = xr.Dataset(data_vars, coords=coords)
         ds.attrs.update(self.group_attrs())
         return ds
@@ -167,12 +181,17 @@ class Plan:
         from . import __version__
         from .quantities import REFERENCES
 
-        return {"cusweep_version": __version__, "sweep": self.text, "references": REFERENCES,
-                "fingerprint": self.fingerprint, "name": self.name,
-                "scalars": _json_scalars(self.setup.scalars),
-                "length_model": self.setup.length_model,
-                "dechanneling_model": self.setup.dechanneling_model,
-                "crystals": {n: _json_crystal(c) for n, c in self.setup.crystals.items()}}
+        return {
+            "cusweep_version": __version__,
+            "sweep": self.text,
+            "references": REFERENCES,
+            "fingerprint": self.fingerprint,
+            "name": self.name,
+            "scalars": _json_scalars(self.setup.scalars),
+            "length_model": self.setup.length_model,
+            "dechanneling_model": self.setup.dechanneling_model,
+            "crystals": {n: _json_crystal(c) for n, c in self.setup.crystals.items()},
+        }
 
 
 def _chunk_of(plan: Plan, index: tuple[int, ...], name: str) -> np.ndarray:
@@ -203,7 +222,7 @@ def choose_chunks(shape: tuple[int, ...], itemsize: int, chunk_mb: float) -> tup
     for i in range(len(shape)):
         if math.prod(chunks) <= target:
             break
-        rest = math.prod(chunks[i + 1:])
+        rest = math.prod(chunks[i + 1 :])
         chunks[i] = max(1, target // rest)
     # even out: same number of blocks along each dim, smallest chunk that gives it
     return tuple(-(-n // -(-n // c)) for n, c in zip(shape, chunks, strict=True))
@@ -226,14 +245,26 @@ def make_plan(spec: SweepSpec) -> Plan:
         chunk_mb *= 2
         chunks = choose_chunks(shape, itemsize, chunk_mb)
     if chunk_mb > spec.chunk_mb:
-        notes.append(f"chunk_mb raised from {spec.chunk_mb:g} to {chunk_mb:g} to keep at most "
-                     f"{MAX_BLOCKS} blocks")
+        notes.append(
+            f"chunk_mb raised from {spec.chunk_mb:g} to {chunk_mb:g} to keep at most {MAX_BLOCKS} blocks"
+        )
     outputs = tuple(spec.outputs)
     var_dims = {name: setup.natural_dims(name) for name in outputs}
     coords = {d: np.asarray(spec.coords[d]).copy() for d in dims}
-    return Plan(name=spec.name, text=spec.text, fingerprint=spec.fingerprint(), setup=setup, dims=dims,
-                coords=coords, chunks=chunks, outputs=outputs, var_dims=var_dims, dtype=spec.dtype,
-                chunk_mb=chunk_mb, notes=tuple(notes))
+    return Plan(
+        name=spec.name,
+        text=spec.text,
+        fingerprint=spec.fingerprint(),
+        setup=setup,
+        dims=dims,
+        coords=coords,
+        chunks=chunks,
+        outputs=outputs,
+        var_dims=var_dims,
+        dtype=spec.dtype,
+        chunk_mb=chunk_mb,
+        notes=tuple(notes),
+    )
 
 
 def _range_text(dim: str, values: np.ndarray) -> str:
@@ -243,9 +274,9 @@ def _range_text(dim: str, values: np.ndarray) -> str:
         return ", ".join(map(str, values))
     units = COORDS[dim].units
     if units == "1":
-        f = (lambda v: f"{v:.6g}")
+        f = lambda v: f"{v:.6g}"
     else:
-        f = (lambda v: format_quantity(float(v), units))
+        f = lambda v: format_quantity(float(v), units)
     if len(values) == 1:
         return f(values[0])
     return f"{f(values[0])} .. {f(values[-1])}"
@@ -271,8 +302,16 @@ def _json_scalars(scalars: dict[str, Any]) -> dict[str, Any]:
 
 def _json_crystal(c: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for f in ("name", "potential_depth", "plasma_energy", "interplanar_spacing", "max_field",
-              "thomas_fermi_radius", "mean_excitation_energy", "source"):
+    for f in (
+        "name",
+        "potential_depth",
+        "plasma_energy",
+        "interplanar_spacing",
+        "max_field",
+        "thomas_fermi_radius",
+        "mean_excitation_energy",
+        "source",
+    ):
         v = getattr(c, f, None)
         if isinstance(v, float | np.floating):
             out[f] = float(v) if math.isfinite(v) else None  # attrs are JSON: no NaN (zarr #3478)

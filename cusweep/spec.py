@@ -88,12 +88,14 @@ EXTRA_DIMS: tuple[str, ...] = quantities.EXTRA_DIMS
 #: the 19 contract variables of design.md section 3, in canonical order (one registry: quantities.py)
 OUTPUTS: tuple[str, ...] = quantities.CONTRACT_OUTPUTS
 #: outputs computed only when named in ``outputs`` (they come after OUTPUTS in canonical order)
-OPTIONAL_OUTPUTS: tuple[str, ...] = tuple(n for n in quantities.OUTPUTS if n not in quantities.CONTRACT_OUTPUTS)
+OPTIONAL_OUTPUTS: tuple[str, ...] = tuple(
+    n for n in quantities.OUTPUTS if n not in quantities.CONTRACT_OUTPUTS
+)
 
 LENGTH_MODELS: tuple[str, ...] = ("thickness", "dechanneling")
 DECHANNELING_MODELS: tuple[str, ...] = ("ksg", "biryukov")
 DTYPES: tuple[str, ...] = ("float64", "float32")
-CHUNK_MB_MIN, CHUNK_MB_MAX, CHUNK_MB_DEFAULT = 1.0, 1024.0, 64.0
+CHUNK_MB_MIN, CHUNK_MB_MAX, CHUNK_MB_DEFAULT = 0.01, 1024.0, 64.0  # tiny blocks: tests, small sweeps
 #: longest axis accepted (a coordinate array, not the grid; the grid size is the plan's business)
 MAX_AXIS_LENGTH = 10_000_000
 #: relative tolerance under which two values of a list count as duplicates

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import fcntl
 import functools
 import os
@@ -43,7 +44,7 @@ def is_local(path: str) -> bool:
 
 
 def _local(path: str) -> str:
-    return str(path)[len("file://"):] if str(path).startswith("file://") else str(path)
+    return str(path)[len("file://") :] if str(path).startswith("file://") else str(path)
 
 
 def exists(path: str) -> bool:
@@ -79,29 +80,75 @@ def fingerprint_of(path: str) -> str | None:
     return str(fp) if fp is not None else None
 
 
+def _group(path: str) -> zarr.Group:
+    import zarr
+
+    return zarr.open_group(_store_arg(path), mode="r")
+
+
+def template_complete(path: str) -> bool:
+    """True when the store's template was written to its last step (the consolidated metadata, after the
+    ledger); a run stopped while writing it leaves it incomplete, and the next run writes it again."""
+    root = _group(path)
+    return root.metadata.consolidated_metadata is not None and LEDGER in root and CHECKSUMS in root
+
+
+def os_message(exc: OSError) -> str:
+    """An OSError as a one-line user message, with what to do for a full disk."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"no space left on the device ({exc.strerror}); free some space (or use --store on a larger "
+            "disk), then rerun the same command to resume"
+        )
+    return f"{exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}"
+
+
 def prepare(path: str, plan: Plan, *, overwrite: bool = False) -> bool:
     """Make ``path`` a store for ``plan``: write the template, or accept an existing store of the same
     sweep (resume). Returns True when the store was (re)created. A store of a different sweep is refused
     (SpecError, nothing touched) unless ``overwrite``."""
+    if check_target(path, plan, overwrite=overwrite):
+        return False
+    try:
+        clear(path)
+        write_template(path, plan)
+    except OSError as exc:
+        raise StoreError(f"cannot create store {path}: {os_message(exc)}") from None
+    return True
+
+
+def check_target(path: str, plan: Plan, *, overwrite: bool = False) -> bool:
+    """Refuse (SpecError, nothing touched) a ``path`` that holds a different sweep or something that is not
+    a cusweep store, unless ``overwrite``. True when ``path`` holds this sweep's complete template (resume);
+    False when the template is still to be written (also after a run killed while writing it)."""
     found = exists(path)
     if found and not overwrite:
         fp = fingerprint_of(path)
         if fp == plan.fingerprint:
-            return False
+            return template_complete(path)
+        if fp is None and not [k for k in _group(path).keys() if k != META_GROUP]:
+            return False  # an empty group: a run was stopped before the template's attributes were written
         if fp is None:
-            raise SpecError(f"--store: {path} exists and is not a cusweep store; choose another --store, "
-                            "or pass --overwrite to replace it")
-        raise SpecError(f"--store: {path} holds a different sweep (fingerprint {fp[:12]} != "
-                        f"{plan.fingerprint[:12]}); use another --store, or --overwrite to replace it")
+            raise SpecError(
+                f"--store: {path} exists and is not a cusweep store; choose another --store, "
+                "or pass --overwrite to replace it"
+            )
+        raise SpecError(
+            f"--store: {path} holds a different sweep (fingerprint {fp[:12]} != "
+            f"{plan.fingerprint[:12]}); use another --store, or --overwrite to replace it"
+        )
     if not found and is_local(path) and os.path.exists(_local(path)) and not overwrite:
-        foreign = [e for e in os.listdir(_local(path)) if e != META_GROUP] if os.path.isdir(_local(path)) \
+        foreign = (
+            [e for e in os.listdir(_local(path)) if e != META_GROUP]
+            if os.path.isdir(_local(path))
             else [path]
+        )
         if foreign:
-            raise SpecError(f"--store: {path} exists and is not a cusweep store; choose another --store, "
-                            "or pass --overwrite to replace it")
-    clear(path)
-    write_template(path, plan)
-    return True
+            raise SpecError(
+                f"--store: {path} exists and is not a cusweep store; choose another --store, "
+                "or pass --overwrite to replace it"
+            )
+    return False
 
 
 def clear(path: str) -> None:
@@ -151,27 +198,51 @@ def write_template(path: str, plan: Plan) -> None:
 
     ds = plan.to_dataset()
     ds.attrs["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-    encoding = {name: {"chunks": plan.var_chunks(name), "compressors": compressors()} for name in plan.outputs}
+    encoding = {
+        name: {"chunks": plan.var_chunks(name), "compressors": compressors()} for name in plan.outputs
+    }
     try:
-        ds.to_zarr(_store_arg(path), mode="a", compute=False, zarr_format=3, consolidated=False,
-                   encoding=encoding)
+        ds.to_zarr(
+            _store_arg(path), mode="a", compute=False, zarr_format=3, consolidated=False, encoding=encoding
+        )
     except OSError as exc:
-        raise StoreError(f"cannot create store {path}: {exc}") from exc
+        raise StoreError(f"cannot create store {path}: {os_message(exc)}") from exc
     root = zarr.open_group(_store_arg(path), mode="r+")
-    root.create_array(LEDGER, shape=(plan.n_blocks,), chunks=(1,), dtype=bool, fill_value=False,
-                      dimension_names=["block"], attributes={
-                          "long_name": "block completed", "units": "1", "symbol": "done",
-                          "source": "cusweep completion ledger (one element and chunk per block)"})
-    root.create_array(CHECKSUMS, shape=(plan.n_blocks,), chunks=(1,), dtype="uint64", fill_value=0,
-                      dimension_names=["block"], attributes={
-                          "long_name": "CRC32 of the block's chunks", "units": "1", "symbol": "crc",
-                          "source": "cusweep; verified by `cusweep status --verify`"})
+    root.create_array(
+        LEDGER,
+        shape=(plan.n_blocks,),
+        chunks=(1,),
+        dtype=bool,
+        fill_value=False,
+        dimension_names=["block"],
+        attributes={
+            "long_name": "block completed",
+            "units": "1",
+            "symbol": "done",
+            "source": "cusweep completion ledger (one element and chunk per block)",
+        },
+    )
+    root.create_array(
+        CHECKSUMS,
+        shape=(plan.n_blocks,),
+        chunks=(1,),
+        dtype="uint64",
+        fill_value=0,
+        dimension_names=["block"],
+        attributes={
+            "long_name": "CRC32 of the block's chunks",
+            "units": "1",
+            "symbol": "crc",
+            "source": "cusweep; verified by `cusweep status --verify`",
+        },
+    )
     _meta_group(path)
     # metadata never changes after the template: consolidate once, so plain xr.open_zarr(path) reads it
     # in one request and without a warning (zarr warns that v3 consolidation is not in the spec yet)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part",
-                                category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message="Consolidated metadata is currently not part", category=UserWarning
+        )
         zarr.consolidate_metadata(_store_arg(path), zarr_format=3)
 
 
@@ -180,15 +251,21 @@ def done_mask(path: str) -> np.ndarray:
 
     root = zarr.open_group(_store_arg(path), mode="r")
     if LEDGER not in root:
-        raise StoreError(f"{path}: no completion ledger '{LEDGER}'; not a cusweep store")
-    return np.asarray(root[LEDGER][...], dtype=bool)
+        raise StoreError(
+            f"{path}: no completion ledger '{LEDGER}' (a run was stopped while creating the "
+            "store, or this is not a cusweep store); rerun `cusweep run` with the same sweep"
+        )
+    return np.asarray(root[LEDGER][...], dtype=bool)  # type: ignore[index]
 
 
 def mark_done(path: str, plan: Plan, block_id: int, checksum: int) -> None:
     """Record a block as complete (coordinator only: one writer for the ledger)."""
     arrays = _arrays_cached(path, (LEDGER, CHECKSUMS), plan.fingerprint)
-    arrays[CHECKSUMS][block_id] = np.uint64(checksum)
-    arrays[LEDGER][block_id] = True
+    try:
+        arrays[CHECKSUMS][block_id] = np.uint64(checksum)
+        arrays[LEDGER][block_id] = True
+    except OSError as exc:
+        raise StoreError(f"recording block id {block_id} as done in {path}: {os_message(exc)}") from None
 
 
 def clear_done(path: str, plan: Plan, block_ids: list[int]) -> None:
@@ -213,10 +290,10 @@ def write_block(path: str, plan: Plan, index: tuple[int, ...], values: dict[str,
         data = value if value.dtype == bool else value.astype(plan.dtype, copy=False)
         data = np.ascontiguousarray(data)
         try:
-            arrays[name][plan.var_block_slices(name, index)] = data
+            arrays[name][plan.var_block_slices(name, index)] = data.reshape(value.shape)  # 0-d stays 0-d
         except OSError as exc:
-            raise StoreError(f"writing block {index} of {path} ({name}): {exc}") from exc
-        crc = zlib.crc32(data.view(np.uint8).reshape(-1), crc)
+            raise StoreError(f"writing block {index} of {path} ({name}): {os_message(exc)}") from exc
+        crc = zlib.crc32(data.view(np.uint8).reshape(-1), crc)  # type: ignore[arg-type]
     return crc
 
 
@@ -227,17 +304,17 @@ def read_block_checksum(path: str, plan: Plan, index: tuple[int, ...]) -> int:
     root = zarr.open_group(_store_arg(path), mode="r")
     crc = 0
     for name in plan.owned_outputs(index):
-        data = np.ascontiguousarray(root[name][plan.var_block_slices(name, index)])
+        data = np.ascontiguousarray(root[name][plan.var_block_slices(name, index)])  # type: ignore[index]
         if data.dtype != bool:
             data = data.astype(plan.dtype, copy=False)
-        crc = zlib.crc32(data.view(np.uint8).reshape(-1), crc)
+        crc = zlib.crc32(data.view(np.uint8).reshape(-1), crc)  # type: ignore[arg-type]
     return crc
 
 
 def stored_checksums(path: str) -> np.ndarray:
     import zarr
 
-    return np.asarray(zarr.open_group(_store_arg(path), mode="r")[CHECKSUMS][...], dtype=np.uint64)
+    return np.asarray(zarr.open_group(_store_arg(path), mode="r")[CHECKSUMS][...], dtype=np.uint64)  # type: ignore[index]
 
 
 @contextlib.contextmanager
@@ -252,14 +329,19 @@ def lock(path: str) -> Iterator[None]:
         with _lease(path):
             yield
         return
-    _meta_group(path)
-    fd = os.open(os.path.join(_local(path), META_GROUP, "zarr.json"), os.O_RDONLY)
+    try:
+        _meta_group(path)
+        fd = os.open(os.path.join(_local(path), META_GROUP, "zarr.json"), os.O_RDONLY)
+    except OSError as exc:
+        raise StoreError(f"cannot create or lock store {path}: {os_message(exc)}; check --store") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise StoreError(f"{path} is being written by another cusweep run; wait for it to finish (or "
-                             "stop it), then rerun the same command to resume") from None
+            raise StoreError(
+                f"{path} is being written by another cusweep run; wait for it to finish (or "
+                "stop it), then rerun the same command to resume"
+            ) from None
         yield
     finally:
         os.close(fd)
@@ -282,10 +364,13 @@ def _lease(path: str, ttl: float = 120.0) -> Iterator[None]:
         current = dict(zarr.open_group(url, mode="r").attrs)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError):
         current = {}
-    if current.get("expires", 0) > time.time():
-        raise StoreError(f"{path} is being written by {current.get('holder', 'another cusweep run')} (lease "
-                         f"until {_dt.datetime.fromtimestamp(current['expires']).isoformat()}); wait for it "
-                         "to finish, then rerun the same command to resume")
+    expires = float(current.get("expires", 0) or 0)  # type: ignore[arg-type]
+    if expires > time.time():
+        raise StoreError(
+            f"{path} is being written by {current.get('holder', 'another cusweep run')} (lease "
+            f"until {_dt.datetime.fromtimestamp(expires).isoformat()}); wait for it "
+            "to finish, then rerun the same command to resume"
+        )
     me = {"owner": uuid.uuid4().hex, "holder": f"pid {os.getpid()} on {os.uname().nodename}"}
     stop = threading.Event()
 
@@ -326,8 +411,10 @@ def open_store(path: str) -> xr.Dataset:
     import xarray as xr
 
     if not exists(path):
-        raise SpecError(f"STORE: {path} is not a cusweep store (no Zarr group there); "
-                        "run `cusweep run SWEEP.toml --store PATH` first")
+        raise SpecError(
+            f"STORE: {path} is not a cusweep store (no Zarr group there); "
+            "run `cusweep run SWEEP.toml --store PATH` first"
+        )
     try:
         ds = xr.open_zarr(_store_arg(path), consolidated=True, zarr_format=3)
     except (KeyError, FileNotFoundError, ValueError):

@@ -19,8 +19,13 @@ def registry() -> pint.UnitRegistry:
 
 
 #: store unit for each kind of quantity
-STORE_UNITS = {"length": "m", "energy": "eV", "charge": "C", "dimensionless": "dimensionless",
-               "field": "eV/m"}
+STORE_UNITS = {
+    "length": "m",
+    "energy": "eV",
+    "charge": "C",
+    "dimensionless": "dimensionless",
+    "field": "eV/m",
+}
 
 
 def parse(value: object, kind: str, key: str) -> float:
@@ -29,42 +34,55 @@ def parse(value: object, kind: str, key: str) -> float:
     ureg = registry()
     target = STORE_UNITS[kind]
     if isinstance(value, bool):
-        raise SpecError(f"{key}: {value!r} is a boolean; give a number" +
-                        (f" with units, e.g. '{_example(kind)}'" if kind != "dimensionless" else ""))
+        raise SpecError(
+            f"{key}: {value!r} is a boolean; give a number"
+            + (f" with units, e.g. '{_example(kind)}'" if kind != "dimensionless" else "")
+        )
     if isinstance(value, int | float):
         if kind != "dimensionless":
-            raise SpecError(f"{key}: {value!r} has no units; write it as a string with units, "
-                            f"e.g. \"{_example(kind)}\"")
+            raise SpecError(
+                f'{key}: {value!r} has no units; write it as a string with units, e.g. "{_example(kind)}"'
+            )
         x = float(value)
     elif isinstance(value, str):
         text = value.strip()
         if not text:
-            raise SpecError(f"{key}: empty string; give a value with units, e.g. \"{_example(kind)}\"")
+            raise SpecError(f'{key}: empty string; give a value with units, e.g. "{_example(kind)}"')
         try:
             q = ureg.Quantity(text)
         except Exception as exc:  # pint raises several unrelated types for bad strings
-            raise SpecError(f"{key}: cannot read {value!r} as a quantity ({_short(exc)}); "
-                            f"write e.g. \"{_example(kind)}\"") from None
+            raise SpecError(
+                f'{key}: cannot read {value!r} as a quantity ({_short(exc)}); write e.g. "{_example(kind)}"'
+            ) from None
         if not isinstance(q, pint.Quantity):  # a bare number string
             q = ureg.Quantity(float(q), "dimensionless")
         if kind != "dimensionless" and q.dimensionless:
-            raise SpecError(f"{key}: {value!r} has no units; write e.g. \"{_example(kind)}\"")
+            raise SpecError(f'{key}: {value!r} has no units; write e.g. "{_example(kind)}"')
         try:
             x = float(q.to(target).magnitude)
         except pint.DimensionalityError:
-            raise SpecError(f"{key}: {value!r} is not a {kind} (has dimension {q.dimensionality}); "
-                            f"write e.g. \"{_example(kind)}\"") from None
+            raise SpecError(
+                f"{key}: {value!r} is not a {kind} (has dimension {q.dimensionality}); "
+                f'write e.g. "{_example(kind)}"'
+            ) from None
     else:
-        raise SpecError(f"{key}: {value!r} is a {type(value).__name__}; give a "
-                        + ("number" if kind == "dimensionless" else f"string with units, e.g. \"{_example(kind)}\""))
+        raise SpecError(
+            f"{key}: {value!r} is a {type(value).__name__}; give a "
+            + ("number" if kind == "dimensionless" else f'string with units, e.g. "{_example(kind)}"')
+        )
     if not math.isfinite(x):
         raise SpecError(f"{key}: {value!r} is not finite; give a finite value")
     return x
 
 
 def _example(kind: str) -> str:
-    return {"length": "14 um", "energy": "13.6 GeV", "charge": "250 pC", "dimensionless": "0.1",
-            "field": "7.5 GeV/cm"}[kind]
+    return {
+        "length": "14 um",
+        "energy": "13.6 GeV",
+        "charge": "250 pC",
+        "dimensionless": "0.1",
+        "field": "7.5 GeV/cm",
+    }[kind]
 
 
 def _short(exc: Exception) -> str:

@@ -10,14 +10,20 @@ from .. import constants as k
 from ._util import asfloat, out
 
 #: source strings stored with the variables computed here
-SOURCE_BENDING = ("model beyond [G24v1]: C = 4π²εA/(U'max l²), Korol, Solov'yov, Greiner, "
-                  "Channeling and Radiation in Periodically Bent Crystals (Springer 2013), Sec. 2")
+SOURCE_BENDING = (
+    "model beyond [G24v1]: C = 4π²εA/(U'max l²), Korol, Solov'yov, Greiner, "
+    "Channeling and Radiation in Periodically Bent Crystals (Springer 2013), Sec. 2"
+)
 SOURCE_DECHANNELING = {
-    "ksg": ("model beyond [G24v1]: Korol-Solov'yov-Greiner L_d(0) = (256/9π²)(a_TF/r0)(d/Λ)γ, "
-            "Λ = ln(√(2γ)mc²/I) − 23/24; bent: L_d(C) = (1−C)² L_d(0) (Biryukov-Chesnokov-Kotov); "
-            "uncertainty ≈ ±40% (the two published forms differ by ≈1.4×)"),
-    "biryukov": ("model beyond [G24v1]: Biryukov-Chesnokov-Kotov L_D = (256/9π²) pv/(ln(2mc²γ/I) − 1) "
-                 "a_TF d/(r_e mc²) (as in xcoll); bent: L_d(C) = (1−C)² L_d(0); uncertainty ≈ ±40%"),
+    "ksg": (
+        "model beyond [G24v1]: Korol-Solov'yov-Greiner L_d(0) = (256/9π²)(a_TF/r0)(d/Λ)γ, "
+        "Λ = ln(√(2γ)mc²/I) − 23/24; bent: L_d(C) = (1−C)² L_d(0) (Biryukov-Chesnokov-Kotov); "
+        "uncertainty ≈ ±40% (the two published forms differ by ≈1.4×)"
+    ),
+    "biryukov": (
+        "model beyond [G24v1]: Biryukov-Chesnokov-Kotov L_D = (256/9π²) pv/(ln(2mc²γ/I) − 1) "
+        "a_TF d/(r_e mc²) (as in xcoll); bent: L_d(C) = (1−C)² L_d(0); uncertainty ≈ ±40%"
+    ),
 }
 
 
@@ -109,8 +115,9 @@ def bending_parameter(energy, amplitude, period, max_field):
     return out(4.0 * np.pi**2 * asfloat(energy) * asfloat(amplitude) / (asfloat(max_field) * period * period))
 
 
-def dechanneling_length_straight(gamma, interplanar_spacing, thomas_fermi_radius, mean_excitation_energy,
-                                 model="ksg"):
+def dechanneling_length_straight(
+    gamma, interplanar_spacing, thomas_fermi_radius, mean_excitation_energy, model="ksg"
+):
     r"""Dechanneling length of positrons in a straight crystal.
 
     .. math::

@@ -48,7 +48,9 @@ def sinc_argument(omega, omega_minus, omega_plus, n):
     0.0
     """
     omega = asfloat(omega)
-    return out(np.pi * asfloat(n) * (1.0 - asfloat(omega_minus) / omega) * (1.0 - omega / asfloat(omega_plus)))
+    return out(
+        np.pi * asfloat(n) * (1.0 - asfloat(omega_minus) / omega) * (1.0 - omega / asfloat(omega_plus))
+    )
 
 
 def spectral_density(omega, q, Q, n, omega_cu, omega_minus, omega_plus):
@@ -56,7 +58,7 @@ def spectral_density(omega, q, Q, n, omega_cu, omega_minus, omega_plus):
 
     .. math::
         \frac{dN}{d\omega} = \frac{\pi\alpha}{2Q}(qn)^2\frac{\omega}{\Omega\omega_+}
-        \frac{\sin^2 z}{z^2},\qquad z = \pi n\left(1-\frac{\omega_-}{\omega}\right)\left(1-\frac{\omega}{\omega_+}\right)
+        \frac{\sin^2 z}{z^2},\qquad z = \pi n\left(1-\frac{\omega_-}{\omega}\right)\left(1-\frac{\omega}{\omega_+}\right)  # noqa: E501
 
     Parameters
     ----------
@@ -83,8 +85,17 @@ def spectral_density(omega, q, Q, n, omega_cu, omega_minus, omega_plus):
     z = asfloat(sinc_argument(omega, omega_minus, omega_plus, n))
     sinc = np.sinc(z / np.pi)  # numpy's sinc(x) = sin(πx)/(πx)
     qn = asfloat(q) * asfloat(n)
-    return out(np.pi * k.alpha / (2.0 * asfloat(Q)) * qn * qn * asfloat(omega)
-               / (asfloat(omega_cu) * asfloat(omega_plus)) * sinc * sinc)
+    return out(
+        np.pi
+        * k.alpha
+        / (2.0 * asfloat(Q))
+        * qn
+        * qn
+        * asfloat(omega)
+        / (asfloat(omega_cu) * asfloat(omega_plus))
+        * sinc
+        * sinc
+    )
 
 
 def soft_line_photons(n, q, period, gamma, lambda_minus):

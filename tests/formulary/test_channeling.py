@@ -11,8 +11,9 @@ from . import strategies as S
 SI = dict(interplanar_spacing=1.92e-8, thomas_fermi_radius=0.194e-8, mean_excitation_energy=173.0)
 
 
-@pytest.mark.parametrize("E_gev, ksg_mm, bir_mm", [(1, 0.67, 0.49), (5, 3.12, 2.21), (10, 6.06, 4.25),
-                                                     (25, 14.6, 10.1)])
+@pytest.mark.parametrize(
+    "E_gev, ksg_mm, bir_mm", [(1, 0.67, 0.49), (5, 3.12, 2.21), (10, 6.06, 4.25), (25, 14.6, 10.1)]
+)
 def test_dechanneling_worked_check(E_gev, ksg_mm, bir_mm):
     gamma = kin.lorentz_factor(E_gev * 1e9)
     ksg = ch.dechanneling_length_straight(gamma, **SI, model="ksg") * 10
@@ -67,6 +68,8 @@ def test_transmission_limits():
 
 def test_channeling_limit_and_lindhard_angle():
     gamma = kin.lorentz_factor(13.6e9)
-    assert ch.channeling_limit(gamma, 24.9) == pytest.approx(ch.lindhard_angle(gamma, 24.9) * gamma, rel=1e-12)
+    assert ch.channeling_limit(gamma, 24.9) == pytest.approx(
+        ch.lindhard_angle(gamma, 24.9) * gamma, rel=1e-12
+    )
     assert ch.channeling(1.5, 1.61) is True
     assert ch.channeling(1.7, 1.61) is False

@@ -31,26 +31,38 @@ def test_gain_is_ratio_of_eq22_to_eq23(l, A, E, hwp, L, sz, nb, b):
     np.testing.assert_allclose(coh.coherence_gain(nb, b), ratio, rtol=1e-12)
 
 
-@given(S.period, S.amplitude, S.energy, S.plasma_energy, S.thickness, S.sigma_z, S.n_positrons, S.bunching,
-       st.floats(0.01, 100.0))
+@given(
+    S.period,
+    S.amplitude,
+    S.energy,
+    S.plasma_energy,
+    S.thickness,
+    S.sigma_z,
+    S.n_positrons,
+    S.bunching,
+    st.floats(0.01, 100.0),
+)
 def test_scaling_with_b_and_nb(l, A, E, hwp, L, sz, nb, b, f):
     gamma, q, Q, Om, wm, wp, n, lam = _point(l, A, E, hwp, L)
     base = coh.n_coh(q, L, nb, gamma, sz, lam, b)
-    np.testing.assert_allclose(coh.n_coh(q, L, nb, gamma, sz, lam, b * min(f, 1 / b)),
-                               base * min(f, 1 / b) ** 2, rtol=1e-12)          # N_coh ∝ b²
+    np.testing.assert_allclose(
+        coh.n_coh(q, L, nb, gamma, sz, lam, b * min(f, 1 / b)), base * min(f, 1 / b) ** 2, rtol=1e-12
+    )  # N_coh ∝ b²
     np.testing.assert_allclose(coh.n_coh(q, L, nb * f, gamma, sz, lam, b), base * f**2, rtol=1e-12)  # ∝ Nb²
     inc = coh.n_incoh(q, L, nb, gamma, sz, lam)
-    np.testing.assert_allclose(coh.n_incoh(q, L, nb * f, gamma, sz, lam), inc * f, rtol=1e-12)      # ∝ Nb
+    np.testing.assert_allclose(coh.n_incoh(q, L, nb * f, gamma, sz, lam), inc * f, rtol=1e-12)  # ∝ Nb
 
 
 @given(S.period, S.amplitude, S.energy, S.plasma_energy, S.thickness, S.sigma_z, S.n_positrons, S.bunching)
 def test_detuned_equals_eq22_at_soft_edge(l, A, E, hwp, L, sz, nb, b):
     gamma, q, Q, Om, wm, wp, n, lam = _point(l, A, E, hwp, L)
     dn = spec.spectral_density(wm, q, Q, n, Om, wm, wp)
-    np.testing.assert_allclose(coh.n_coh_detuned(dn, nb, sz, b), coh.n_coh(q, L, nb, gamma, sz, lam, b),
-                               rtol=1e-10)
-    np.testing.assert_allclose(coh.n_incoh_detuned(dn, nb, sz), coh.n_incoh(q, L, nb, gamma, sz, lam),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        coh.n_coh_detuned(dn, nb, sz, b), coh.n_coh(q, L, nb, gamma, sz, lam, b), rtol=1e-10
+    )
+    np.testing.assert_allclose(
+        coh.n_incoh_detuned(dn, nb, sz), coh.n_incoh(q, L, nb, gamma, sz, lam), rtol=1e-10
+    )
 
 
 @given(S.period, S.amplitude, S.energy, S.plasma_energy, S.thickness, S.sigma_z, S.n_positrons, S.bunching)

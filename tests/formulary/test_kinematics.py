@@ -71,14 +71,17 @@ def test_resonant_period_places_soft_edge_at_the_photon_energy():
         np.testing.assert_allclose(k.hbar * kin.omega_minus_approx(kin.omega_cu(l), hwp), photon, rtol=1e-12)
 
 
-@pytest.mark.parametrize("fn, args", [
-    (kin.undulator_parameter, (1.27e-8, 1.4e-3, 26614.9)),
-    (kin.threshold_gamma, (1.4e-3, 2.15, 38.0)),
-    (kin.omega_minus, (1e14, 3e4, 2.0, 600.0)),
-    (kin.omega_plus, (1e14, 3e4, 2.0, 600.0)),
-    (kin.omega_minus_approx, (1e14, 38.0)),
-    (kin.omega_plus_approx, (1e14, 3e4, 2.0)),
-])
+@pytest.mark.parametrize(
+    "fn, args",
+    [
+        (kin.undulator_parameter, (1.27e-8, 1.4e-3, 26614.9)),
+        (kin.threshold_gamma, (1.4e-3, 2.15, 38.0)),
+        (kin.omega_minus, (1e14, 3e4, 2.0, 600.0)),
+        (kin.omega_plus, (1e14, 3e4, 2.0, 600.0)),
+        (kin.omega_minus_approx, (1e14, 38.0)),
+        (kin.omega_plus_approx, (1e14, 3e4, 2.0)),
+    ],
+)
 def test_vectorisation_contract(fn, args):
     scalar = fn(*args)
     assert isinstance(scalar, float)

@@ -1,0 +1,33 @@
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("CUSWEEP_NO_PROGRESS", "1")
+
+
+def cusweep_exe() -> list[str]:
+    exe = Path(sys.executable).parent / "cusweep"
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("cusweep")
+    return [found] if found else [sys.executable, "-m", "cusweep.cli"]
+
+
+@pytest.fixture(scope="session")
+def local_client():
+    """One LocalCluster (2 worker processes on 127.0.0.1) shared by the tests that only need a client."""
+    from distributed import Client, LocalCluster
+
+    # the scheduler's HTTP server on a free port: with :8787 taken (parallel runs), distributed retries and
+    # leaks the socket of the failed attempt (a ResourceWarning, an error under filterwarnings=error)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                           silence_logs=40)
+    client = Client(cluster, set_as_default=False)  # tests pass it explicitly; xarray stays local
+    yield client
+    client.close()
+    cluster.close()
