@@ -46,7 +46,9 @@ def form_factor(omega, omega_r, sigma_z, bunching):
 def n_coh(q, thickness, n_positrons, gamma, sigma_z, lambda_r, bunching):
     r"""Coherent photons per bunch at the resonance (tuned: ωr = ω−).
 
-    .. math:: N_{coh} = \frac{\sqrt{\pi}\,\alpha}{2\sigma_Z\lambda_r}\left(\frac{q L N_b}{4\gamma}\right)^2 b^2  # noqa: E501
+    .. math::
+        N_{coh} = \frac{\sqrt{\pi}\,\alpha}{2\sigma_Z\lambda_r}
+        \left(\frac{q L N_b}{4\gamma}\right)^2 b^2
 
     Parameters
     ----------

@@ -58,7 +58,8 @@ def spectral_density(omega, q, Q, n, omega_cu, omega_minus, omega_plus):
 
     .. math::
         \frac{dN}{d\omega} = \frac{\pi\alpha}{2Q}(qn)^2\frac{\omega}{\Omega\omega_+}
-        \frac{\sin^2 z}{z^2},\qquad z = \pi n\left(1-\frac{\omega_-}{\omega}\right)\left(1-\frac{\omega}{\omega_+}\right)  # noqa: E501
+        \frac{\sin^2 z}{z^2},\qquad
+        z = \pi n\left(1-\frac{\omega_-}{\omega}\right)\left(1-\frac{\omega}{\omega_+}\right)
 
     Parameters
     ----------
