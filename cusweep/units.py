@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import pint
 
@@ -49,7 +50,7 @@ def parse(value: object, kind: str, key: str) -> float:
         if not text:
             raise SpecError(f'{key}: empty string; give a value with units, e.g. "{_example(kind)}"')
         try:
-            q = ureg.Quantity(text)
+            q: Any = ureg.Quantity(text)
         except Exception as exc:  # pint raises several unrelated types for bad strings
             raise SpecError(
                 f'{key}: cannot read {value!r} as a quantity ({_short(exc)}); write e.g. "{_example(kind)}"'
@@ -93,7 +94,7 @@ def _short(exc: Exception) -> str:
 def format_quantity(value: float, units: str) -> str:
     """Human form of a store value, e.g. 1.4e-05 m -> '14 um' (used in errors, plots and tables)."""
     ureg = registry()
-    q = ureg.Quantity(value, units)
+    q: Any = ureg.Quantity(value, units)
     if units in ("m", "eV") and value != 0 and math.isfinite(value):
         q = q.to_compact()
     return f"{q.magnitude:.6g} {q.units:~P}".replace("µ", "u").strip()

@@ -1,0 +1,287 @@
+"""The paper's proposed measurement (Sec. V): the modulation depth b from a measured coherent photon
+number, b = √(N_measured / N_coh(b=1)), or from a measured gain, b = √(8K/(√π Nb)).
+
+N_coh(b=1) is evaluated by the model at the design point (from a sweep file or a store point); the
+uncertainty of b combines the measurement's 1σ with the relative 1σ of model inputs, propagated to
+N_coh(b=1) by central finite differences of log N_coh through the model (first order, independent inputs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import SpecError
+from .query import format_value
+
+if TYPE_CHECKING:
+    from .model import Setup
+
+__all__ = ["Inference", "design_from_flags", "design_from_spec", "design_from_store", "infer_b", "n_coh_unit",
+           "cli_infer_b"]
+
+#: model inputs whose relative uncertainty can be propagated (dims/scalars, and crystal parameters)
+INPUTS = ("n_positrons", "sigma_z", "thickness", "energy", "period", "amplitude", "photon_energy")
+CRYSTAL_INPUTS = ("potential_depth", "plasma_energy", "max_field", "interplanar_spacing")
+#: relative step of the finite differences
+STEP = 1e-4
+
+
+@dataclass
+class Design:
+    setup: Setup
+    point: dict[str, Any]  # every dim of the setup -> value (bunching ignored)
+    notes: list[str] = field(default_factory=list)
+
+
+def design_from_spec(spec: Any, at: Mapping[str, Any] | Sequence[str] = ()) -> Design:
+    """The design point of a sweep: every axis single-valued, or picked with ``at`` (nearest value)."""
+    import xarray as xr
+
+    from .model import Setup
+    from .quantities import COORDS
+
+    setup = Setup.from_spec(spec)
+    coords = {d: xr.Variable((d,), np.asarray(spec.coords[d]), attrs={"units": COORDS[d].units})
+              for d in spec.dims}
+    ds = xr.Dataset(coords=coords)
+    return _pick(ds, setup, at, source="--sweep")
+
+
+#: keys of a design point given by flags (--at NAME=VALUE) that are not sweep axes
+_FLAG_TOP = ("crystal", "thickness", "n_positrons", "bunch_charge", "photon_energy", "length_model",
+             "dechanneling_model", "facility")
+_FLAG_AXES = ("period", "amplitude", "energy", "sigma_z")
+
+
+def design_from_flags(items: Sequence[str]) -> Design:
+    """A design point given entirely by ``NAME=VALUE`` items (``--at`` without ``--sweep``/``--store``):
+    crystal, thickness, n_positrons (or bunch_charge), period, amplitude, energy, sigma_z, optionally
+    photon_energy, length_model, dechanneling_model or a facility preset. Validated as a one-point sweep."""
+    import json
+
+    from .spec import loads
+
+    top: list[str] = []
+    axes: list[str] = []
+    for item in items:
+        if "=" not in str(item):
+            raise SpecError(f"--at: {item!r} is not NAME=VALUE; write e.g. period=\"14 um\"")
+        k, v = (t.strip() for t in str(item).split("=", 1))
+        v = v.strip("\"'")
+        if k not in _FLAG_TOP + _FLAG_AXES:
+            allowed = ", ".join(_FLAG_TOP + _FLAG_AXES)
+            raise SpecError(f"--at: {k!r} is not a design input; use {allowed}")
+        try:
+            literal = json.dumps(float(v)) if k in ("n_positrons",) else json.dumps(v)
+        except ValueError:
+            literal = json.dumps(v)
+        (axes if k in _FLAG_AXES else top).append(f"{k} = {literal}")
+    text = "\n".join([*top, "[axes]", *axes, "bunching = 1.0", ""])
+    try:
+        spec = loads(text, source="--at")
+    except SpecError as exc:
+        msg = str(exc).removeprefix("axes.")
+        raise SpecError(f"--at: {msg} (without --sweep or --store, --at gives the whole design point)") \
+            from None
+    return design_from_spec(spec)
+
+
+def design_from_store(ds: Any, at: Mapping[str, Any] | Sequence[str] = ()) -> Design:
+    """The design point of a store (pick multi-valued dims with ``at``)."""
+    from .best import setup_from_store
+
+    return _pick(ds, setup_from_store(ds), at, source="--store")
+
+
+def _pick(ds: Any, setup: Setup, at: Mapping[str, Any] | Sequence[str], source: str) -> Design:
+    from .query import parse_at, scalar
+
+    idx = parse_at(ds, at)
+    point: dict[str, Any] = {}
+    missing = []
+    for d in setup.dims:
+        values = np.asarray(ds[d].values)
+        if d in idx:
+            point[d] = scalar(values[idx[d]])
+        elif len(values) == 1 or d == "bunching":
+            point[d] = scalar(values[-1])  # bunching is what is inferred: any value will do
+        else:
+            missing.append(d)
+    if missing:
+        d = missing[0]
+        raise SpecError(f"{source}: {', '.join(missing)} {'has' if len(missing) == 1 else 'have'} several "
+                        f"values; pick the design point with --at, e.g. --at {d}=\"{_example(ds, d)}\"")
+    return Design(setup, point)
+
+
+def _example(ds: Any, d: str) -> str:
+    v = np.asarray(ds[d].values)[0]
+    return str(v) if isinstance(v, str | np.str_) else format_value(d, float(v))
+
+
+def n_coh_unit(setup: Setup, point: Mapping[str, Any]) -> float:
+    """N_coh(b = 1) at a design point (the model's Eq. (22), or its detuned form)."""
+    from .best import evaluate_point
+
+    return float(evaluate_point(setup, {**point, "bunching": 1.0}, ("n_coh",))["n_coh"])
+
+
+def _perturbed(setup: Setup, point: Mapping[str, Any], name: str, factor: float) -> tuple[Setup, dict]:
+    p = dict(point)
+    if name in setup.dims:
+        p[name] = point[name] * factor
+        return setup, p
+    if name in CRYSTAL_INPUTS:
+        crystals = {k: dataclasses.replace(c, **{name: getattr(c, name) * factor})
+                    for k, c in setup.crystals.items()}
+        return dataclasses.replace(setup, crystals=crystals), p
+    value = setup.scalars.get(name)
+    if value is None:
+        raise SpecError(f"--rel-error: {name} is not an input of this design (photon_energy is only one when "
+                        "the sweep gives it)")
+    return dataclasses.replace(setup, scalars={**setup.scalars, name: float(value) * factor}), p
+
+
+def sensitivity(setup: Setup, point: Mapping[str, Any], name: str) -> float:
+    """∂ ln N_coh(b=1) / ∂ ln x for model input ``name`` (central finite difference)."""
+    up = n_coh_unit(*_perturbed(setup, point, name, 1 + STEP))
+    down = n_coh_unit(*_perturbed(setup, point, name, 1 - STEP))
+    if not (up > 0 and down > 0):
+        return math.nan
+    return (math.log(up) - math.log(down)) / (math.log1p(STEP) - math.log1p(-STEP))
+
+
+@dataclass
+class Inference:
+    b: float
+    b_err: float
+    n_coh_unit: float | None
+    n_coh_unit_err: float | None
+    contributions: dict[str, float]  # source -> contribution to sigma_b / b
+    point: dict[str, Any]
+    notes: list[str]
+
+    def text(self) -> str:
+        lines = [f"b = {self.b:.4g} ± {self.b_err:.2g}  (1 sigma)"]
+        where = ", ".join(f"{d} = {format_value(d, v)}" for d, v in self.point.items() if d != "bunching")
+        if self.n_coh_unit is not None:
+            lines.append(f"N_coh(b=1) = {self.n_coh_unit:.4g} ± {self.n_coh_unit_err or 0.0:.2g} at {where}")
+        else:
+            lines.append(f"from the gain K = sqrt(pi) Nb b^2 / 8 (Eq. (24)) at {where}")
+        shown = {k: v for k, v in self.contributions.items() if v > 0}
+        if shown:
+            parts = ", ".join(f"{k} {v:.2%}" for k, v in shown.items())
+            lines.append(f"contributions to sigma_b/b: {parts}")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def infer_b(design: Design, *, measured: float | None = None, gain: float | None = None, error: float = 0.0,
+            rel_errors: Mapping[str, float] | None = None) -> Inference:
+    """b ± σb from a measured coherent photon number (``measured``) or gain (``gain``) at ``design``."""
+    from .best import evaluate_point
+    from .formulary import inverse
+
+    if (measured is None) == (gain is None):
+        raise SpecError("infer-b: give exactly one of --measured N and --gain K")
+    rel = dict(rel_errors or {})
+    for name, r in rel.items():
+        if name not in INPUTS + CRYSTAL_INPUTS:
+            allowed = ", ".join(INPUTS + CRYSTAL_INPUTS)
+            raise SpecError(f"--rel-error: unknown input {name!r}; use one of {allowed}")
+        if not (math.isfinite(r) and r >= 0):
+            raise SpecError(f"--rel-error: {name}={r!r}; give a relative 1-sigma >= 0, e.g. {name}=0.05")
+    value = measured if measured is not None else gain
+    assert value is not None
+    if not (math.isfinite(value) and value >= 0):
+        raise SpecError(f"infer-b: the measured value {value!r} must be a finite number >= 0")
+    if not (math.isfinite(error) and error >= 0):
+        raise SpecError(f"--error: {error!r}; give the 1-sigma of the measurement (>= 0)")
+    setup, point = design.setup, design.point
+    notes = list(design.notes)
+    shown = {**{k: v for k, v in point.items() if k != "bunching"},
+             **{k: v for k, v in setup.scalars.items() if v is not None and k not in point}}
+    contributions: dict[str, float] = {}
+    flags = evaluate_point(setup, {**point, "bunching": 1.0},
+                           ("feasible", "channeling", "above_threshold", "coherent_regime"))
+    if not flags["feasible"]:
+        failed = [k for k in ("channeling", "above_threshold", "coherent_regime") if not flags[k]]
+        why = f" ({', '.join(failed)} false)" if failed else " (C >= 1)"
+        notes.append(f"the design point is not feasible{why}: the paper's Eq. (22) does not apply")
+    if gain is not None:
+        nb = float(point["n_positrons"] if "n_positrons" in point else setup.scalars["n_positrons"])
+        r_nb = rel.pop("n_positrons", 0.0)
+        if rel:
+            notes.append(f"--rel-error {', '.join(rel)} ignored: K = sqrt(pi) Nb b^2/8 depends only on Nb")
+        b, b_err = inverse.bunching_from_gain(gain, nb, error, r_nb * nb)
+        if gain > 0:
+            contributions = {"measurement": 0.5 * error / gain}
+            if r_nb:
+                contributions["n_positrons"] = 0.5 * r_nb
+        res = Inference(float(b), float(b_err), None, None, contributions, shown, notes)
+    else:
+        assert measured is not None
+        n1 = n_coh_unit(setup, point)
+        rel_n1 = 0.0
+        parts = {}
+        for name, r in rel.items():
+            s = sensitivity(setup, point, name)
+            parts[name] = abs(s) * r
+            rel_n1 = math.hypot(rel_n1, abs(s) * r)
+        b, b_err = inverse.bunching_from_yield(measured, n1, error, rel_n1 * n1)
+        if measured > 0:
+            contributions = {"measurement": 0.5 * error / measured, **{k: 0.5 * v for k, v in parts.items()}}
+        res = Inference(float(b), float(b_err), n1, rel_n1 * n1, contributions, shown, notes)
+    if math.isfinite(res.b) and res.b > 1:
+        res.notes.append("b > 1: the measurement and the model are inconsistent (b is at most 1)")
+    return res
+
+
+def _rel_errors(items: Sequence[str]) -> dict[str, float]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise SpecError(f"--rel-error: {item!r} is not NAME=REL; write e.g. n_positrons=0.05")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = float(v)
+        except ValueError:
+            raise SpecError(f"--rel-error: {item!r}: {v!r} is not a number; write e.g. "
+                            f"{k.strip()}=0.05") from None
+    return out
+
+
+def cli_infer_b(args: Any) -> int:
+    """``cusweep infer-b (--measured N | --gain K) [--error S] (--sweep FILE | --store STORE) [--at ...]``."""
+    rel = _rel_errors(args.rel_error)
+    if args.sweep and args.store:
+        raise SpecError("infer-b: give the design point with one of --sweep SWEEP.toml, --store STORE or "
+                        "--at NAME=VALUE ..., not both --sweep and --store")
+    if not args.sweep and not args.store:
+        if not args.at:
+            raise SpecError("infer-b: give the design point: --sweep SWEEP.toml, --store STORE --at ..., "
+                            "or --at crystal=diamond-110 thickness='1.4 mm' n_positrons=1.56e9 "
+                            "period='14 um' amplitude='1.27 angstrom' energy='13.6 GeV' sigma_z='9 um'")
+        design = design_from_flags(args.at)
+    elif args.sweep:
+        from .spec import load
+
+        design = design_from_spec(load(args.sweep), args.at)
+    else:
+        from .store import open_store
+
+        design = design_from_store(open_store(args.store), args.at)
+    res = infer_b(design, measured=args.measured, gain=args.gain, error=args.error, rel_errors=rel)
+    print(res.text())
+    if not math.isfinite(res.b):
+        print("cusweep: infer-b: b is undefined (N_coh(b=1) is not positive at this design point)",
+              file=sys.stderr)
+        return 1
+    return 0

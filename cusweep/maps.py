@@ -1,0 +1,520 @@
+"""Feasibility maps: a colour map of one variable over two dims of a store, at fixed values of the others,
+with the boundaries of the paper's validity conditions drawn as contours and the infeasible region shaded.
+
+Contours (each drawn only where its boundary lies inside the plotted range, and named in the legend):
+q = q_ch (channeling limit), C = 1 (bending parameter), γ = γth (radiation at zero angle exists),
+λr = πσZ/n (coherence condition of Eq. (22)), L_d = L (dechanneling length = crystal thickness) and,
+when the store holds it, T = 0.5 (photon transmission; a model beyond the paper).
+
+matplotlib is imported only when a map is drawn; figures are drawn on the Agg canvas without touching
+pyplot's global state (no backend switch, no figure registry), so maps work headless and in notebooks.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import SpecError
+from .query import DISPLAY, TEXT_KINDS, dim_order, format_value, parse_at, resolve, scalar, units_of
+
+if TYPE_CHECKING:
+    import xarray as xr
+    from matplotlib.figure import Figure
+
+__all__ = ["CONTOURS", "map_figure", "save_figure", "facility_at", "cli_map"]
+
+#: speed of light x Planck constant [eV m] (lambda = HC / E)
+HC_EV_M = 1.239841984e-6
+FORMATS = (".png", ".svg", ".pdf")
+
+#: contour name -> (legend label, colour, line style)
+CONTOURS: dict[str, tuple[str, str, Any]] = {
+    "channeling": (r"$q = q_{ch}$ (channeling limit)", "white", "-"),
+    "bending": (r"$C = 1$ (bending parameter)", "#ff7f0e", "--"),
+    "threshold": (r"$\gamma = \gamma_{th}$ (threshold)", "#d62728", "-."),
+    "coherence": (r"$\lambda_r = \pi\sigma_Z/n$ (coherence condition)", "#e377c2", ":"),
+    "dechanneling": (r"$L_d = L$ (dechanneling length = thickness)", "#17becf", (0, (5, 1, 1, 1))),
+    "transmission": (r"$T = 0.5$ (photon absorption; model beyond the paper)", "#bcbd22", (0, (3, 1))),
+}
+
+
+@dataclass
+class _Slice:
+    ds: xr.Dataset
+    x: str
+    y: str
+    at: dict[str, int]  # every dim other than x, y -> index
+
+    def get(self, name: str) -> np.ndarray | None:
+        """``name`` (a variable or coordinate) on the (y, x) grid, float64 (bool as 0/1); None if absent."""
+        if name not in self.ds.variables:
+            return None
+        arr = self.ds[name]
+        arr = arr.isel({d: i for d, i in self.at.items() if d in arr.dims})
+        values = np.asarray(arr.compute().values if hasattr(arr, "compute") else arr.values)
+        dims = list(arr.dims)
+        for d in (self.y, self.x):
+            if d not in dims:
+                values = values[np.newaxis, ...]
+                dims.insert(0, d)
+        values = np.moveaxis(values, [dims.index(self.y), dims.index(self.x)], [0, 1])
+        ny, nx = self.ds.sizes[self.y], self.ds.sizes[self.x]
+        return np.broadcast_to(values.astype(np.float64), (ny, nx)).copy()
+
+
+def facility_at(ds: xr.Dataset, name: str) -> tuple[dict[str, int], list[str]]:
+    """The grid indices that fix a facility preset's energy, n_positrons, sigma_z (and photon energy) where
+    they are dims of the store (nearest grid value), and notes on what could not be matched."""
+    from . import materials
+
+    fac = materials.facility(name, key="--facility")
+    at: dict[str, int] = {}
+    notes: list[str] = []
+    scalars = ds.attrs.get("scalars", {}) or {}
+    for dim in ("energy", "n_positrons", "sigma_z", "photon_energy"):
+        value = getattr(fac, dim)
+        if value is None:
+            continue
+        if dim in ds.sizes:
+            coord = np.asarray(ds[dim].values, dtype=np.float64)
+            i = int(np.argmin(np.abs(coord - value)))
+            at[dim] = i
+            if abs(coord[i] - value) > 0.01 * abs(value):
+                notes.append(f"{fac.name} {dim} {format_value(dim, value)} is not on the grid; nearest grid "
+                             f"value {format_value(dim, coord[i])} used")
+        elif scalars.get(dim) is not None and abs(float(scalars[dim]) - value) > 0.01 * abs(value):
+            notes.append(f"{fac.name} {dim} {format_value(dim, value)} differs from the store's "
+                         f"{format_value(dim, float(scalars[dim]))}, which is used")
+    return at, notes
+
+
+def resolve_at(ds: xr.Dataset, x: str, y: str, at: Mapping[str, Any] | Sequence[str] | None,
+               facility: str | None = None) -> tuple[dict[str, int], list[str]]:
+    """Every dim other than x, y -> grid index: from ``at`` (nearest grid value), else the facility preset,
+    else the first grid value (reported in the notes)."""
+    given = parse_at(ds, at or {})
+    for d in (x, y):
+        if d in given:
+            raise SpecError(f"--at: {d} is an axis of the map (--x/--y); fix only the other dims")
+    notes: list[str] = []
+    fixed: dict[str, int] = {}
+    if facility:
+        fac_at, notes = facility_at(ds, facility)
+        fixed.update({d: i for d, i in fac_at.items() if d not in (x, y)})
+    fixed.update(given)
+    for d in dim_order(ds):
+        if d in (x, y) or d in fixed:
+            continue
+        fixed[d] = 0
+        if ds.sizes[d] > 1:
+            notes.append(f"{d} not given; using its first grid value {_label_value(ds, d, 0)} "
+                         f"(choose with --at {d}=VALUE)")
+    return fixed, notes
+
+
+def _label_value(ds: xr.Dataset, dim: str, i: int) -> str:
+    v = np.asarray(ds[dim].values)[i]
+    if isinstance(v, str | np.str_):
+        return str(v)
+    return format_value(dim, float(v), plain=False)
+
+
+def _edges(c: np.ndarray, log: bool) -> np.ndarray:
+    c = np.asarray(c, dtype=np.float64)
+    if len(c) == 1:
+        return np.array([c[0] * 0.9, c[0] * 1.1]) if log else np.array([c[0] - 0.5, c[0] + 0.5])
+    t = np.log(c) if log else c
+    mid = (t[1:] + t[:-1]) / 2
+    e = np.concatenate([[t[0] - (mid[0] - t[0])], mid, [t[-1] + (t[-1] - mid[-1])]])
+    return np.exp(e) if log else e
+
+
+def _is_log(c: np.ndarray) -> bool:
+    c = np.asarray(c, dtype=np.float64)
+    if len(c) < 3 or np.any(c <= 0):
+        return False
+    d = np.diff(c)
+    r = np.diff(np.log(c))
+    return not np.allclose(d, d[0], rtol=1e-6, atol=0.0) and np.allclose(r, r[0], rtol=1e-6, atol=0.0)
+
+
+def _axis_label(ds: xr.Dataset, name: str) -> str:
+    attrs = ds[name].attrs
+    long_name = attrs.get("long_name", name)
+    symbol = attrs.get("symbol", "")
+    if name in DISPLAY:
+        unit = DISPLAY[name][0]
+    else:
+        u = units_of(ds, name)
+        unit = "" if u in ("1", "", "dimensionless") else u
+    text = f"{long_name} {symbol}".strip() if symbol and symbol != name else long_name
+    return f"{text} [{unit}]" if unit else text
+
+
+def _display_factor(name: str) -> float:
+    return DISPLAY[name][1] if name in DISPLAY else 1.0
+
+
+def _contour_fields(s: _Slice) -> dict[str, tuple[np.ndarray, float]]:
+    """name -> (field, level) for every boundary the store has the variables for."""
+    out: dict[str, tuple[np.ndarray, float]] = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q, q_ch = s.get("q"), s.get("q_ch")
+        if q is not None and q_ch is not None:
+            out["channeling"] = (q / q_ch, 1.0)
+        c = s.get("bending_parameter")
+        if c is not None:
+            out["bending"] = (c, 1.0)
+        g, g_th = s.get("gamma"), s.get("gamma_th")
+        if g is not None and g_th is not None:
+            out["threshold"] = (g_th / g, 1.0)
+        er, n, sz = s.get("resonance_energy"), s.get("n_periods"), s.get("sigma_z")
+        if er is not None and n is not None and sz is not None:
+            out["coherence"] = (HC_EV_M / er * n / (math.pi * sz), 1.0)
+        elif (cr := s.get("coherent_regime")) is not None:
+            out["coherence"] = (1.0 - cr, 0.5)
+        ld = s.get("dechanneling_length")
+        thick: Any = s.get("thickness")
+        if thick is None and (s.ds.attrs.get("scalars") or {}).get("thickness") is not None:
+            thick = float(s.ds.attrs["scalars"]["thickness"])
+        if ld is not None and thick is not None:
+            out["dechanneling"] = (thick / ld, 1.0)
+            if c is not None:
+                # L_d(C) = (1 - C)^2 L_d(0) with L_d(0) independent of the CU: L_d = L where
+                # C = 1 - sqrt(L / L_d(0)), so C / (1 - sqrt(L / L_d(0))) = 1 there; a power law of the CU
+                # parameters like C itself, which the grid traces exactly (inf where no such C exists)
+                ld0 = ld / (1.0 - c) ** 2
+                c_star = 1.0 - np.sqrt(thick / ld0)
+                ratio = np.where((c < 1.0) & (c_star > 0.0), c / c_star, np.inf)
+                if np.array_equal(ratio >= 1.0, thick / ld >= 1.0):  # the same boundary
+                    out["dechanneling"] = (ratio, 1.0)
+        t = s.get("transmission")
+        if t is not None:
+            out["transmission"] = (t, 0.5)
+    return out
+
+
+def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str = "n_coh",
+               at: Mapping[str, Any] | Sequence[str] | None = None, facility: str | None = None,
+               notes: list[str] | None = None) -> Figure:
+    """The feasibility map of ``var`` over dims ``x`` (horizontal) and ``y`` (vertical) as a matplotlib
+    Figure (Agg canvas, not registered with pyplot).
+
+    ``at`` fixes the other dims (``{"energy": "13.6 GeV", "bunching": 0.1}`` or ``["energy=13.6 GeV"]``;
+    nearest grid value); ``facility`` fixes energy, n_positrons and sigma_z from a preset where they are
+    dims; dims given by neither take their first grid value. Every fixed value is stated on the figure.
+    ``notes`` (a list) receives what was defaulted or approximated. ``fig.cusweep`` records what was drawn:
+    ``{"var", "x", "y", "at" (dim -> grid value), "norm" ("log"|"linear"), "contours" (names drawn),
+    "segments" (name -> list of (N, 2) vertex arrays in the plotted units), "subtitle"}``.
+    """
+    from matplotlib import colors
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch, PathPatch
+
+    dims = dim_order(ds)
+    x = _dim_name(ds, x, "--x")
+    y = _dim_name(ds, y, "--y")
+    if x == y:
+        raise SpecError(f"--x and --y are both {x!r}; give two different dims")
+    for d, flag in ((x, "--x"), (y, "--y")):
+        if ds.sizes[d] < 2:
+            multi = [e for e in dims if ds.sizes[e] > 1 and e not in (x, y)]
+            raise SpecError(f"{flag}: {d} has a single grid value; map over a swept dim"
+                            + (f" ({', '.join(multi)})" if multi else ""))
+    var = resolve(ds, var, "--var variable")
+    if var in ds.sizes:
+        raise SpecError(f"--var: {var} is a dim; give a variable, e.g. --var n_coh")
+    fixed, msgs = resolve_at(ds, x, y, at, facility)
+    if notes is not None:
+        notes.extend(msgs)
+    s = _Slice(ds, x, y, fixed)
+    z = s.get(var)
+    assert z is not None
+    is_bool = ds[var].dtype == bool
+    z = z / _display_factor(var)
+
+    fig = Figure(figsize=(7.2, 5.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    xc = np.asarray(ds[x].values)
+    yc = np.asarray(ds[y].values)
+    categorical = {d: np.asarray(ds[d].values).dtype.kind in TEXT_KINDS for d in (x, y)}
+    logs = {d: (not categorical[d]) and _is_log(np.asarray(ds[d].values)) for d in (x, y)}
+    xv = np.arange(len(xc), dtype=float) if categorical[x] else xc.astype(float) / _display_factor(x)
+    yv = np.arange(len(yc), dtype=float) if categorical[y] else yc.astype(float) / _display_factor(y)
+    xe, ye = _edges(xv, logs[x]), _edges(yv, logs[y])
+
+    finite = z[np.isfinite(z)]
+    positive = finite[finite > 0]
+    norm_kind = "linear"
+    cmap = _cmap("viridis")
+    if is_bool:
+        cmap = colors.ListedColormap(["#c7c7c7", "#2ca02c"])
+        norm: Any = colors.BoundaryNorm([-0.5, 0.5, 1.5], 2)
+    elif positive.size and positive.max() / positive.min() > 100.0:
+        norm_kind = "log"
+        norm = colors.LogNorm(vmin=positive.min(), vmax=positive.max())
+        z = np.where(z > 0, z, np.nan)
+    elif finite.size:
+        lo, hi = float(finite.min()), float(finite.max())
+        norm = colors.Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1)
+    else:
+        norm = colors.Normalize(vmin=0, vmax=1)
+    cmap = cmap.with_extremes(bad="#e0e0e0")  # NaN cells (e.g. no radiation below threshold)
+    mesh = ax.pcolormesh(xe, ye, np.ma.masked_invalid(z), cmap=cmap, norm=norm, shading="flat",
+                         rasterized=True)
+    cbar = fig.colorbar(mesh, ax=ax, pad=0.02)
+    cbar.set_label(_axis_label(ds, var))
+    if is_bool:
+        cbar.set_ticks([0, 1], labels=["false", "true"])
+
+    # Boundaries are traced on the grid in the axes' own coordinates (log of a log axis), where the
+    # boundary fields (power laws of period, amplitude, energy, ...) are smooth; positive fields are traced
+    # as log(field) = log(level), exact for a power law, so lines sit on the boundary even on coarse grids.
+    grid = _Grid(xv, yv, xe, ye, logs[x], logs[y])
+    handles: list[Any] = []
+    fields = _contour_fields(s)
+    feasible = s.get("feasible")
+    if feasible is not None and var != "feasible":
+        infeasible = np.where(np.isnan(feasible), 0.0, 1.0 - feasible)
+        # shade along the same smooth boundaries as the lines: infeasible where the largest of the ratios
+        # q/q_ch, C, gamma_th/gamma, lambda_r n/(pi sigma_Z) reaches 1 (the store's flag otherwise)
+        ratios = [fields[k][0] for k in ("channeling", "bending", "threshold", "coherence")
+                  if k in fields and fields[k][1] == 1.0]
+        region, level = infeasible, 0.5
+        if len(ratios) == 4 and not any(categorical.values()):
+            with np.errstate(invalid="ignore"):
+                worst = np.max(ratios, axis=0)
+            if np.array_equal(np.nan_to_num(worst, nan=np.inf) >= 1.0, infeasible > 0.5):
+                region, level = worst, 1.0
+        if infeasible.max() > 0.5:
+            paths = grid.cells(infeasible > 0.5) if any(categorical.values()) else grid.filled(region, level)
+            for path in paths:
+                ax.add_patch(PathPatch(path, facecolor=(0.35, 0.35, 0.35, 0.35),
+                                       edgecolor=(0.2, 0.2, 0.2, 0.55), linewidth=0.0, hatch="////"))
+            handles.append(Patch(facecolor="0.35", alpha=0.5, hatch="////", label="infeasible"))
+    drawn: list[str] = []
+    segments: dict[str, list[np.ndarray]] = {}
+    if any(categorical.values()):
+        fields = {}  # a boundary between two crystals means nothing: only the infeasible cells are shaded
+        if notes is not None:
+            notes.append("no boundary lines across a categorical axis (crystal); infeasible cells hatched")
+    for name, (field, level) in fields.items():
+        ok = np.isfinite(field)
+        if not ok.any() or not (field[ok].min() < level < field[ok].max()):
+            continue  # the boundary is not inside the plotted range
+        label, color, style = CONTOURS[name]
+        traced = grid.lines(field, level)
+        for seg in traced:
+            ax.plot(seg[:, 0], seg[:, 1], color=color, linestyle=style, linewidth=1.6)
+        if traced:
+            drawn.append(name)
+            segments[name] = traced
+            handles.append(Line2D([], [], color=color, linestyle=style, linewidth=1.6,  # type: ignore[arg-type]
+                                  label=label))
+    if handles:
+        leg = ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2,
+                        fontsize=8, frameon=False)
+        leg.set_in_layout(True)
+        if any(h.get_label() == CONTOURS["channeling"][0] for h in handles):
+            # white line on a light legend background: draw its legend entry in black
+            for line in leg.get_lines():
+                if line.get_label() == CONTOURS["channeling"][0]:
+                    line.set_color("black")
+
+    for d, set_scale, set_label, set_ticks, axis, edges in (
+            (x, ax.set_xscale, ax.set_xlabel, ax.set_xticks, ax.xaxis, xe),
+            (y, ax.set_yscale, ax.set_ylabel, ax.set_yticks, ax.yaxis, ye)):
+        if logs[d]:
+            set_scale("log")
+            if edges[-1] / edges[0] < 1e3:  # under three decades: plain 1-2-5 labels, no crowded minor ones
+                from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
+
+                axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+                axis.set_major_formatter(StrMethodFormatter("{x:g}"))
+                axis.set_minor_formatter(NullFormatter())
+        set_label(_axis_label(ds, d))
+        if categorical[d]:
+            set_ticks(np.arange(ds.sizes[d]), labels=[str(v) for v in np.asarray(ds[d].values)])
+    ax.set_xlim(xe[0], xe[-1])
+    ax.set_ylim(ye[0], ye[-1])
+
+    fixed_text = ", ".join(f"{_short(ds, d)} = {_label_value(ds, d, i)}" for d, i in fixed.items()
+                           if ds.sizes[d] > 1)
+    const_text = _constants_text(ds, fixed)
+    title = f"{ds[var].attrs.get('long_name', var)}"
+    if ds.attrs.get("name"):
+        title += f"  ({ds.attrs['name']})"
+    ax.set_title(title, fontsize=11, loc="left")
+    sub = "; ".join(t for t in (fixed_text, const_text) if t)
+    if facility:
+        from . import materials
+
+        sub = f"{materials.facility(facility).title} preset (hypothetical positron beam); " + sub
+    fig.suptitle(_wrap(sub, 110), fontsize=8, x=0.01, ha="left")
+    fig.cusweep = {  # type: ignore[attr-defined]
+        "var": var, "x": x, "y": y, "norm": norm_kind, "contours": drawn, "segments": segments,
+        "at": {d: scalar(np.asarray(ds[d].values)[i]) for d, i in fixed.items()},
+        "subtitle": sub,
+    }
+    return fig
+
+
+@dataclass
+class _Grid:
+    """Cell centres (xv, yv) and edges (xe, ye) of a map in plotted units; tracing of level lines and
+    filled regions in the axes' coordinates (log for a log axis) with contourpy, back in plotted units."""
+
+    xv: np.ndarray
+    yv: np.ndarray
+    xe: np.ndarray
+    ye: np.ndarray
+    xlog: bool
+    ylog: bool
+
+    def _t(self, v: np.ndarray, log: bool) -> np.ndarray:
+        return np.log(v) if log else np.asarray(v, dtype=np.float64)
+
+    def _back(self, pts: np.ndarray) -> np.ndarray:
+        out = np.array(pts, dtype=np.float64)
+        if self.xlog:
+            out[:, 0] = np.exp(out[:, 0])
+        if self.ylog:
+            out[:, 1] = np.exp(out[:, 1])
+        return out
+
+    def lines(self, field: np.ndarray, level: float) -> list[np.ndarray]:
+        """The lines where ``field`` (on the (y, x) grid) crosses ``level``: (N, 2) arrays (x, y)."""
+        import contourpy
+
+        z = np.asarray(field, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if level > 0 and np.all(z[np.isfinite(z)] > 0):
+                z, level = np.log(z), math.log(level)
+        gen = contourpy.contour_generator(self._t(self.xv, self.xlog), self._t(self.yv, self.ylog),
+                                          np.ma.masked_invalid(z), line_type=contourpy.LineType.Separate)
+        return [self._back(np.asarray(seg)) for seg in gen.lines(level) if len(seg) > 1]
+
+    def cells(self, mask: np.ndarray) -> list[Any]:
+        """One compound Path of the grid cells where ``mask`` (on the (y, x) grid) holds."""
+        from matplotlib.path import Path
+
+        x0, x1, y0, y1 = self.xe[:-1], self.xe[1:], self.ye[:-1], self.ye[1:]
+        rects = [Path([(x0[i], y0[j]), (x1[i], y0[j]), (x1[i], y1[j]), (x0[i], y1[j]), (x0[i], y0[j])],
+                      closed=True) for j, i in zip(*np.nonzero(mask), strict=True)]
+        return [Path.make_compound_path(*rects)] if rects else []
+
+    def filled(self, field: np.ndarray, level: float) -> list[Any]:
+        """matplotlib Paths of the region where ``field`` > ``level``, reaching the outer cell edges."""
+        import contourpy
+        from matplotlib.path import Path
+
+        tx = self._t(np.concatenate([[self.xe[0]], self.xv, [self.xe[-1]]]), self.xlog)
+        ty = self._t(np.concatenate([[self.ye[0]], self.yv, [self.ye[-1]]]), self.ylog)
+        z = np.pad(np.asarray(field, dtype=np.float64), 1, mode="edge")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if level > 0 and np.all(z[np.isfinite(z)] > 0):
+                z, level = np.log(z), math.log(level)
+        # no value (NaN, e.g. below threshold) or +inf: inside the region; -inf: outside (finite values)
+        finite = z[np.isfinite(z)]
+        hi, lo = (finite.max(), finite.min()) if finite.size else (level, level)
+        z = np.where(np.isfinite(z), z, np.where(z == -np.inf, min(lo, level) - 1.0, max(hi, level) + 1.0))
+        gen = contourpy.contour_generator(tx, ty, z, fill_type=contourpy.FillType.OuterCode)
+        points, codes = gen.filled(level, max(1.5, float(np.nanmax(z)) + 1.0))[:2]
+        return [Path(self._back(np.asarray(p)), c) for p, c in zip(points, codes, strict=True)
+                if p is not None and len(p)]
+
+
+def _cmap(name: str) -> Any:
+    from matplotlib import colormaps
+
+    return colormaps[name].copy()
+
+
+def _short(ds: xr.Dataset, d: str) -> str:
+    sym = ds[d].attrs.get("symbol", "")
+    return sym if sym.startswith("$") else d
+
+
+def _constants_text(ds: xr.Dataset, fixed: Mapping[str, int]) -> str:
+    """The sweep's single-valued inputs (fixed dims of length 1 and scalars) as a short text."""
+    parts = []
+    for d, i in fixed.items():
+        if ds.sizes[d] == 1:
+            parts.append(f"{_short(ds, d)} = {_label_value(ds, d, i)}")
+    scalars = ds.attrs.get("scalars") or {}
+    if scalars.get("crystal"):
+        parts.append(str(scalars["crystal"]))
+    if scalars.get("thickness") is not None:
+        parts.append(f"$L$ = {format_value('thickness', float(scalars['thickness']), plain=False)}")
+    if scalars.get("n_positrons") is not None:
+        parts.append(f"$N_b$ = {float(scalars['n_positrons']):.3g}")
+    if scalars.get("photon_energy") is not None:
+        er = format_value("photon_energy", float(scalars["photon_energy"]), plain=False)
+        parts.append(rf"$\hbar\omega_r$ = {er}")
+    if ds.attrs.get("length_model") == "dechanneling":
+        parts.append("L = min(thickness, L_d)")
+    return ", ".join(parts)
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) if len(text) > width else text
+
+
+def _dim_name(ds: xr.Dataset, name: str, flag: str) -> str:
+    dims = dim_order(ds)
+    if name in dims:
+        return name
+    lowered = {d.lower(): d for d in dims}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    import difflib
+
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1)
+    hint = f"did you mean {lowered[close[0]]!r}?" if close else f"the store's dims: {', '.join(dims)}"
+    raise SpecError(f"{flag}: {name!r} is not a dim of the store; {hint}")
+
+
+def check_output(path: str) -> str:
+    ext = os.path.splitext(str(path))[1].lower()
+    if ext not in FORMATS:
+        raise SpecError(f"-o: {path!r} has no .png, .svg or .pdf extension; name the file e.g. map.png")
+    return ext
+
+
+def save_figure(fig: Figure, path: str) -> None:
+    """Write ``fig`` to ``path`` (format from the extension: .png at 150 dpi, .svg, .pdf)."""
+    ext = check_output(path)
+    parent = os.path.dirname(os.path.abspath(str(path)))
+    os.makedirs(parent, exist_ok=True)
+    fig.savefig(str(path), dpi=150 if ext == ".png" else None,
+                metadata={"Software": None} if ext == ".png" else None)
+
+
+def cli_map(args: Any) -> int:
+    """``cusweep map STORE --x DIM --y DIM --var VAR [--at DIM=VALUE ...] [--facility NAME] -o FILE``."""
+    from .query import open_for_query
+
+    check_output(args.output)
+    ds = open_for_query(args.store)
+    notes: list[str] = []
+    fig = map_figure(ds, args.x, args.y, args.var, at=args.at, facility=args.facility, notes=notes)
+    for n in notes:
+        print(f"cusweep: map: {n}", file=sys.stderr)
+    save_figure(fig, args.output)
+    info = fig.cusweep  # type: ignore[attr-defined]
+    drawn = ", ".join(info["contours"]) or "none inside the plotted range"
+    print(f"wrote {args.output} ({info['var']} over {info['x']} x {info['y']}; contours: {drawn})")
+    return 0
+

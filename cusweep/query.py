@@ -1,0 +1,1077 @@
+"""Query a store: a small, safe expression language, evaluated lazily and chunk by chunk.
+
+Grammar (parsed by a tokenizer and a recursive-descent parser; never ``eval``-ed)::
+
+    expr       := or_expr
+    or_expr    := and_expr ("or" and_expr)*
+    and_expr   := not_expr ("and" not_expr)*
+    not_expr   := "not" not_expr | comparison
+    comparison := operand (("<" | "<=" | ">" | ">=" | "==" | "!=") operand)*   # chains: a < b < c
+    operand    := "(" expr ")" | NAME | ["-"] NUMBER [UNIT] | STRING | "true" | "false"
+    UNIT       := unit_atom (("*" | "/") unit_atom)*,  unit_atom := NAME [("^" | "**") ["-"] INT] | "%"
+
+NAME is a store dim (coordinate) or data variable (case-insensitive). A number with units is converted
+to the store units of the name it is compared with (pint); a bare number against a quantity with units
+is refused rather than guessed. Boolean variables (``feasible``) may stand alone. Float comparisons treat
+values within a relative ``RTOL`` = 1e-9 as equal (``energy == 13.6 GeV`` finds the grid value even if the
+conversion differs in the last bit; ``period <= 14 um`` includes 14 um).
+
+Results are over the sweep's grid points: a mask that involves only some dims holds for every value of
+the others. Evaluation builds lazy xarray/dask masks on the store's chunks; counts are lazy sums, top-K
+and row listings reduce block by block, so memory stays bounded whatever the store size.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+import keyword
+import math
+import re
+import sys
+import types
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import QueryError, SpecError
+from .quantities import ALL_DIMS
+
+if TYPE_CHECKING:
+    import dask.array
+    import xarray as xr
+
+__all__ = ["RTOL", "count", "format_value", "list_points", "parse", "parse_at", "query", "records",
+           "top_points", "cli_query"]
+
+#: relative tolerance under which two floats compare equal (design.md §4)
+RTOL = 1e-9
+#: numpy dtype kinds of text labels (the crystal dim; "T" is numpy 2's StringDType, as zarr 3 reads them)
+TEXT_KINDS = "USOT"
+_CMP = ("<", "<=", ">", ">=", "==", "!=")
+_KEYWORDS = ("and", "or", "not", "true", "false")
+
+# ------------------------------------------------------------------------------------------ tokenizer
+
+_TOKEN = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<string>"[^"]*"|'[^']*')
+  | (?P<op><=|>=|==|!=|<|>|\*\*|[()*/^%-])
+  | (?P<name>[^\W\d]\w*)
+""", re.VERBOSE)
+
+_BAD_CHAR_HINTS = {
+    ".": "attribute access is not allowed",
+    "=": "use '==' to compare",
+    "&": "use 'and'",
+    "|": "use 'or'",
+    "~": "use 'not'",
+    "!": "use 'not' (or '!=')",
+    "[": "indexing is not allowed",
+    "]": "indexing is not allowed",
+    ",": "write one expression (combine conditions with 'and' / 'or')",
+    ";": "write one expression, not statements",
+    ":": "write one expression, not statements",
+    "@": "decorators and matrix products are not allowed",
+    "+": "arithmetic is not supported; compare names with numbers",
+    "{": "only comparisons, and/or/not, parentheses, names and numbers are allowed",
+}
+
+
+@dataclass(frozen=True)
+class _Tok:
+    kind: str  # number, string, op, name, end
+    text: str
+    pos: int
+
+
+def _tokens(text: str) -> list[_Tok]:
+    out = []
+    i = 0
+    while i < len(text):
+        m = _TOKEN.match(text, i)
+        if m is None:
+            ch = text[i]
+            hint = _BAD_CHAR_HINTS.get(ch, "only comparisons, and/or/not, parentheses, names and numbers "
+                                       "with units are allowed")
+            raise QueryError(f"query: unexpected {ch!r} at column {i + 1} of {text!r}; {hint}")
+        if m.lastgroup != "ws":
+            out.append(_Tok(str(m.lastgroup), m.group(), i))
+        i = m.end()
+    out.append(_Tok("end", "", len(text)))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ syntax tree
+
+
+@dataclass(frozen=True)
+class Name:
+    name: str
+    pos: int
+
+
+@dataclass(frozen=True)
+class Num:
+    value: float
+    unit: str | None
+    text: str
+    pos: int
+
+
+@dataclass(frozen=True)
+class Str:
+    value: str
+    pos: int
+
+
+@dataclass(frozen=True)
+class BoolLit:
+    value: bool
+    pos: int
+
+
+@dataclass(frozen=True)
+class Compare:
+    operands: tuple[Any, ...]
+    ops: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class And:
+    items: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    items: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    item: Any
+
+
+Node = Name | Num | Str | BoolLit | Compare | And | Or | Not
+
+
+#: deepest nesting of parentheses and ``not`` accepted (a bound on the parser's recursion)
+MAX_DEPTH = 64
+
+
+class _Parser:
+    def __init__(self, text: str):
+        self.text = text
+        self.toks = _tokens(text)
+        self.i = 0
+        self.depth = 0
+
+    def nest(self, tok: _Tok) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise QueryError(f"query: nesting deeper than {MAX_DEPTH} levels at column {tok.pos + 1}; "
+                             "simplify the expression")
+
+    # -- helpers
+    def peek(self, ahead: int = 0) -> _Tok:
+        return self.toks[min(self.i + ahead, len(self.toks) - 1)]
+
+    def take(self) -> _Tok:
+        tok = self.toks[self.i]
+        self.i += 1
+        return tok
+
+    def is_kw(self, word: str) -> bool:
+        t = self.peek()
+        return t.kind == "name" and t.text == word
+
+    def fail(self, tok: _Tok, what: str) -> QueryError:
+        where = "at the end" if tok.kind == "end" else f"at column {tok.pos + 1}"
+        got = "nothing" if tok.kind == "end" else repr(tok.text)
+        return QueryError(f"query: {what}, got {got} {where} of {self.text!r}")
+
+    # -- grammar
+    def parse(self) -> Node:
+        if self.peek().kind == "end":
+            raise QueryError("query: empty expression; write e.g. \"n_coh > 1e15 and feasible\"")
+        node = self.or_expr()
+        tok = self.peek()
+        if tok.kind != "end":
+            if tok.kind == "op" and tok.text == "(":
+                raise self.fail(tok, "function calls are not allowed")
+            raise self.fail(tok, "expected 'and', 'or', a comparison or the end")
+        return node
+
+    def or_expr(self) -> Node:
+        items = [self.and_expr()]
+        while self.is_kw("or"):
+            self.take()
+            items.append(self.and_expr())
+        return items[0] if len(items) == 1 else Or(tuple(items))
+
+    def and_expr(self) -> Node:
+        items = [self.not_expr()]
+        while self.is_kw("and"):
+            self.take()
+            items.append(self.not_expr())
+        return items[0] if len(items) == 1 else And(tuple(items))
+
+    def not_expr(self) -> Node:
+        if self.is_kw("not"):
+            self.nest(self.take())
+            inner = self.not_expr()
+            self.depth -= 1
+            return Not(inner)
+        return self.comparison()
+
+    def comparison(self) -> Node:
+        operands = [self.operand()]
+        ops = []
+        while self.peek().kind == "op" and self.peek().text in _CMP:
+            ops.append(self.take().text)
+            operands.append(self.operand())
+        return operands[0] if not ops else Compare(tuple(operands), tuple(ops))
+
+    def operand(self) -> Node:
+        tok = self.peek()
+        if tok.kind == "op" and tok.text == "(":
+            self.nest(self.take())
+            inner = self.or_expr()
+            if not (self.peek().kind == "op" and self.peek().text == ")"):
+                raise self.fail(self.peek(), "expected ')'")
+            self.take()
+            self.depth -= 1
+            return inner
+        if tok.kind == "op" and tok.text == "-":
+            self.take()
+            if self.peek().kind != "number":
+                raise self.fail(self.peek(), "expected a number after '-'")
+            return self.number(negative=True, start=tok.pos)
+        if tok.kind == "number":
+            return self.number(negative=False, start=tok.pos)
+        if tok.kind == "string":
+            self.take()
+            return Str(tok.text[1:-1], tok.pos)
+        if tok.kind == "name":
+            self._check_name(tok)
+            self.take()
+            if tok.text in ("true", "false"):
+                return BoolLit(tok.text == "true", tok.pos)
+            if self.peek().kind == "op" and self.peek().text == "(":
+                raise QueryError(f"query: function calls are not allowed ({tok.text}( at column "
+                                 f"{tok.pos + 1} of {self.text!r})")
+            return Name(tok.text, tok.pos)
+        raise self.fail(tok, "expected a name, a number or '('")
+
+    def _check_name(self, tok: _Tok) -> None:
+        word = tok.text
+        if word in ("and", "or", "not"):
+            raise self.fail(tok, "expected a name, a number or '('")
+        if word.startswith("__"):
+            raise QueryError(f"query: dunder names such as {word!r} are not allowed")
+        if keyword.iskeyword(word) or keyword.issoftkeyword(word):
+            raise QueryError(f"query: {word!r} is not allowed; expressions have comparisons, and/or/not, "
+                             "parentheses, names and numbers with units")
+
+    def number(self, negative: bool, start: int) -> Num:
+        tok = self.take()
+        value = float(tok.text)
+        unit = self.unit()
+        end = self.toks[self.i - 1]
+        text = self.text[start:end.pos + len(end.text)]
+        return Num(-value if negative else value, unit, text, start)
+
+    def unit(self) -> str | None:
+        parts: list[str] = []
+        if not self._unit_atom_ahead():
+            return None
+        parts.append(self._unit_atom())
+        while (self.peek().kind == "op" and self.peek().text in ("*", "/")
+               and self._unit_atom_ahead(1)):
+            parts.append(self.take().text)
+            parts.append(self._unit_atom())
+        return "".join(parts)
+
+    def _unit_atom_ahead(self, ahead: int = 0) -> bool:
+        t = self.peek(ahead)
+        return (t.kind == "name" and t.text not in _KEYWORDS) or (t.kind == "op" and t.text == "%")
+
+    def _unit_atom(self) -> str:
+        tok = self.take()
+        if tok.kind == "name":
+            self._check_name(tok)
+        text = "percent" if tok.text == "%" else tok.text
+        if self.peek().kind == "op" and self.peek().text in ("^", "**"):
+            self.take()
+            sign = ""
+            if self.peek().kind == "op" and self.peek().text == "-":
+                self.take()
+                sign = "-"
+            power = self.peek()
+            if power.kind != "number" or not power.text.isdigit():
+                raise self.fail(power, "expected an integer power of a unit")
+            self.take()
+            text += f"**{sign}{power.text}"
+        return text
+
+
+def parse(expr: str) -> Node:
+    """The syntax tree of ``expr`` (no store needed); QueryError (one line) if it is not an expression."""
+    if not isinstance(expr, str):
+        raise QueryError(f"query: expected an expression string, got {type(expr).__name__}")
+    if len(expr) > 10_000:
+        raise QueryError("query: expression longer than 10000 characters")
+    return _Parser(expr).parse()
+
+
+def names_in(node: Node) -> list[str]:
+    """The names an expression refers to, in order of first appearance (as written)."""
+    out: list[str] = []
+
+    def walk(n: Any) -> None:
+        if isinstance(n, Name):
+            if n.name not in out:
+                out.append(n.name)
+        elif isinstance(n, Compare):
+            for o in n.operands:
+                walk(o)
+        elif isinstance(n, And | Or):
+            for o in n.items:
+                walk(o)
+        elif isinstance(n, Not):
+            walk(n.item)
+
+    walk(node)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ names, units
+
+
+def dim_order(ds: xr.Dataset) -> tuple[str, ...]:
+    """The store's dims in canonical order (period, amplitude, energy, sigma_z, bunching, extras)."""
+    dims = [str(d) for d in ds.sizes]
+    return tuple([d for d in ALL_DIMS if d in dims] + [d for d in dims if d not in ALL_DIMS])
+
+
+def _valid_names(ds: xr.Dataset) -> list[str]:
+    return list(dim_order(ds)) + [str(v) for v in ds.data_vars]
+
+
+def resolve(ds: xr.Dataset, name: str, what: str = "name") -> str:
+    """The store name matching ``name`` (case-insensitively); QueryError with a did-you-mean if none."""
+    valid = _valid_names(ds)
+    if name in valid:
+        return name
+    lowered = {v.lower(): v for v in valid}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    if close:
+        hint = f"did you mean {lowered[close[0]]!r}?"
+    else:
+        nearest = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.0)
+        hint = (f"the closest valid name is {lowered[nearest[0]]!r}; " if nearest else "") + \
+            "valid names: " + ", ".join(valid)
+    raise QueryError(f"query: unknown {what} {name!r}; {hint}")
+
+
+def units_of(ds: xr.Dataset, name: str) -> str:
+    return str(ds[name].attrs.get("units", "1"))
+
+
+def _is_bool(ds: xr.Dataset, name: str) -> bool:
+    return ds[name].dtype == bool
+
+
+def _is_str(ds: xr.Dataset, name: str) -> bool:
+    return ds[name].dtype.kind in TEXT_KINDS
+
+
+def _dimensionless(u: str) -> bool:
+    return u in ("1", "", "dimensionless")
+
+
+def convert(value: float, unit: str | None, target: str, *, text: str, name: str) -> float:
+    """``value unit`` in the units ``target`` of store name ``name``; QueryError on a wrong dimension."""
+    if unit is None:
+        if _dimensionless(target):
+            return value
+        raise QueryError(f"query: {text} has no units but {name} is in {target}; write the units, e.g. "
+                         f"{_example(name, target)}")
+    import pint
+
+    from .units import registry
+
+    ureg = registry()
+    try:
+        q = ureg.Quantity(value, unit)
+    except Exception:  # pint raises several unrelated types for unknown units
+        raise QueryError(f"query: unknown unit {unit!r} in {text!r}; {_unit_hint(unit)}write e.g. "
+                         f"{_example(name, target)}") from None
+    try:
+        return float(q.to("dimensionless" if _dimensionless(target) else target).magnitude)
+    except pint.DimensionalityError:
+        kind = "a number" if _dimensionless(target) else f"in {target}"
+        raise QueryError(f"query: {text} does not fit {name}, which is {kind}; write e.g. "
+                         f"{_example(name, target)}") from None
+
+
+_EXAMPLES = {"period": "14 um", "amplitude": "1.27 angstrom", "energy": "13.6 GeV", "sigma_z": "9 um",
+             "thickness": "1.4 mm", "photon_energy": "8.3 keV", "dechanneling_length": "2 mm",
+             "resonance_energy": "8.3 keV", "photon_energy_minus": "8.3 keV", "photon_energy_plus": "50 MeV",
+             "n_coh": "1e15", "n_incoh": "1e7", "coherence_gain": "1e8", "n_soft": "10", "q": "1.5",
+             "bunching": "0.1", "bending_parameter": "0.5", "transmission": "0.5", "n_positrons": "1.56e9"}
+_COMMON_UNITS = ("eV", "keV", "MeV", "GeV", "TeV", "m", "cm", "mm", "um", "nm", "pm", "angstrom", "percent")
+
+
+def _example(name: str, units: str) -> str:
+    if name in _EXAMPLES:
+        return f"'{name} > {_EXAMPLES[name]}'"
+    if _dimensionless(units):
+        return f"'{name} > 1'"
+    return f"'{name} > 1 {units}'"
+
+
+def _unit_hint(unit: str) -> str:
+    lowered = {u.lower(): u for u in _COMMON_UNITS}
+    if unit.lower() in lowered:
+        return f"did you mean {lowered[unit.lower()]!r}? "
+    return ""
+
+
+# ------------------------------------------------------------------------------------------ evaluation
+
+
+@dataclass
+class _Val:
+    kind: str  # "bool" | "num" | "str"
+    data: Any  # xarray.DataArray, or a Python scalar for literals
+    literal: bool = False
+    name: str | None = None  # store name of a Name operand
+    node: Any = None
+
+
+class _Evaluator:
+    def __init__(self, ds: xr.Dataset, text: str):
+        self.ds = ds
+        self.text = text
+
+    def condition(self, node: Node) -> Any:
+        """A boolean condition: DataArray or Python bool."""
+        if isinstance(node, And | Or):
+            parts = [self.condition(n) for n in node.items]
+            out = parts[0]
+            for p in parts[1:]:
+                out = _and(out, p) if isinstance(node, And) else _or(out, p)
+            return out
+        if isinstance(node, Not):
+            inner = self.condition(node.item)
+            return (not inner) if isinstance(inner, bool) else ~inner
+        if isinstance(node, Compare):
+            return self.compare(node)
+        v = self.operand(node)
+        if v.kind == "bool":
+            return v.data
+        raise QueryError(f"query: {self._describe(v)} is not a condition; compare it, e.g. "
+                         f"{_example(v.name, units_of(self.ds, v.name)) if v.name else 'n_coh > 1e15'}")
+
+    def operand(self, node: Node) -> _Val:
+        if isinstance(node, Name):
+            name = resolve(self.ds, node.name)
+            kind = "bool" if _is_bool(self.ds, name) else "str" if _is_str(self.ds, name) else "num"
+            return _Val(kind, self.ds[name], name=name, node=node)
+        if isinstance(node, Num):
+            return _Val("num", node.value, literal=True, node=node)
+        if isinstance(node, Str):
+            return _Val("str", node.value, literal=True, node=node)
+        if isinstance(node, BoolLit):
+            return _Val("bool", node.value, literal=True, node=node)
+        # a parenthesised condition used as an operand of a comparison
+        return _Val("bool", self.condition(node), node=node)
+
+    def compare(self, node: Compare) -> Any:
+        vals = [self.operand(o) for o in node.operands]
+        out: Any = True
+        for a, op, b in zip(vals[:-1], node.ops, vals[1:], strict=True):
+            out = _and(out, self.pair(a, op, b))
+        return out
+
+    def pair(self, a: _Val, op: str, b: _Val) -> Any:
+        if a.kind != b.kind:
+            raise QueryError(f"query: cannot compare {self._describe(a)} with {self._describe(b)}")
+        if a.kind in ("bool", "str") and op not in ("==", "!="):
+            raise QueryError(f"query: {op!r} does not apply to {self._describe(a)}; use == or !=")
+        if a.kind == "str":
+            for v, other in ((a, b), (b, a)):
+                if v.literal and other.name is not None:
+                    self._check_label(other.name, v.data)
+            x, y = a.data, b.data
+            return (x == y) if op == "==" else (x != y)
+        if a.kind == "bool":
+            eq = _eq_exact(a.data, b.data)
+            return eq if op == "==" else _not(eq)
+        x, y = a.data, b.data
+        if a.literal and b.literal:
+            return bool(_cmp(*_literals_si(a.node, b.node), op=op))
+        if a.literal:
+            assert b.name is not None
+            x = convert(a.node.value, a.node.unit, units_of(self.ds, b.name), text=a.node.text, name=b.name)
+        elif b.literal:
+            assert a.name is not None
+            y = convert(b.node.value, b.node.unit, units_of(self.ds, a.name), text=b.node.text, name=a.name)
+        else:
+            assert a.name is not None and b.name is not None
+            y = y * self._factor(b.name, a.name)
+        return _cmp(x, y, op)
+
+    def _factor(self, src: str, dst: str) -> float:
+        us, ud = units_of(self.ds, src), units_of(self.ds, dst)
+        if us == ud or (_dimensionless(us) and _dimensionless(ud)):
+            return 1.0
+        import pint
+
+        from .units import registry
+
+        ureg = registry()
+        try:
+            return float(ureg.Quantity(1.0, "dimensionless" if _dimensionless(us) else us)
+                         .to("dimensionless" if _dimensionless(ud) else ud).magnitude)
+        except pint.DimensionalityError:
+            raise QueryError(f"query: cannot compare {dst} ({ud}) with {src} ({us}): different "
+                             "dimensions") from None
+
+    def _check_label(self, name: str, label: str) -> None:
+        values = [str(v) for v in np.asarray(self.ds[name].values).reshape(-1)]
+        if name in self.ds.sizes and label not in values:
+            close = difflib.get_close_matches(label, values, n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]!r}?" if close else "the store has: " + ", ".join(values)
+            raise QueryError(f"query: {name} has no value {label!r}; {hint}")
+
+    def _describe(self, v: _Val) -> str:
+        if v.name is not None:
+            what = {"bool": "a condition", "str": "a label", "num": "a number"}[v.kind]
+            return f"{v.name!r} ({what})"
+        if isinstance(v.node, Num):
+            return f"the number {v.node.text!r}"
+        if isinstance(v.node, Str):
+            return f"the label {v.node.value!r}"
+        if isinstance(v.node, BoolLit):
+            return "true" if v.node.value else "false"
+        return "a condition"
+
+
+def _literals_si(a: Num, b: Num) -> tuple[float, float]:
+    """Two number literals in common units (pint), or QueryError when their dimensions differ."""
+    if a.unit is None and b.unit is None:
+        return a.value, b.value
+    import pint
+
+    from .units import registry
+
+    ureg = registry()
+    try:
+        qa = ureg.Quantity(a.value, a.unit or "dimensionless")
+        qb = ureg.Quantity(b.value, b.unit or "dimensionless")
+        return float(qa.to_base_units().magnitude), float(qb.to(qa.units).to_base_units().magnitude)
+    except pint.DimensionalityError:
+        raise QueryError(f"query: cannot compare {a.text!r} with {b.text!r}: different dimensions") from None
+    except Exception:  # pint raises several unrelated types for unknown units
+        raise QueryError(f"query: unknown unit in {a.text!r} or {b.text!r}") from None
+
+
+def _close(x: Any, y: Any) -> Any:
+    return abs(x - y) <= RTOL * np.maximum(abs(x), abs(y))
+
+
+def _cmp(x: Any, y: Any, op: str) -> Any:
+    """Float comparison where values within RTOL are equal (NaN compares false, except !=)."""
+    close = _close(x, y)
+    if op == "==":
+        return close
+    if op == "!=":
+        return _not(close)
+    if op == "<":
+        return _and(x < y, _not(close))
+    if op == ">":
+        return _and(x > y, _not(close))
+    if op == "<=":
+        return _or(x < y, close)
+    return _or(x > y, close)
+
+
+def _eq_exact(x: Any, y: Any) -> Any:
+    return x == y
+
+
+def _not(x: Any) -> Any:
+    return (not x) if isinstance(x, bool | np.bool_) else ~x
+
+
+def _and(x: Any, y: Any) -> Any:
+    if isinstance(x, bool | np.bool_):
+        return y if x else False
+    if isinstance(y, bool | np.bool_):
+        return x if y else False
+    return x & y
+
+
+def _or(x: Any, y: Any) -> Any:
+    if isinstance(x, bool | np.bool_):
+        return True if x else y
+    if isinstance(y, bool | np.bool_):
+        return True if y else x
+    return x | y
+
+
+def query(ds: xr.Dataset, expr: str) -> xr.DataArray:
+    """Boolean mask (lazy xarray.DataArray) of the grid points where ``expr`` holds.
+
+    The mask carries only the dims the expression involves (in canonical order), lazily on the store's
+    chunks; it holds for every value of the other dims (``mask.broadcast_like(ds)`` spans the full
+    grid). Raises QueryError (one line) for malformed or unsafe expressions and unknown names.
+
+    >>> mask = query(ds, "n_coh > 1e15 and feasible and energy == 13.6 GeV")  # doctest: +SKIP
+    """
+    import xarray as xr
+
+    node = parse(expr)
+    result = _Evaluator(ds, expr).condition(node)
+    if isinstance(result, bool | np.bool_):
+        result = xr.DataArray(bool(result))
+    order = [d for d in dim_order(ds) if d in result.dims]
+    result = result.transpose(*order)
+    result.name = "query"
+    result.attrs = {"long_name": f"query: {expr}", "units": "1"}
+    return result
+
+
+# ------------------------------------------------------------------------------------------ chunk-wise
+
+
+def _dim_chunks(ds: xr.Dataset) -> dict[str, tuple[int, ...]]:
+    """Chunks of each dim as stored (the plan's block grid); one chunk where nothing is chunked."""
+    out: dict[str, tuple[int, ...]] = {}
+    for v in ds.data_vars.values():
+        if v.chunks is None:
+            continue
+        for d, c in zip(v.dims, v.chunks, strict=True):
+            out.setdefault(str(d), tuple(int(x) for x in c))
+    for d, n in ds.sizes.items():
+        out.setdefault(str(d), (int(n),))
+    return out
+
+
+def _on_dims(ds: xr.Dataset, arr: xr.DataArray, dims: Sequence[str]) -> dask.array.Array:
+    """``arr`` as a dask array over ``dims`` (broadcast), chunked like the store along every dim."""
+    import dask.array as da
+
+    chunks_of = _dim_chunks(ds)
+    shape = tuple(int(ds.sizes[d]) for d in dims)
+    chunks = tuple(chunks_of[d] for d in dims)
+    present = [d for d in dims if d in arr.dims]
+    extra = [d for d in arr.dims if d not in dims]
+    if extra:
+        raise AssertionError(f"{arr.name} has dims {extra} outside {dims}")
+    x = arr.transpose(*present).data
+    own = tuple(chunks[list(dims).index(d)] for d in present)
+    if isinstance(x, da.Array):
+        x = x.rechunk(own)
+    else:
+        x = da.from_array(np.asarray(x), chunks=own)
+    x = x[tuple(slice(None) if d in present else None for d in dims)]
+    return da.broadcast_to(x, shape, chunks=chunks)
+
+
+def _offsets(chunks: tuple[tuple[int, ...], ...]) -> list[np.ndarray]:
+    return [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(np.int64) for c in chunks]
+
+
+def _block_topk(score: np.ndarray, offset: tuple[int, ...], shape: tuple[int, ...], k: int,
+                ascending: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The k best finite scores of one block (ties by flat index) and their flat indices in ``shape``."""
+    flat = np.asarray(score).reshape(-1)
+    idx = np.flatnonzero(~np.isnan(flat))
+    if idx.size == 0:
+        return np.empty(0), np.empty(0, dtype=np.int64)
+    vals = flat[idx].astype(np.float64)
+    key = vals if ascending else -vals
+    if idx.size > k:
+        kth = np.partition(key, k - 1)[k - 1]
+        keep = key <= kth
+        idx, vals, key = idx[keep], vals[keep], key[keep]
+    local = np.unravel_index(idx, score.shape)
+    glob = np.ravel_multi_index(tuple(li + o for li, o in zip(local, offset, strict=True)), shape)
+    order = np.lexsort((glob, key))[:k]
+    return vals[order], np.asarray(glob[order], dtype=np.int64)
+
+
+def _block_hits(mask: np.ndarray, offset: tuple[int, ...], shape: tuple[int, ...], need: int) -> np.ndarray:
+    idx = np.flatnonzero(np.asarray(mask).reshape(-1))[:need]
+    if idx.size == 0:
+        return np.empty(0, dtype=np.int64)
+    local = np.unravel_index(idx, mask.shape)
+    return np.asarray(np.ravel_multi_index(tuple(li + o for li, o in zip(local, offset, strict=True)), shape),
+                      dtype=np.int64)
+
+
+def _expand(ds: xr.Dataset, sub_dims: Sequence[str], flat: np.ndarray, limit: int | None
+            ) -> dict[str, np.ndarray]:
+    """Full-grid index arrays (dim -> indices) of the grid points under the sub-grid points ``flat``
+    (flat indices over ``sub_dims``), each expanded over the other dims in C order; at most ``limit``."""
+    dims = dim_order(ds)
+    other = [d for d in dims if d not in sub_dims]
+    other_shape = tuple(int(ds.sizes[d]) for d in other)
+    mult = math.prod(other_shape)
+    n_sub = len(flat) if limit is None else min(len(flat), -(-limit // max(mult, 1)))
+    flat = np.asarray(flat[:n_sub], dtype=np.int64)
+    sub_idx = np.unravel_index(flat, tuple(int(ds.sizes[d]) for d in sub_dims)) if sub_dims else ()
+    reps = np.repeat(np.arange(len(flat)), mult)
+    tile = np.tile(np.arange(mult), len(flat))
+    other_idx = np.unravel_index(tile, other_shape) if other else ()
+    out = {}
+    for d in dims:
+        if d in sub_dims:
+            out[d] = np.asarray(sub_idx[list(sub_dims).index(d)])[reps]
+        else:
+            out[d] = np.asarray(other_idx[other.index(d)])
+    if limit is not None:
+        out = {d: v[:limit] for d, v in out.items()}
+    return out
+
+
+def count(ds: xr.Dataset, expr: str) -> int:
+    """Number of grid points where ``expr`` holds (a lazy, chunk-wise sum)."""
+    mask = query(ds, expr)
+    mult = math.prod(int(n) for d, n in ds.sizes.items() if d not in mask.dims)
+    n = mask.sum().data
+    if hasattr(n, "compute"):
+        n = n.compute()
+    return int(n) * mult
+
+
+def top_points(ds: xr.Dataset, expr: str, by: str, k: int, *, ascending: bool = False
+               ) -> dict[str, np.ndarray]:
+    """Full-grid indices (dim -> index array, best first) of the ``k`` grid points where ``expr`` holds
+    with the largest (``ascending``: smallest) finite ``by``. Ties keep grid order. Chunk-wise: every block
+    contributes its own k best, merged at the end."""
+    import dask
+
+    if k < 1:
+        raise QueryError(f"query: --top {k}: give a positive number of points")
+    by = resolve(ds, by, "--by variable")
+    if _is_bool(ds, by) or _is_str(ds, by):
+        raise QueryError(f"query: --by {by}: rank by a numeric variable, e.g. --by n_coh")
+    mask = query(ds, expr)
+    value = ds[by]
+    sub = [d for d in dim_order(ds) if d in mask.dims or d in value.dims]
+    shape = tuple(int(ds.sizes[d]) for d in sub)
+    import dask.array as da
+
+    m = _on_dims(ds, mask, sub)
+    v = _on_dims(ds, value, sub)
+    score = da.where(m, v.astype(np.float64), np.nan)
+    offsets = _offsets(score.chunks)
+    blocks = score.to_delayed(optimize_graph=True)
+    tasks = [dask.delayed(_block_topk)(blocks[i], tuple(int(offsets[a][j]) for a, j in enumerate(i)), shape,
+                                       k, ascending) for i in np.ndindex(blocks.shape)]
+    parts = dask.compute(*tasks)
+    vals = np.concatenate([p[0] for p in parts]) if parts else np.empty(0)
+    flat = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, dtype=np.int64)
+    order = np.lexsort((flat, vals if ascending else -vals))[:k]
+    return _expand(ds, sub, flat[order], k)
+
+
+def list_points(ds: xr.Dataset, expr: str, limit: int | None) -> tuple[dict[str, np.ndarray], bool]:
+    """Full-grid indices of the first ``limit`` (None: all) grid points where ``expr`` holds, found block
+    by block (stops early), and whether more exist."""
+    import dask
+
+    mask = query(ds, expr)
+    sub = [str(d) for d in mask.dims]
+    other = math.prod(int(n) for d, n in ds.sizes.items() if d not in sub)
+    if other == 0:
+        return _expand(ds, sub, np.empty(0, dtype=np.int64), 0), False
+    need = None if limit is None else -(-(limit + 1) // other)  # sub-grid hits for limit + 1 points
+    if not sub:
+        hit = bool(np.asarray(mask.values))
+        flat = np.zeros(1 if hit else 0, dtype=np.int64)
+    else:
+        shape = tuple(int(ds.sizes[d]) for d in sub)
+        m = _on_dims(ds, mask, sub)
+        offsets = _offsets(m.chunks)
+        blocks = m.to_delayed(optimize_graph=True)
+        ids = list(np.ndindex(blocks.shape))
+        found: list[np.ndarray] = []
+        n_found = 0
+        batch = 8
+        for start in range(0, len(ids), batch):
+            chunk = ids[start:start + batch]
+            cap = need if need is not None else int(np.prod(shape))
+            parts = dask.compute(*[dask.delayed(_block_hits)(
+                blocks[i], tuple(int(offsets[a][j]) for a, j in enumerate(i)), shape, cap) for i in chunk])
+            for p in parts:
+                found.append(p)
+                n_found += len(p)
+            if need is not None and n_found >= need:
+                break
+        # blocks are visited in block order: report the hits found in grid (C) order
+        flat = np.sort(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
+    total_hint = len(flat) * other
+    more = limit is not None and total_hint > limit
+    return _expand(ds, sub, flat, limit), more
+
+
+def records(ds: xr.Dataset, points: Mapping[str, np.ndarray], columns: Sequence[str]) -> list[dict[str, Any]]:
+    """Values (store units; bools, str labels) of ``columns`` at the grid points ``points``
+    (dim -> index array), one dict per point; the variables are read chunk-wise with vectorised indexing."""
+    import dask
+
+    n = len(next(iter(points.values()))) if points else 0
+    lazy: dict[str, Any] = {}
+    for c in columns:
+        arr = ds[c]
+        if c in ds.sizes and arr.dims == (c,):
+            lazy[c] = np.asarray(arr.values)[points[c]] if n else np.empty(0)
+            continue
+        data = arr.data
+        index = tuple(points[str(d)] for d in arr.dims)
+        if not arr.dims:
+            lazy[c] = np.repeat(np.asarray(arr.values), n)
+        elif hasattr(data, "vindex"):
+            lazy[c] = data.vindex[index] if n else np.empty(0, dtype=arr.dtype)
+        else:
+            lazy[c] = np.asarray(data)[index]
+    keys = list(lazy)
+    values = dask.compute(*[lazy[key] for key in keys])
+    cols = dict(zip(keys, values, strict=True))
+    out = []
+    for i in range(n):
+        out.append({c: _py(cols[c][i]) for c in columns})
+    return out
+
+
+def scalar(x: Any) -> Any:
+    """An element of a coordinate array as a Python value (numpy scalars unwrapped; StringDType elements
+    are already str)."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def _py(x: Any) -> Any:
+    if isinstance(x, np.bool_ | bool):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating | float):
+        return float(x)
+    if isinstance(x, bytes):
+        return x.decode()
+    return x if isinstance(x, str) else str(x)
+
+
+# ------------------------------------------------------------------------------------------ --at values
+
+
+def parse_at(ds: xr.Dataset, items: Iterable[str] | Mapping[str, Any], *, key: str = "--at"
+             ) -> dict[str, int]:
+    """``dim=value`` items (or a mapping) -> dim -> index of the nearest grid value.
+
+    Values are strings with units for dims with units (``energy="13.6 GeV"``) or, in a mapping, plain
+    numbers in store units (``{"energy": 13.6e9}``); ``crystal`` takes a name. SpecError (one line) for
+    unknown dims, malformed items and values of the wrong dimension.
+    """
+    pairs: list[tuple[str, Any]] = []
+    if isinstance(items, Mapping):
+        pairs = list(items.items())
+    else:
+        for item in items:
+            if "=" not in str(item):
+                raise SpecError(f"{key}: {item!r} is not DIM=VALUE; write e.g. energy=\"13.6 GeV\"")
+            d, v = str(item).split("=", 1)
+            pairs.append((d.strip(), v.strip()))
+    out: dict[str, int] = {}
+    dims = dim_order(ds)
+    for d, v in pairs:
+        if d not in dims:
+            close = difflib.get_close_matches(d, dims, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"the store's dims: {', '.join(dims)}"
+            raise SpecError(f"{key}: {d!r} is not a dim of the store; {hint}")
+        out[d] = nearest_index(ds, d, v, key=key)
+    return out
+
+
+def coord_value(ds: xr.Dataset, dim: str, value: Any, *, key: str = "--at") -> float:
+    """A user value (string with units or number) in the store units of ``dim``."""
+    u = units_of(ds, dim)
+    if isinstance(value, int | float | np.floating | np.integer) and not isinstance(value, bool):
+        x = float(value)  # a number (Python API): in store units
+        if not math.isfinite(x):
+            raise SpecError(f"{key}: {dim}={value!r} is not a finite number; write e.g. "
+                            f"{dim}=\"{_EXAMPLES.get(dim, '0.1' if _dimensionless(u) else '1 ' + u)}\"")
+        return x
+    text = str(value).strip().strip("\"'")
+    try:
+        node = parse(text)
+    except QueryError:
+        node = None
+    if not isinstance(node, Num):
+        raise SpecError(f"{key}: {dim}={value!r} is not a number with units; write e.g. "
+                        f"{dim}=\"{_EXAMPLES.get(dim, '0.1' if _dimensionless(u) else '1 ' + u)}\"")
+    try:
+        return convert(node.value, node.unit, u, text=text, name=dim)
+    except QueryError as exc:
+        raise SpecError(f"{key}: {dim}={text!r}: " + str(exc).removeprefix("query: ")) from None
+
+
+def nearest_index(ds: xr.Dataset, dim: str, value: Any, *, key: str = "--at") -> int:
+    coord = np.asarray(ds[dim].values)
+    if coord.dtype.kind in TEXT_KINDS:
+        labels = [str(c) for c in coord]
+        lowered = [c.lower() for c in labels]
+        want = str(value).strip().strip("\"'").lower()
+        if want in lowered:
+            return lowered.index(want)
+        close = difflib.get_close_matches(want, lowered, n=1, cutoff=0.5)
+        hint = f"did you mean {labels[lowered.index(close[0])]!r}?" if close else "the store has: " + \
+            ", ".join(labels)
+        raise SpecError(f"{key}: {dim} has no value {value!r}; {hint}")
+    x = coord_value(ds, dim, value, key=key)
+    return int(np.argmin(np.abs(coord.astype(np.float64) - x)))
+
+
+# ------------------------------------------------------------------------------------------ formatting
+
+#: display units for people (tables, maps): name -> (unit label, factor from store units, plain label)
+DISPLAY = {
+    "period": ("µm", 1e-6, "um"), "amplitude": ("Å", 1e-10, "angstrom"), "energy": ("GeV", 1e9, "GeV"),
+    "sigma_z": ("µm", 1e-6, "um"), "thickness": ("mm", 1e-3, "mm"), "photon_energy": ("keV", 1e3, "keV"),
+    "resonance_energy": ("keV", 1e3, "keV"), "photon_energy_minus": ("keV", 1e3, "keV"),
+    "photon_energy_plus": ("MeV", 1e6, "MeV"), "dechanneling_length": ("mm", 1e-3, "mm"),
+}
+
+
+def format_value(name: str, value: Any, *, plain: bool = True) -> str:
+    """A store value for people: display units for known names (``14 um``), %.6g otherwise."""
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    x = float(value)
+    if name in DISPLAY:
+        label, factor, ascii_label = DISPLAY[name]
+        return f"{x / factor:.6g} {ascii_label if plain else label}"
+    return f"{x:.6g}"
+
+
+def _cell(x: Any) -> str:
+    if x is None:
+        return "nan"
+    if isinstance(x, bool):
+        return "true" if x else "false"
+    if isinstance(x, float):
+        return f"{x:.6g}"
+    return str(x)
+
+
+def render(rows: list[dict[str, Any]], columns: Sequence[str], units: Mapping[str, str], fmt: str) -> str:
+    """rows -> text in ``fmt`` (table: aligned, %.6g, units in the header; csv; json: NaN as null)."""
+    if fmt == "json":
+        clean = [{c: (None if isinstance(r[c], float) and not math.isfinite(r[c]) else r[c]) for c in columns}
+                 for r in rows]
+        return json.dumps(clean, indent=1, allow_nan=False)
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(columns)
+        for r in rows:
+            w.writerow([_cell(r[c]) if not isinstance(r[c], float) else repr(r[c]) for c in columns])
+        return buf.getvalue().rstrip("\n")
+    header = [c if _dimensionless(units.get(c, "1")) else f"{c} [{units[c]}]" for c in columns]
+    body = [[_cell(r[c]) for c in columns] for r in rows]
+    widths = [max([len(h)] + [len(b[i]) for b in body]) for i, h in enumerate(header)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(x.rjust(w) for x, w in zip(b, widths, strict=True)) for b in body]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+def open_for_query(path: str) -> xr.Dataset:
+    """Open a store lazily; warn (stderr) when it is incomplete (unfinished blocks read as NaN/False)."""
+    from . import store
+
+    ds = store.open_store(path)
+    try:
+        done = store.done_mask(path)
+    except Exception:  # not our ledger: nothing to say
+        return ds
+    if not done.all():
+        print(f"cusweep: warning: {path} is incomplete ({int(done.sum())}/{done.size} blocks done); points "
+              "in unfinished blocks read as NaN / false; rerun `cusweep run` to finish it", file=sys.stderr)
+    return ds
+
+
+def columns_for(ds: xr.Dataset, expr: str, by: str | None = None, extra: Sequence[str] = ()) -> list[str]:
+    """Every dim, then every variable named in ``expr``, ``by`` and ``extra`` (resolved, no duplicates)."""
+    cols = list(dim_order(ds))
+    named = [resolve(ds, n) for n in names_in(parse(expr))]
+    if by:
+        named.append(resolve(ds, by, "--by variable"))
+    named += [resolve(ds, v, "--vars variable") for v in extra]
+    for n in named:
+        if n not in cols:
+            cols.append(n)
+    return cols
+
+
+def cli_query(args: Any) -> int:
+    """``cusweep query STORE EXPR [--count] [--top K --by VAR [--asc]] [--format] [--vars] [--limit]``."""
+    node = parse(args.expr)  # syntax first: a malformed expression never touches the store
+    del node
+    ds = open_for_query(args.store)
+    extra = [v.strip() for v in (args.vars or "").split(",") if v.strip()]
+    columns = columns_for(ds, args.expr, args.by, extra)
+    if args.count:
+        print(count(ds, args.expr))
+        return 0
+    if args.top is not None and not args.by:
+        raise QueryError("query: --top needs --by VAR (the variable to rank by), e.g. --top 10 --by n_coh")
+    if args.limit is None or args.limit < 0:
+        raise QueryError(f"query: --limit {args.limit}: give 0 (all) or a positive number of rows")
+    more = False
+    if args.by:
+        k = args.top if args.top is not None else (args.limit or math.prod(int(n) for n in ds.sizes.values()))
+        points = top_points(ds, args.expr, args.by, k, ascending=args.asc)
+    else:
+        points, more = list_points(ds, args.expr, args.limit or None)
+    rows = records(ds, points, columns)
+    units = {c: units_of(ds, c) for c in columns}
+    if rows or args.format != "table":
+        print(render(rows, columns, units, args.format))
+    else:
+        print("(no matching grid points)", file=sys.stderr)
+    if more:
+        print(f"cusweep: showing the first {args.limit} matching grid points; more match (use --limit 0 for "
+              "all, --count to count them)", file=sys.stderr)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ cusweep.query
+
+
+class _CallableModule(types.ModuleType):
+    """``cusweep.query`` is both this module and the contract's function ``cusweep.query(ds, expr)``: once
+    the submodule is imported, Python binds the package attribute ``cusweep.query`` to the module, so the
+    module itself is made callable (it calls :func:`query`)."""
+
+    def __call__(self, ds: xr.Dataset, expr: str) -> xr.DataArray:
+        return query(ds, expr)
+
+
+sys.modules[__name__].__class__ = _CallableModule

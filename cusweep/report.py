@@ -1,0 +1,162 @@
+"""The facilities report: for every facility preset whose beam energy is on the store's energy grid, the
+best feasible design on the grid, the feasible fraction, and a feasibility map (period x amplitude of the
+variable) at the best design; a summary table on stdout and in ``DIR/summary.csv``.
+
+Positron beams at XFELs are hypothetical: the presets are electron-bunch parameters used as if the bunch
+were made of positrons (see ``cusweep facilities``).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import SpecError
+from .query import dim_order, format_value, scalar, top_points
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["FacilityRow", "report", "cli_report"]
+
+#: a facility's energy must lie within this relative distance of a grid energy
+ENERGY_TOLERANCE = 0.05
+COLUMNS = ("facility", "title", "status", "energy_eV", "grid_energy_eV", "best_n_coh", "period_m",
+           "amplitude_m", "sigma_z_m", "bunching", "crystal", "feasible_fraction", "map", "notes")
+
+
+@dataclass
+class FacilityRow:
+    facility: str
+    title: str
+    status: str  # "ok" | "no feasible point" | "skipped: <reason>"
+    energy: float
+    grid_energy: float | None = None
+    best: float | None = None
+    design: dict[str, Any] = field(default_factory=dict)
+    feasible_fraction: float | None = None
+    map: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def report(ds: xr.Dataset, outdir: str, var: str = "n_coh", *, x: str = "period", y: str = "amplitude",
+           fmt: str = "png") -> list[FacilityRow]:
+    """Write ``outdir/<facility>_<var>.<fmt>`` maps and ``outdir/summary.csv``; return the rows."""
+    from . import materials
+    from .best import facility_selection
+    from .maps import map_figure, save_figure
+
+    if "energy" not in ds.sizes:
+        raise SpecError("report: the store has no energy dim")
+    if "feasible" not in ds.data_vars or var not in ds.data_vars:
+        raise SpecError(f"report: the store needs the variables 'feasible' and {var!r}")
+    for d in (x, y):
+        if d not in ds.sizes or ds.sizes[d] < 2:
+            raise SpecError(f"report: the store needs a swept {d} dim for the maps")
+    os.makedirs(outdir, exist_ok=True)
+    grid = np.asarray(ds["energy"].values, dtype=np.float64)
+    rows: list[FacilityRow] = []
+    for fac in materials.facilities().values():
+        row = FacilityRow(fac.name, fac.title, "ok", fac.energy)
+        rows.append(row)
+        i = int(np.argmin(np.abs(grid - fac.energy)))
+        if abs(grid[i] - fac.energy) > ENERGY_TOLERANCE * fac.energy:
+            lo, hi = format_value("energy", grid.min()), format_value("energy", grid.max())
+            row.status = (f"skipped: energy {format_value('energy', fac.energy)} is outside the store's "
+                          f"energy grid ({lo} .. {hi}, {ENERGY_TOLERANCE:.0%} tolerance)")
+            continue
+        at, notes = facility_selection(ds, fac.name, tolerance=ENERGY_TOLERANCE)
+        row.notes += notes
+        row.grid_energy = float(grid[at["energy"]])
+        sub = ds.isel({d: [j] for d, j in at.items()})
+        feas = sub["feasible"]
+        n_feasible = int(feas.sum().compute()) if hasattr(feas.data, "compute") else int(feas.sum())
+        row.feasible_fraction = n_feasible / max(1, feas.size)
+        pts = top_points(sub, "feasible", var, 1)
+        fixed: dict[str, Any] = {d: scalar(np.asarray(ds[d].values)[j]) for d, j in at.items()}
+        if len(pts["energy"]):
+            row.design = {d: scalar(np.asarray(sub[d].values)[pts[d][0]]) for d in dim_order(sub)}
+            row.best = float(sub[var].isel({d: int(pts[str(d)][0]) for d in sub[var].dims}).values)
+            fixed.update({d: v for d, v in row.design.items() if d not in (x, y)})
+        else:
+            row.status = "no feasible point"
+        at_values = {d: _at_text(d, v) for d, v in fixed.items() if d not in (x, y)}
+        fig = map_figure(ds, x, y, var, at=at_values, notes=row.notes)
+        path = os.path.join(outdir, f"{fac.name}_{var}.{fmt}")
+        save_figure(fig, path)
+        row.map = path
+    crystal = (ds.attrs.get("scalars") or {}).get("crystal")
+    for row in rows:
+        if row.design and "crystal" not in row.design and crystal:
+            row.design["crystal"] = str(crystal)
+    _write_csv(rows, os.path.join(outdir, "summary.csv"), var)
+    return rows
+
+
+def _at_text(dim: str, value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    from .query import DISPLAY
+
+    if dim in DISPLAY:
+        return f"{float(value) / DISPLAY[dim][1]!r} {DISPLAY[dim][2]}"
+    return repr(float(value))
+
+
+def _write_csv(rows: list[FacilityRow], path: str, var: str = "n_coh") -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow([f"best_{var}" if c == "best_n_coh" else c for c in COLUMNS])
+        for r in rows:
+            w.writerow([r.facility, r.title, r.status, repr(r.energy), _num(r.grid_energy), _num(r.best),
+                        _num(r.design.get("period")), _num(r.design.get("amplitude")),
+                        _num(r.design.get("sigma_z")), _num(r.design.get("bunching")),
+                        r.design.get("crystal", ""), _num(r.feasible_fraction), r.map or "",
+                        "; ".join(r.notes)])
+
+
+def _num(x: Any) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return ""
+    return repr(float(x))
+
+
+def summary_table(rows: list[FacilityRow], var: str = "n_coh") -> str:
+    head = ("facility", "energy", f"best {var}", "period", "amplitude", "sigma_z", "b", "crystal", "feasible",
+            "status")
+    body = []
+    for r in rows:
+        d = r.design
+        body.append((r.facility, format_value("energy", r.energy),
+                     "" if r.best is None else f"{r.best:.3g}",
+                     format_value("period", d["period"]) if "period" in d else "",
+                     format_value("amplitude", d["amplitude"]) if "amplitude" in d else "",
+                     format_value("sigma_z", d["sigma_z"]) if "sigma_z" in d else "",
+                     f"{d['bunching']:.3g}" if "bunching" in d else "", str(d.get("crystal", "")),
+                     "" if r.feasible_fraction is None else f"{r.feasible_fraction:.1%}",
+                     r.status))
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths, strict=True)).rstrip() for b in body]
+    return "\n".join(lines)
+
+
+def cli_report(args: Any) -> int:
+    """``cusweep report STORE -o DIR``: a map per facility and a summary table (stdout, DIR/summary.csv)."""
+    from .query import open_for_query
+
+    ds = open_for_query(args.store)
+    rows = report(ds, args.output)
+    print(summary_table(rows))
+    print("Positron beams at XFELs are hypothetical (electron-bunch parameters used as positrons). "
+          f"Maps and summary.csv in {args.output}")
+    for r in rows:
+        for n in r.notes:
+            print(f"cusweep: report: {r.facility}: {n}", file=sys.stderr)
+    return 0

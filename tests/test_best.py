@@ -1,0 +1,151 @@
+"""The best design: on the grid it equals the top feasible point of a direct numpy selection; refined
+off-grid it finds the known optimum of constructed cases (the channeling limit at the longest period, and
+the corner of the channeling limit with a user constraint), reports margins, respects facility presets
+and `--where`, and the CLI exits 2 on bad input and 1 when nothing is feasible."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import cusweep
+from cusweep.best import best, evaluate_point, setup_from_store
+from cusweep.cli import main
+from cusweep.errors import CusweepError, SpecError
+
+from .ask_stores import loaded, store
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory, local_client):
+    names = ("optimum", "tuned", "multi", "detuned")
+    return {name: store(name, tmp_path_factory, local_client) for name in names}
+
+
+@pytest.fixture(scope="module")
+def datasets(paths):
+    return {name: cusweep.open(p) for name, p in paths.items()}
+
+
+def channeling_amplitude(ds, period):
+    """A on the channeling limit q = q_ch: A = q_ch l / (2 pi gamma)."""
+    q_ch, gamma = float(ds.q_ch.values.reshape(-1)[0]), float(ds.gamma.values.reshape(-1)[0])
+    return q_ch * period / (2 * math.pi * gamma)
+
+
+def test_known_optimum_on_the_channeling_limit(datasets):
+    """n_coh ~ A^2/l (tuned, Eq. (22)) grows along the channeling limit A = k l: the optimum is the longest
+    period with A on the limit (C = 0.34 < 1 there, so channeling is the binding constraint)."""
+    ds = datasets["optimum"]
+    r = best(ds, "n_coh")
+    a_star = channeling_amplitude(ds, 20e-6)
+    # grid: the largest grid amplitude below the limit at the longest period
+    assert r.grid.point["period"] == pytest.approx(20e-6)
+    assert r.grid.point["amplitude"] == pytest.approx(1.75e-10)
+    assert r.grid.feasible and r.grid.margins["q/q_ch"] < 1
+    # refined: on the limit, within the optimiser's margin
+    assert r.refined.point["period"] == pytest.approx(20e-6, rel=1e-9)
+    assert r.refined.point["amplitude"] == pytest.approx(a_star, rel=1e-5)
+    assert r.refined.margins["q/q_ch"] == pytest.approx(1.0, abs=1e-5) and r.refined.margins["q/q_ch"] < 1
+    assert r.refined.margins["C"] < 1 and r.refined.feasible
+    assert r.refined.value > r.grid.value
+    assert r.refined_dims == ("period", "amplitude")
+    # the reported value is the model's at the refined point, and ~ (A*/A_grid)^2 times the grid value
+    setup = setup_from_store(ds)
+    model = evaluate_point(setup, r.refined.point, ("n_coh",))["n_coh"]
+    assert r.refined.value == pytest.approx(model, rel=1e-12)
+    assert r.refined.value / r.grid.value == pytest.approx((a_star / 1.75e-10) ** 2, rel=1e-4)
+
+
+def test_known_optimum_at_a_user_constraint_corner(datasets):
+    """With A <= 1.5 angstrom, n_coh ~ A^2/l is largest at A = 1.5 angstrom and the shortest period that
+    still channels: l = 2 pi gamma A / q_ch."""
+    ds = datasets["optimum"]
+    r = best(ds, "n_coh", where="amplitude <= 1.5 angstrom")
+    k = channeling_amplitude(ds, 1.0)
+    assert r.refined.point["amplitude"] == pytest.approx(1.5e-10, rel=1e-9)
+    assert r.refined.point["period"] == pytest.approx(1.5e-10 / k, rel=1e-5)
+    assert r.grid.point["amplitude"] <= 1.5e-10 * (1 + 1e-9)
+    assert r.constraint == "feasible and (amplitude <= 1.5 angstrom)"
+    # a strict inequality keeps a small margin inside
+    strict = best(ds, "n_coh", where="amplitude < 1.5 angstrom")
+    assert strict.refined.point["amplitude"] < 1.5e-10
+    assert strict.grid.point["amplitude"] == pytest.approx(1.25e-10)
+
+
+def test_grid_best_equals_a_sorted_numpy_selection(paths, datasets):
+    for name in ("tuned", "multi", "detuned"):
+        dims, arrays = loaded(paths[name])
+        r = best(datasets[name], "n_coh")
+        score = np.where(arrays["feasible"], arrays["n_coh"], -np.inf)
+        i = np.unravel_index(int(np.argmax(score)), score.shape)
+        assert r.grid.value == score[i]
+        for d in dims:
+            assert r.grid.point[d] == arrays[d][i], (name, d)
+        assert r.refined.value >= r.grid.value and r.refined.feasible
+        assert all(m < 1 for k, m in r.refined.margins.items() if k != "thickness/L_d")
+
+
+def test_facility_and_where_fix_dims(datasets):
+    r = best(datasets["tuned"], "n_coh", facility="lcls", where="thickness == 1 mm")
+    assert r.grid.point["energy"] == 13.6e9 and r.grid.point["sigma_z"] == 9e-6
+    assert r.refined.point["energy"] == 13.6e9 and r.refined.point["thickness"] == 1e-3
+    assert r.refined_dims == ("period", "amplitude")  # energy, sigma_z by the preset; thickness by ==
+    assert r.refined.point["amplitude"] == pytest.approx(channeling_amplitude_at(datasets["tuned"], 13.6e9,
+                                                                                 r.refined.point["period"]))
+    multi = best(datasets["multi"], "n_coh")
+    assert multi.refined.point["crystal"] == multi.grid.point["crystal"]
+    assert "crystal" not in multi.refined_dims and "bunching" not in multi.refined_dims
+
+
+def channeling_amplitude_at(ds, energy, period):
+    sel = ds.sel(energy=energy)
+    return float(sel.q_ch.values) * period / (2 * math.pi * float(sel.gamma.values))
+
+
+def test_errors(datasets):
+    with pytest.raises(SpecError, match="within 5%"):
+        best(datasets["tuned"], "n_coh", facility="swissfel")  # 5.8 GeV is not on the grid
+    with pytest.raises(SpecError, match="numeric variable"):
+        best(datasets["tuned"], "feasible")
+    with pytest.raises(SpecError, match="did you mean 'n_coh'"):
+        best(datasets["tuned"], "n_cho")
+    with pytest.raises(CusweepError, match="no grid point satisfies"):
+        best(datasets["tuned"], "n_coh", where="n_coh > 1e30")
+
+
+def test_cli_best(paths, capsys):
+    assert main(["best", paths["optimum"], "--by", "n_coh", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["refined"]["period"] == pytest.approx(20e-6)
+    assert set(out["refined"]["margins"]) >= {"q/q_ch", "C", "gamma_th/gamma", "coherence"}
+    assert main(["best", paths["tuned"], "--facility", "lcls"]) == 0
+    text = capsys.readouterr().out
+    assert "facility lcls" in text and "refined" in text and "channeling: q/q_ch < 1" in text
+    for argv, code in ((["--where", "import os"], 2), (["--by", "nonsense"], 2),
+                       (["--facility", "nowhere"], 2), (["--where", "n_coh > 1e30"], 1)):
+        assert main(["best", paths["tuned"], *argv]) == code, argv
+        assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_query_best_report_infer_import_neither_execute_nor_plan(paths):
+    """design.md §1: the modules that ask a store never import the executor (checked in a fresh
+    interpreter after using them)."""
+    code = f"""
+import sys, cusweep
+import cusweep.query as query, cusweep.maps, cusweep.best as best, cusweep.report, cusweep.infer as infer
+ds = cusweep.open({paths['optimum']!r})
+query.count(ds, "feasible")
+best.best(ds, "n_coh")
+infer.infer_b(infer.design_from_store(ds, ["period=14 um", "amplitude=1.5 angstrom"]), measured=1e14)
+bad = [m for m in ("cusweep.execute", "cusweep.plan") if m in sys.modules]
+print(bad)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

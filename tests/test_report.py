@@ -1,0 +1,58 @@
+"""The facilities report: one map per facility whose energy is on the store's grid, a summary whose best
+values and feasible fractions equal a direct numpy selection, and the facilities off the grid listed as
+skipped."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from cusweep.cli import main
+from cusweep.materials import facilities
+
+from .ask_stores import loaded, store
+
+
+@pytest.fixture(scope="module")
+def path(tmp_path_factory, local_client):
+    return store("tuned", tmp_path_factory, local_client)
+
+
+def test_report_maps_and_summary_equal_direct_selection(path, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["report", path, "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "hypothetical" in text
+    dims, arrays = loaded(path)
+    with open(out / "summary.csv", encoding="utf-8") as f:
+        rows = {r["facility"]: r for r in csv.DictReader(f)}
+    assert set(rows) == set(facilities())
+    grid = np.unique(arrays["energy"])
+    for name, fac in facilities().items():
+        row = rows[name]
+        on_grid = np.min(np.abs(grid - fac.energy)) <= 0.05 * fac.energy
+        if not on_grid:
+            assert row["status"].startswith("skipped") and row["map"] == ""
+            assert not (out / f"{name}_n_coh.png").exists()
+            continue
+        assert row["status"] == "ok", row
+        sel = arrays["energy"] == grid[np.argmin(np.abs(grid - fac.energy))]
+        if fac.sigma_z is not None:
+            sel &= np.isclose(arrays["sigma_z"], arrays["sigma_z"].flat[np.argmin(
+                np.abs(arrays["sigma_z"] - fac.sigma_z))])
+        feasible = arrays["feasible"] & sel
+        assert float(row["best_n_coh"]) == np.max(np.where(feasible, arrays["n_coh"], -np.inf))
+        assert float(row["feasible_fraction"]) == pytest.approx(feasible.sum() / sel.sum(), rel=1e-12)
+        assert row["crystal"] == "diamond-110"
+        png = out / f"{name}_n_coh.png"
+        assert row["map"] == str(png) and png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+        assert name in text
+    assert {r["status"] for r in rows.values()} >= {"ok"}
+
+
+def test_report_needs_a_store(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "none.zarr"), "-o", str(tmp_path / "out")]) == 2
+    assert "not a cusweep store" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
