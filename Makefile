@@ -18,6 +18,9 @@ demo: $(STAMP)
 	$(VENV)/bin/cusweep paper
 	$(VENV)/bin/cusweep run sweeps/paper_sec5.toml --store paper_sec5.zarr
 	$(VENV)/bin/cusweep status paper_sec5.zarr
+	@echo "--- the paper's design point, read back from the store:"
+	$(VENV)/bin/cusweep query paper_sec5.zarr "period == 14 um and amplitude == 1.27 angstrom and energy == 13.6 GeV and sigma_z == 9 um and bunching == 1" --vars n_coh,n_incoh,coherence_gain,photon_energy_minus,feasible
+	@echo "--- the five feasible designs with the largest coherent yield (b = 1):"
 	$(VENV)/bin/cusweep query paper_sec5.zarr "feasible and bunching == 1" --top 5 --by n_coh
 
 lint: $(STAMP)
