@@ -32,9 +32,7 @@ from .query import (
     And,
     Compare,
     Name,
-    Not,
     Num,
-    Or,
     convert,
     dim_order,
     format_value,
@@ -307,25 +305,15 @@ def _pinned(where: str | None, ds: xr.Dataset) -> set[str]:
     """Dims that ``where`` compares with ``==`` anywhere (they stay at their grid value)."""
     if not where:
         return set()
-    out: set[str] = set()
+    from .query import nodes
 
-    def walk(n: Any) -> None:
+    out: set[str] = set()
+    for n in nodes(parse(where)):
         if isinstance(n, Compare):
             for a, op, b in zip(n.operands[:-1], n.ops, n.operands[1:], strict=True):
                 for x in (a, b):
-                    if op == "==" and isinstance(x, Name):
-                        name = resolve(ds, x.name)
-                        if name in ds.sizes:
-                            out.add(name)
-            for o in n.operands:
-                walk(o)
-        elif isinstance(n, And | Or):
-            for o in n.items:
-                walk(o)
-        elif isinstance(n, Not):
-            walk(n.item)
-
-    walk(parse(where))
+                    if op == "==" and isinstance(x, Name) and resolve(ds, x.name) in ds.sizes:
+                        out.add(resolve(ds, x.name))
     return out
 
 

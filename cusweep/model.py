@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .materials import Crystal
 from .quantities import VARIABLES, natural_dims
 
-_CRYSTAL_FIELDS = (
+CRYSTAL_FIELDS = (
     "potential_depth",
     "plasma_energy",
     "interplanar_spacing",

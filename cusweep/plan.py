@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .model import Setup
+from .model import CRYSTAL_FIELDS, Setup
 from .quantities import COORDS, VARIABLES
 
 if TYPE_CHECKING:
@@ -302,16 +302,7 @@ def _json_scalars(scalars: dict[str, Any]) -> dict[str, Any]:
 
 def _json_crystal(c: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for f in (
-        "name",
-        "potential_depth",
-        "plasma_energy",
-        "interplanar_spacing",
-        "max_field",
-        "thomas_fermi_radius",
-        "mean_excitation_energy",
-        "source",
-    ):
+    for f in ("name", *CRYSTAL_FIELDS, "source"):
         v = getattr(c, f, None)
         if isinstance(v, float | np.floating):
             out[f] = float(v) if math.isfinite(v) else None  # attrs are JSON: no NaN (zarr #3478)

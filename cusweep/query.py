@@ -32,7 +32,7 @@ import math
 import re
 import sys
 import types
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -329,24 +329,27 @@ def parse(expr: str) -> Node:
     return _Parser(expr).parse()
 
 
+def nodes(node: Node) -> Iterator[Node]:
+    """Every node of an expression tree, depth first, left to right (the tree itself first)."""
+    yield node
+    if isinstance(node, Compare):
+        children: Sequence[Node] = node.operands
+    elif isinstance(node, And | Or):
+        children = node.items
+    elif isinstance(node, Not):
+        children = (node.item,)
+    else:
+        children = ()
+    for child in children:
+        yield from nodes(child)
+
+
 def names_in(node: Node) -> list[str]:
     """The names an expression refers to, in order of first appearance (as written)."""
     out: list[str] = []
-
-    def walk(n: Any) -> None:
-        if isinstance(n, Name):
-            if n.name not in out:
-                out.append(n.name)
-        elif isinstance(n, Compare):
-            for o in n.operands:
-                walk(o)
-        elif isinstance(n, And | Or):
-            for o in n.items:
-                walk(o)
-        elif isinstance(n, Not):
-            walk(n.item)
-
-    walk(node)
+    for n in nodes(node):
+        if isinstance(n, Name) and n.name not in out:
+            out.append(n.name)
     return out
 
 
