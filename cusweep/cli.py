@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .errors import CusweepError, SpecError
 
@@ -59,6 +59,23 @@ def build_parser() -> argparse.ArgumentParser:
         "tls://HOST:PORT (default: a LocalCluster on 127.0.0.1)",
     )
     r.add_argument("--workers", type=int, metavar="N", help="LocalCluster worker processes (default 2)")
+    r.add_argument(
+        "--tls-ca-file",
+        metavar="CA.pem",
+        help="with --scheduler tls://...: the cluster's CA certificate (PEM); default: the Dask config "
+        "distributed.comm.tls.ca-file (see cluster/README.md)",
+    )
+    r.add_argument(
+        "--tls-cert",
+        metavar="CERT.pem",
+        help="with --scheduler tls://...: this client's certificate, signed by that CA (PEM); default: "
+        "distributed.comm.tls.client.cert",
+    )
+    r.add_argument(
+        "--tls-key",
+        metavar="KEY.pem",
+        help="the private key of --tls-cert (PEM; omit when it is inside --tls-cert)",
+    )
     r.add_argument("--overwrite", action="store_true", help="replace a store that holds a different sweep")
     r.add_argument(
         "--dry-run",
@@ -111,9 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("map", help="draw a feasibility map of a variable over two dims")
     m.add_argument("store", metavar="STORE")
-    m.add_argument("--x", required=True, metavar="DIM")
-    m.add_argument("--y", required=True, metavar="DIM")
-    m.add_argument("--var", default="n_coh", metavar="VAR")
+    m.add_argument("--x", required=True, metavar="DIM", help="dim on the horizontal axis, e.g. period")
+    m.add_argument("--y", required=True, metavar="DIM", help="dim on the vertical axis, e.g. amplitude")
+    m.add_argument("--var", default="n_coh", metavar="VAR", help="variable to colour by (default n_coh)")
     m.add_argument(
         "--at",
         nargs="*",
@@ -126,9 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("best", help="best feasible design, on the grid and refined off-grid")
     b.add_argument("store", metavar="STORE")
-    b.add_argument("--by", default="n_coh", metavar="VAR")
-    b.add_argument("--facility", metavar="NAME")
-    b.add_argument("--where", metavar="EXPR")
+    b.add_argument("--by", default="n_coh", metavar="VAR", help="variable to maximise (default n_coh)")
+    b.add_argument("--facility", metavar="NAME", help="fix energy and sigma_z (nearest grid values) from a "
+                   "facility preset (`cusweep facilities`)")
+    b.add_argument("--where", metavar="EXPR", help="extra constraints, a query expression, e.g. "
+                   "\"amplitude <= 1.5 angstrom and thickness == 1 mm\"")
     b.add_argument("--format", choices=("table", "json"), default="table")
 
     rp = sub.add_parser("report", help="per-facility maps and a summary table")
@@ -186,6 +205,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        if not _object_store_error(exc):
+            raise
+        print(
+            f"cusweep: cannot access the object store ({type(exc).__name__}: {' '.join(str(exc).split())}); "
+            "give its credentials in the environment, as for its own tools (S3: AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY or AWS_PROFILE, and AWS_ENDPOINT_URL for an S3-compatible server), "
+            "never in the sweep file",
+            file=sys.stderr,
+        )
+        return 1
+
+
+#: modules whose exceptions mean "the object store refused us or cannot be reached" (credentials, endpoint)
+_OBJECT_STORE_MODULES = ("botocore", "aiobotocore", "s3fs", "gcsfs", "google.auth", "adlfs", "azure")
+
+
+def _object_store_error(exc: BaseException | None) -> bool:
+    seen = 0
+    while exc is not None and seen < 10:
+        if type(exc).__module__.startswith(_OBJECT_STORE_MODULES):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -233,11 +276,10 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .execute import repair, run_sweep
     from .plan import make_plan
     from .spec import load
 
-    spec = load(args.sweep)
+    # the arguments first, then the sweep file, and only then the Dask machinery (bad input answers fast)
     if args.workers is not None and not 1 <= args.workers <= 256:
         raise SpecError(f"--workers: {args.workers} is outside 1..256; give a positive number of processes")
     if args.scheduler and not args.scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
@@ -245,14 +287,19 @@ def _run(args: argparse.Namespace) -> int:
             f"--scheduler: {args.scheduler!r} is not a scheduler address; write it as "
             "tcp://HOST:PORT or tls://HOST:PORT"
         )
+    security = _tls_security(args)
+    spec = load(args.sweep)
     if args.dry_run:
         print(make_plan(spec).describe(workers=args.workers or 2))
         return 0
+    from .execute import repair, run_sweep
+
     path = args.store or f"{spec.name}.zarr"
     if args.repair:
         from . import store
 
-        if store.exists(path):
+        # only this sweep's complete store (a different sweep is refused here, before anything changes)
+        if store.exists(path) and store.check_target(path, make_plan(spec), overwrite=args.overwrite):
             with store.lock(path):  # not while another run writes the ledger
                 bad = repair(path)
             print(
@@ -269,9 +316,45 @@ def _run(args: argparse.Namespace) -> int:
         progress=not args.no_progress and not os.environ.get("CUSWEEP_NO_PROGRESS"),
         dashboard=args.dashboard,
         echo=lambda m: print(m, file=sys.stderr),
+        security=security,
     )
     print(summary.text())
     return 0
+
+
+def _tls_security(args: argparse.Namespace) -> Any:
+    """A ``distributed.security.Security`` from --tls-ca-file/--tls-cert/--tls-key, or None (then a tls://
+    scheduler uses the Dask config's ``distributed.comm.tls.*``)."""
+    options = (
+        ("--tls-ca-file", args.tls_ca_file),
+        ("--tls-cert", args.tls_cert),
+        ("--tls-key", args.tls_key),
+    )
+    given = {opt: value for opt, value in options if value}
+    if not given:
+        return None
+    if not (args.scheduler or "").startswith("tls://"):
+        raise SpecError(
+            f"{'/'.join(given)}: TLS certificates are for --scheduler tls://HOST:PORT "
+            f"(got {args.scheduler or 'no --scheduler'}); give a tls:// scheduler or drop them"
+        )
+    if not (args.tls_ca_file and args.tls_cert):
+        missing = "--tls-cert" if args.tls_ca_file else "--tls-ca-file"
+        raise SpecError(
+            f"{missing}: missing; a tls:// client needs the cluster's CA (--tls-ca-file) and its own "
+            "certificate (--tls-cert, with --tls-key unless the key is inside it)"
+        )
+    for opt, value in given.items():
+        if not os.path.isfile(value):
+            raise SpecError(f"{opt}: {value!r} is not a file; give the path of a PEM file")
+    from distributed.security import Security
+
+    return Security(
+        tls_ca_file=args.tls_ca_file,
+        tls_client_cert=args.tls_cert,
+        tls_client_key=args.tls_key,
+        require_encryption=True,
+    )
 
 
 def _status(args: argparse.Namespace) -> int:

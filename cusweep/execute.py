@@ -47,11 +47,16 @@ class RunSummary:
     flags_total: dict[str, int] = field(default_factory=dict)
 
     def text(self) -> str:
-        rate = self.points / self.seconds if self.seconds > 0 else float("nan")
-        lines = [
+        head = (
             f"{self.store}: {self.computed} blocks computed, {self.skipped} already done, "
-            f"{self.n_blocks} total; {self.points:,} points in {self.seconds:.1f} s ({rate:,.0f} points/s)"
-        ]
+            f"{self.n_blocks} total"
+        )
+        if self.computed and self.seconds > 0:
+            rate = self.points / self.seconds
+            head += f"; {self.points:,} points in {self.seconds:.1f} s ({rate:,.0f} points/s)"
+        else:
+            head += "; nothing to compute (the store is complete)"
+        lines = [head]
         for flag in (*FLAGS, BENDING):
             if flag in self.flags_total:
                 lines.append(
@@ -59,6 +64,11 @@ class RunSummary:
                     "points computed in this run"
                 )
         return "\n".join(lines)
+
+
+def _plan_task(plan: Plan) -> Plan:
+    """Worker task whose result is the plan, the one dependency of every block task."""
+    return plan
 
 
 def compute_block(plan: Plan, path: str, block_id: int) -> tuple[int, int, int, dict[str, tuple[int, int]]]:
@@ -122,25 +132,70 @@ def _sigint_deferred() -> Iterator[list[int]]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _security(scheduler: str, security: Any) -> Any:
+    """The ``distributed.security.Security`` for a client of ``scheduler``: the one given, else Dask's
+    configuration (``distributed.comm.tls.ca-file``, ``distributed.comm.tls.client.cert/key``, also as
+    ``DASK_DISTRIBUTED__COMM__TLS__...`` environment variables). A ``tls://`` scheduler without a client
+    certificate is refused here, before connecting (distributed would raise a bare TypeError)."""
+    from distributed.security import Security
+
+    sec: Any = security if security is not None else Security()
+    if scheduler.startswith("tls://") and not (sec.tls_ca_file and sec.tls_client_cert):
+        raise SpecError(
+            f"--scheduler: {scheduler} needs a client certificate signed by the cluster's CA; pass "
+            "--tls-ca-file CA.pem --tls-cert CERT.pem --tls-key KEY.pem (or set distributed.comm.tls.ca-file "
+            "and distributed.comm.tls.client.cert/key in the Dask config); see cluster/README.md"
+        )
+    return sec
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())
+
+
+def _close(client: Any) -> None:
+    """Close a client; after the scheduler was lost, without distributed's reconnect traceback on stderr
+    (the run has already said what happened, in one line)."""
+    if client.status == "running":
+        client.close()
+        return
+    log = logging.getLogger("distributed.client")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        with contextlib.suppress(Exception):
+            client.close(timeout=10)
+    finally:
+        log.setLevel(level)
+
+
 @contextlib.contextmanager
-def _client(client: Any, scheduler: str | None, workers: int | None, dashboard: bool) -> Iterator[Any]:
+def _client(
+    client: Any, scheduler: str | None, workers: int | None, dashboard: bool, security: Any = None
+) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     if client is not None:
         yield client
         return
     if scheduler:
+        sec = _security(scheduler, security)
         try:
-            c = Client(scheduler, timeout="20s")
+            c = Client(scheduler, timeout="20s", security=sec)
         except (OSError, TimeoutError) as exc:
+            if scheduler.startswith("tls://") and not isinstance(exc, TimeoutError):
+                raise CusweepError(
+                    f"--scheduler: {scheduler} refused the connection ({_one_line(exc)}); check that "
+                    "--tls-ca-file is the cluster's CA and that --tls-cert/--tls-key were signed by it"
+                ) from None
             raise CusweepError(
-                f"--scheduler: cannot reach {scheduler} ({exc}); check the address and "
+                f"--scheduler: cannot reach {scheduler} ({_one_line(exc)}); check the address and "
                 "that the scheduler is running and reachable from here"
             ) from None
         try:
             yield c
         finally:
-            c.close()
+            _close(c)
         return
     n = workers or min(2, os.cpu_count() or 1)
     with _sigint_deferred() as interrupted:
@@ -177,6 +232,7 @@ def run_sweep(
     progress: bool = False,
     dashboard: bool = False,
     echo: Any = None,
+    security: Any = None,
 ) -> RunSummary:
     """Compute a sweep into a Zarr store, resuming an unfinished one.
 
@@ -186,6 +242,7 @@ def run_sweep(
     store_path : local path or fsspec URL of the store
     client : an existing ``distributed.Client`` (else ``scheduler`` or a LocalCluster is used)
     scheduler : address of an existing scheduler (``tcp://`` or ``tls://``)
+    security : ``distributed.security.Security`` for a ``tls://`` scheduler (default: Dask's config)
     workers : number of LocalCluster worker processes (default 2)
     overwrite : replace a store that holds a different sweep
     progress : show a progress bar on stderr
@@ -194,9 +251,15 @@ def run_sweep(
     plan = make_plan(spec)
     path = str(store_path)
     say = echo or (lambda msg: None)
+    if scheduler and client is None:
+        security = _security(scheduler, security)  # a tls:// scheduler without certificates: refused now
     # refuse a wrong --store or a grid too large for the disk before the lock creates anything
     if not store.check_target(path, plan, overwrite=overwrite):
         check_disk(path, plan, plan.n_blocks)
+    if scheduler and client is None:
+        # connect before the lock creates anything: an unreachable --scheduler leaves no store behind
+        with _client(None, scheduler, workers, False, security) as c:
+            return run_sweep(spec, path, c, overwrite=overwrite, progress=progress, echo=echo)
     with store.lock(path):
         pending_guess = plan.n_blocks
         if not overwrite and store.check_target(path, plan):
@@ -217,7 +280,7 @@ def run_sweep(
         if not pending:
             return summary
         t0 = time.perf_counter()
-        with _client(client, scheduler, workers, dashboard) as c:
+        with _client(client, scheduler, workers, dashboard, security) as c:
             if dashboard and client is None and not scheduler:
                 say(f"dashboard: {c.dashboard_link}")
             _run_blocks(c, plan, path, pending, summary, progress)
@@ -234,10 +297,14 @@ def _run_blocks(
     from tqdm import tqdm
 
     token = uuid.uuid4().hex[:8]
-    plan_future = client.scatter(plan, broadcast=True, hash=False)
+    # the plan as a task, not scattered data: if every worker holding it dies (a nanny-restarted single
+    # worker, preempted batch jobs), the scheduler recomputes it instead of cancelling every block
+    plan_future = client.submit(_plan_task, plan, key=f"cusweep-plan-{token}", pure=False)
+    # workers (of an existing cluster) run in their own directory: give them the store's absolute path
+    where = os.path.abspath(store._local(path)) if store.is_local(path) else path
     futures = [
         client.submit(
-            compute_block, plan_future, path, b, key=f"cusweep-block-{b}-{token}", pure=False, retries=1
+            compute_block, plan_future, where, b, key=f"cusweep-block-{b}-{token}", pure=False, retries=1
         )
         for b in pending
     ]
@@ -264,9 +331,17 @@ def _run_blocks(
                         "chunk_mb or give workers more memory); rerun to resume"
                     ) from None
                 if isinstance(exc, FutureCancelledError | OSError) or "CommClosed" in type(exc).__name__:
+                    reason = getattr(exc, "reason", "connection-lost")
+                    if "connection-lost" in reason or client.status != "running":
+                        address = getattr(getattr(client, "scheduler", None), "address", None) or ""
+                        raise StoreError(
+                            f"lost the connection to the Dask scheduler {address} with "
+                            f"{len(pending) - summary.computed} block(s) pending; the store is resumable: "
+                            "start a scheduler (or drop --scheduler) and rerun the same command"
+                        ) from None
                     raise StoreError(
-                        f"lost the Dask scheduler during block id {block} ({type(exc).__name__});"
-                        " the store is resumable: rerun the same command"
+                        f"block {plan.block_index(block)} (id {block}) was cancelled on the cluster "
+                        f"({reason}); the store is resumable: rerun the same command"
                     ) from None
                 raise StoreError(
                     f"block {plan.block_index(block)} (id {block}) failed: {type(exc).__name__}: {exc}"

@@ -108,6 +108,7 @@ def prepare(path: str, plan: Plan, *, overwrite: bool = False) -> bool:
     sweep (resume). Returns True when the store was (re)created. A store of a different sweep is refused
     (SpecError, nothing touched) unless ``overwrite``."""
     if check_target(path, plan, overwrite=overwrite):
+        remove_partials(path)
         return False
     try:
         clear(path)
@@ -115,6 +116,22 @@ def prepare(path: str, plan: Plan, *, overwrite: bool = False) -> bool:
     except OSError as exc:
         raise StoreError(f"cannot create store {path}: {os_message(exc)}") from None
     return True
+
+
+def remove_partials(path: str) -> int:
+    """Delete the temporary files (``KEY.<uuid>.partial``) of chunk writes cut short by a killed run: zarr's
+    LocalStore writes each chunk to one and renames it, so they never hold data. Called under the run lock,
+    when resuming a local store. Returns how many were removed."""
+    if not is_local(path):
+        return 0
+    n = 0
+    for dirpath, _, files in os.walk(_local(path)):
+        for f in files:
+            if f.endswith(".partial"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(dirpath, f))
+                    n += 1
+    return n
 
 
 def check_target(path: str, plan: Plan, *, overwrite: bool = False) -> bool:
@@ -284,7 +301,10 @@ def _arrays_cached(path: str, names: tuple[str, ...], token: str) -> dict[str, z
 
 def write_block(path: str, plan: Plan, index: tuple[int, ...], values: dict[str, np.ndarray]) -> int:
     """Write a block's owned chunks (whole Zarr chunks only) and return their CRC32 checksum."""
-    arrays = _arrays_cached(path, tuple(values), plan.fingerprint)
+    try:
+        arrays = _arrays_cached(path, tuple(values), plan.fingerprint)
+    except OSError as exc:  # not the connection's OSError: say what the worker could not open
+        raise StoreError(f"opening {path} to write block {index}: {os_message(exc)}") from None
     crc = 0
     for name, value in values.items():
         data = value if value.dtype == bool else value.astype(plan.dtype, copy=False)
@@ -339,7 +359,8 @@ def lock(path: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise StoreError(
-                f"{path} is being written by another cusweep run; wait for it to finish (or "
+                f"{path} is being written by another cusweep run (it holds the store's lock, "
+                f"{os.path.join(_local(path), META_GROUP, 'zarr.json')}); wait for it to finish (or "
                 "stop it), then rerun the same command to resume"
             ) from None
         yield
@@ -351,7 +372,8 @@ def lock(path: str) -> Iterator[None]:
 def _lease(path: str, ttl: float = 120.0) -> Iterator[None]:
     """Advisory lock for object stores: a Zarr group ``_cusweep/lease`` whose attributes name the owner
     and an expiry, refreshed while the run lives. A second run is refused while the lease is live; a
-    killed run's lease expires after ``ttl`` seconds and is then taken over."""
+    killed run's lease expires after ``ttl`` seconds and is then taken over, at once when the run that
+    held it was on this machine and its process is gone."""
     import threading
     import time
     import uuid
@@ -365,19 +387,34 @@ def _lease(path: str, ttl: float = 120.0) -> Iterator[None]:
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError):
         current = {}
     expires = float(current.get("expires", 0) or 0)  # type: ignore[arg-type]
-    if expires > time.time():
-        raise StoreError(
-            f"{path} is being written by {current.get('holder', 'another cusweep run')} (lease "
-            f"until {_dt.datetime.fromtimestamp(expires).isoformat()}); wait for it "
-            "to finish, then rerun the same command to resume"
+
+    def refuse(attrs: dict[str, Any]) -> StoreError:
+        until = _dt.datetime.fromtimestamp(float(attrs.get("expires", 0) or 0)).isoformat()  # type: ignore[arg-type]
+        return StoreError(
+            f"{path} is being written by {attrs.get('holder', 'another cusweep run')} (lease "
+            f"until {until}); wait for it to finish, then rerun the same command to resume"
         )
-    me = {"owner": uuid.uuid4().hex, "holder": f"pid {os.getpid()} on {os.uname().nodename}"}
+
+    if expires > time.time() and not _lease_holder_gone(current):
+        raise refuse(current)
+    pid = os.getpid()
+    me: dict[str, Any] = {
+        "owner": uuid.uuid4().hex,
+        "holder": f"pid {pid} on {os.uname().nodename}",
+        "host": os.uname().nodename,
+        "pid": pid,
+        "started": _process_started(pid),
+    }
     stop = threading.Event()
 
     def write() -> None:
         zarr.open_group(url, mode="w", attributes={**me, "expires": time.time() + ttl})
 
     write()
+    # read back: of two runs that both found the lease free, the one whose write landed last proceeds
+    now = dict(zarr.open_group(url, mode="r").attrs)
+    if now.get("owner") != me["owner"]:
+        raise refuse(now)
 
     def refresh() -> None:
         while not stop.wait(ttl / 4):
@@ -393,6 +430,32 @@ def _lease(path: str, ttl: float = 120.0) -> Iterator[None]:
         t.join(timeout=5)
         with contextlib.suppress(Exception):
             zarr.open_group(url, mode="w", attributes={**me, "expires": 0})
+
+
+def _process_started(pid: int) -> float | None:
+    """Start time of a process (to tell a live lease holder from a new process that reuses its pid)."""
+    try:
+        import psutil
+
+        return float(psutil.Process(pid).create_time())
+    except Exception:  # no such process, or no psutil (a dependency of distributed)
+        return None
+
+
+def _lease_holder_gone(attrs: dict[str, Any]) -> bool:
+    """True when a lease was taken by a process on this machine that no longer runs (a killed run)."""
+    pid = attrs.get("pid")
+    if attrs.get("host") != os.uname().nodename or not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    started = attrs.get("started")
+    now = _process_started(pid)
+    return isinstance(started, float) and now is not None and abs(now - started) > 1.0  # pid reused
 
 
 def _meta_group(path: str) -> None:
