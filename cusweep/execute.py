@@ -263,6 +263,7 @@ def run_sweep(
     with store.lock(path):
         pending_guess = plan.n_blocks
         if not overwrite and store.check_target(path, plan):
+            plan = _store_layout(path, plan, say)
             pending_guess = int((~store.done_mask(path)).sum())
         check_disk(path, plan, pending_guess)
         created = store.prepare(path, plan, overwrite=overwrite)
@@ -286,6 +287,19 @@ def run_sweep(
             _run_blocks(c, plan, path, pending, summary, progress)
         summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _store_layout(path: str, plan: Plan, say: Any) -> Plan:
+    """``plan`` on the block layout of the existing store of the same sweep (a resume with another
+    chunk_mb keeps the store's chunks: the data do not depend on them, the ledger does)."""
+    chunks = store.stored_chunks(path, plan)
+    if chunks == plan.chunks:
+        return plan
+    say(
+        f"note: {path} was created with blocks of {' x '.join(map(str, chunks))} grid points; resuming on "
+        f"that layout (this sweep's chunk_mb would give {' x '.join(map(str, plan.chunks))})"
+    )
+    return plan.with_chunks(chunks)
 
 
 def _run_blocks(
@@ -375,8 +389,8 @@ def status(path: str) -> tuple[int, int]:
     return int(done.sum()), int(done.size)
 
 
-def verify(path: str, spec_text: str | None = None) -> list[int]:
-    """Block ids whose stored chunks no longer match the checksums recorded when they were written."""
+def stored_plan(path: str, spec_text: str | None = None) -> Plan:
+    """The plan of the sweep stored in ``path`` (or of ``spec_text``), on the store's block layout."""
     import zarr
 
     from .spec import loads
@@ -388,6 +402,12 @@ def verify(path: str, spec_text: str | None = None) -> list[int]:
         raise StoreError(
             f"{path}: the stored sweep no longer gives the same plan (cusweep version change?); cannot verify"
         )
+    return plan.with_chunks(store.stored_chunks(path, plan))
+
+
+def verify(path: str, spec_text: str | None = None) -> list[int]:
+    """Block ids whose stored chunks no longer match the checksums recorded when they were written."""
+    plan = stored_plan(path, spec_text)
     done = store.done_mask(path)
     sums = store.stored_checksums(path)
     bad = []
@@ -403,13 +423,7 @@ def verify(path: str, spec_text: str | None = None) -> list[int]:
 
 def repair(path: str) -> list[int]:
     """Clear the ledger of blocks that fail verification (the next run recomputes them)."""
-    import zarr
-
-    from .spec import loads
-
     bad = verify(path)
     if bad:
-        root = zarr.open_group(store._store_arg(path), mode="r")
-        plan = make_plan(loads(str(root.attrs["sweep"]), source=f"{path} (stored sweep)"))
-        store.clear_done(path, plan, bad)
+        store.clear_done(path, stored_plan(path), bad)
     return bad

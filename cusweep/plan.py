@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -99,6 +99,21 @@ class Plan:
             if all(i == 0 for d, i in zip(self.dims, index, strict=True) if d not in self.var_dims[name])
         )
 
+    @property
+    def layout_token(self) -> str:
+        """Identifies the stored arrays' layout: the sweep's fingerprint and the block chunking."""
+        return f"{self.fingerprint}-{'x'.join(map(str, self.chunks))}"
+
+    def with_chunks(self, chunks: tuple[int, ...]) -> Plan:
+        """The same plan on another block layout (to resume a store written with another chunk_mb)."""
+        chunks = tuple(int(c) for c in chunks)
+        fits = len(chunks) == len(self.dims) and all(
+            1 <= c <= n for c, n in zip(chunks, self.shape, strict=True)
+        )
+        if not fits:
+            raise ValueError(f"chunks {chunks} do not fit the grid {self.shape}")
+        return replace(self, chunks=chunks)
+
     def var_block_slices(self, name: str, index: tuple[int, ...]) -> tuple[slice, ...]:
         sl = self.block_slices(index)
         return tuple(sl[d] for d in self.var_dims[name])
@@ -186,6 +201,7 @@ class Plan:
             "sweep": self.text,
             "references": REFERENCES,
             "fingerprint": self.fingerprint,
+            "block_chunks": [int(c) for c in self.chunks],
             "name": self.name,
             "scalars": _json_scalars(self.setup.scalars),
             "length_model": self.setup.length_model,

@@ -80,6 +80,39 @@ def fingerprint_of(path: str) -> str | None:
     return str(fp) if fp is not None else None
 
 
+def stored_chunks(path: str, plan: Plan) -> tuple[int, ...]:
+    """The block layout (chunk length per dim) of the existing store at ``path`` for ``plan``'s sweep:
+    the ``block_chunks`` group attribute, checked against the arrays' chunks and the ledger's length."""
+    root = _group(path)
+    attr = root.attrs.get("block_chunks")
+    chunks = list(plan.chunks) if attr is None else [int(c) for c in attr]  # type: ignore[union-attr,arg-type]
+    for name in plan.outputs:
+        if name not in root:
+            continue
+        stored: tuple[int, ...] = root[name].chunks  # type: ignore[union-attr]
+        for d, c in zip(plan.var_dims[name], stored, strict=True):
+            if attr is None:
+                chunks[plan.dims.index(d)] = int(c)
+            elif chunks[plan.dims.index(d)] != int(c):
+                raise StoreError(
+                    f"{path}: array {name!r} is chunked {stored} (dims {plan.var_dims[name]}), not as "
+                    f"its block layout {tuple(chunks)}; the store is damaged: rerun with --overwrite"
+                )
+    try:
+        layout = plan.with_chunks(tuple(chunks))
+    except ValueError:
+        raise StoreError(
+            f"{path}: block layout {tuple(chunks)} does not fit the sweep's grid {plan.shape}; "
+            "rerun with --overwrite"
+        ) from None
+    if LEDGER in root and root[LEDGER].shape != (layout.n_blocks,):  # type: ignore[union-attr]
+        raise StoreError(
+            f"{path}: the ledger has {root[LEDGER].shape[0]} blocks but the block layout "  # type: ignore[union-attr]
+            f"{tuple(chunks)} gives {layout.n_blocks}; the store is damaged: rerun with --overwrite"
+        )
+    return tuple(chunks)
+
+
 def _group(path: str) -> zarr.Group:
     import zarr
 
@@ -277,7 +310,7 @@ def done_mask(path: str) -> np.ndarray:
 
 def mark_done(path: str, plan: Plan, block_id: int, checksum: int) -> None:
     """Record a block as complete (coordinator only: one writer for the ledger)."""
-    arrays = _arrays_cached(path, (LEDGER, CHECKSUMS), plan.fingerprint)
+    arrays = _arrays_cached(path, (LEDGER, CHECKSUMS), plan.layout_token)
     try:
         arrays[CHECKSUMS][block_id] = np.uint64(checksum)
         arrays[LEDGER][block_id] = True
@@ -286,7 +319,7 @@ def mark_done(path: str, plan: Plan, block_id: int, checksum: int) -> None:
 
 
 def clear_done(path: str, plan: Plan, block_ids: list[int]) -> None:
-    arrays = _arrays_cached(path, (LEDGER,), plan.fingerprint)
+    arrays = _arrays_cached(path, (LEDGER,), plan.layout_token)
     for b in block_ids:
         arrays[LEDGER][b] = False
 
@@ -302,7 +335,7 @@ def _arrays_cached(path: str, names: tuple[str, ...], token: str) -> dict[str, z
 def write_block(path: str, plan: Plan, index: tuple[int, ...], values: dict[str, np.ndarray]) -> int:
     """Write a block's owned chunks (whole Zarr chunks only) and return their CRC32 checksum."""
     try:
-        arrays = _arrays_cached(path, tuple(values), plan.fingerprint)
+        arrays = _arrays_cached(path, tuple(values), plan.layout_token)
     except OSError as exc:  # not the connection's OSError: say what the worker could not open
         raise StoreError(f"opening {path} to write block {index}: {os_message(exc)}") from None
     crc = 0

@@ -206,6 +206,26 @@ def test_resume_computes_only_missing_blocks(reference_store, tmp_path, local_cl
     assert_identical(ref, path)
 
 
+def test_resume_with_another_chunk_mb_keeps_the_store_layout(reference_store, tmp_path, local_client):
+    """A store made with small blocks, interrupted, then resumed from a sweep file with another chunk_mb:
+    the resume works on the store's block layout (the ledger's), and the data equal the reference."""
+    spec, ref = reference_store
+    path = tmp_path / "relayout.zarr"
+    small = make_plan(spec)
+    execute.run_sweep(spec, str(path), client=local_client)
+    store.clear_done(str(path), small, [1, 5, small.n_blocks - 2])
+    root = zarr.open_group(str(path), mode="r+")
+    root["n_coh"][small.var_block_slices("n_coh", small.block_index(5))] = -1.0
+    big = sweep(chunk_mb=64)
+    assert make_plan(big).chunks != small.chunks and big.fingerprint() == spec.fingerprint()
+    notes = []
+    resumed = execute.run_sweep(big, str(path), client=local_client, echo=notes.append)
+    assert resumed.computed == 3 and resumed.n_blocks == small.n_blocks
+    assert any("resuming on that layout" in n for n in notes)
+    assert_identical(ref, path)
+    assert execute.verify(str(path)) == []
+
+
 def test_float32_store(tmp_path, local_client):
     spec = sweep(chunk_mb=1, extra='dtype = "float32"')
     path = tmp_path / "f32.zarr"
