@@ -3,7 +3,8 @@
 handwritten  what a careful physicist writes without a framework: the same physics
              (``cusweep.model.evaluate``: the formulary on each output's natural dims), numpy block by block
              over a ``ProcessPoolExecutor(2)``, one ``zarr.create_array`` per output on its natural dims with
-             the store's dtype, chunks, fill value and compressor (Zstd level 1), whole-chunk region writes.
+             the store's dtype, chunks, fill value and compressor (cusweep.store.compressors), whole-chunk
+             writes.
              No ledger, no checksums, no lock, no attrs, no Dask.
 naive        the textbook xarray + dask way: ``xr.broadcast`` of the five axes to the full grid (dask
              chunks = the same blocks), the same formulas evaluated per chunk on the broadcast arrays
@@ -17,7 +18,7 @@ approach computes on bit-identical grids; ``--chunks`` is cusweep's plan's chunk
 caller, so the hand-written store has the same chunks and the comparison is about framework overhead.
 
     python benchmarks/baselines.py handwritten SWEEP.toml STORE --chunks 8,1000,10,10,10 [--workers 2]
-        [--codec zstd1|lz4|none] [--dtype float32]      # codec/dtype experiments (default: cusweep's)
+        [--codec cusweep|zstd1|lz4|none] [--dtype float32]   # codec/dtype experiments (default: cusweep's)
     python benchmarks/baselines.py naive SWEEP.toml STORE --chunks 8,1000,10,10,10
     python benchmarks/baselines.py scalar SWEEP.toml --points 10000
 """
@@ -94,10 +95,13 @@ def _write_block(index: tuple[int, ...]) -> int:
 
 
 def compressors(codec: str) -> tuple[Any, ...]:
-    """``zstd1`` is cusweep's (cusweep.store.compressors); the others are for experiments."""
+    """``cusweep`` is the store's codec (cusweep.store.compressors); the others are for experiments."""
     from zarr.codecs import BloscCodec, ZstdCodec
 
+    from cusweep.store import compressors as cusweep_compressors
+
     return {
+        "cusweep": cusweep_compressors(),
         "zstd1": (ZstdCodec(level=1),),
         "lz4": (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),),
         "none": (),
@@ -105,7 +109,7 @@ def compressors(codec: str) -> tuple[Any, ...]:
 
 
 def handwritten(
-    sweep: str, store: str, chunks: tuple[int, ...], workers: int = 2, codec: str = "zstd1", dtype: str = ""
+    sweep: str, store: str, chunks: tuple[int, ...], workers: int = 2, codec: str = "cusweep", dtype: str = ""
 ) -> dict[str, Any]:
     import zarr
 
@@ -117,7 +121,11 @@ def handwritten(
     root = zarr.open_group(store, mode="w", zarr_format=3)
     for d in dims:
         root.create_array(
-            d, data=coords[d], chunks=(len(coords[d]),), dimension_names=[d], compressors=compressors("zstd1")
+            d,
+            data=coords[d],
+            chunks=(len(coords[d]),),
+            dimension_names=[d],
+            compressors=compressors("cusweep"),
         )
     for name in outputs:
         vdims = setup.natural_dims(name)
@@ -169,8 +177,6 @@ def _naive_kernel(*grids: np.ndarray, setup: Setup, outputs: tuple[str, ...], dt
 def naive(sweep: str, store: str, chunks: tuple[int, ...], workers: int = 2) -> dict[str, Any]:
     import dask
     import xarray as xr
-    from zarr.codecs import ZstdCodec
-
     t0 = time.perf_counter()
     spec = load(sweep)
     setup = Setup.from_spec(spec)
@@ -189,7 +195,7 @@ def naive(sweep: str, store: str, chunks: tuple[int, ...], workers: int = 2) -> 
         output_dtypes=[_dtype(n, spec.dtype) for n in outputs],
     )
     ds = xr.Dataset(dict(zip(outputs, results, strict=True)))
-    encoding = {n: {"compressors": (ZstdCodec(level=1),)} for n in outputs}
+    encoding = {n: {"compressors": compressors("cusweep")} for n in outputs}
     with dask.config.set(scheduler="threads", num_workers=workers):
         ds.to_zarr(store, mode="w", zarr_format=3, consolidated=False, encoding=encoding)
     return {"points": spec.size, "blocks_s": time.perf_counter() - t0}
@@ -227,9 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--points", type=int, default=10_000, help="scalar: points to evaluate")
     p.add_argument(
         "--codec",
-        choices=("zstd1", "lz4", "none"),
-        default="zstd1",
-        help="handwritten: compressor (default zstd1 = cusweep's; others for experiments)",
+        choices=("cusweep", "zstd1", "lz4", "none"),
+        default="cusweep",
+        help="handwritten: compressor (default: cusweep's; others for experiments)",
     )
     p.add_argument(
         "--dtype",

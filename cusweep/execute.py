@@ -73,7 +73,7 @@ def _plan_task(plan: Plan) -> Plan:
 
 def compute_block(plan: Plan, path: str, block_id: int) -> tuple[int, int, int, dict[str, tuple[int, int]]]:
     """Worker task: evaluate one block's owned outputs and write their chunks. Returns
-    (block_id, points, crc32, {flag: (false count, size)})."""
+    (block_id, points, checksum, {flag: (false count, size)})."""
     index = plan.block_index(block_id)
     owned = plan.owned_outputs(index)
     values = evaluate(plan.setup, plan.block_coords(index), owned)
@@ -111,25 +111,68 @@ def _size(nbytes: float) -> str:
     return next(f"{nbytes / f:,.1f} {u}" for f, u in units if nbytes >= f or u == "B")
 
 
-@contextlib.contextmanager
-def _sigint_deferred() -> Iterator[list[int]]:
-    """While LocalCluster workers start: they inherit SIGINT blocked, so that Ctrl-C (which reaches the whole
-    process group) is handled by this process alone, which cancels and closes the cluster cleanly; a Ctrl-C
-    meanwhile is remembered (the list is not empty), not raised in the middle of the cluster's start."""
-    got: list[int] = []
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
-        yield got
-        return
-    from multiprocessing import resource_tracker
+class _LocalClusterStart:
+    """A LocalCluster (workers, scheduler and dashboard on 127.0.0.1) started in a background thread, so
+    that its worker processes start (spawn, imports) while the coordinator writes the store's template.
 
-    resource_tracker.ensure_running()  # started later, it would unblock SIGINT in the thread starting it
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield got
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        signal.signal(signal.SIGINT, previous)
+    The starting thread blocks SIGINT, and the worker processes inherit that mask: Ctrl-C (which reaches
+    the whole process group) is handled by the coordinator's main thread alone, which then closes the
+    cluster cleanly. ``get()`` waits for the start; ``close()`` stops the cluster (also while starting)."""
+
+    def __init__(self, workers: int | None, dashboard: bool):
+        from multiprocessing import resource_tracker
+
+        self.workers = workers or min(2, os.cpu_count() or 1)
+        self.dashboard = dashboard
+        self._cluster: Any = None
+        self._client: Any = None
+        self._error: BaseException | None = None
+        # started later, from a thread with SIGINT blocked, it would keep SIGINT blocked for good
+        resource_tracker.ensure_running()
+        self._thread = threading.Thread(target=self._start, name="cusweep-cluster-start", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        import dask
+        from distributed import Client, LocalCluster
+
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            # distributed starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also fixes glibc's mmap
+            # threshold at 128 kB: every intermediate of a block is then a fresh mmap, page-faulted anew
+            # (2.3x the page faults of a plain process, benchmarks/). The arrays of a block are reused
+            # from the heap instead; blocks' largest arrays (> 32 MB) are still mmapped and returned.
+            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+                # the scheduler's HTTP server (dashboard or not) on 127.0.0.1 and a free port, not :8787
+                self._cluster = LocalCluster(
+                    n_workers=self.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address="127.0.0.1:0" if self.dashboard else None,
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                    preload=["cusweep.worker"],  # block-task imports, while the template is written
+                    # CRITICAL: a failed block is reported once, as one line, by the coordinator; the
+                    # workers' "Compute Failed" ERROR logs would repeat it with a traceback
+                    silence_logs=logging.CRITICAL,
+                )
+            self._client = Client(self._cluster, set_as_default=False)
+        except BaseException as exc:  # re-raised by get() in the caller's thread
+            self._error = exc
+
+    def get(self) -> Any:
+        """The Client of the started cluster (waits for the start; re-raises its error)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._client
+
+    def close(self) -> None:
+        self._thread.join()
+        if self._client is not None:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
 
 
 def _security(scheduler: str, security: Any) -> Any:
@@ -171,9 +214,16 @@ def _close(client: Any) -> None:
 
 @contextlib.contextmanager
 def _client(
-    client: Any, scheduler: str | None, workers: int | None, dashboard: bool, security: Any = None
+    client: Any,
+    scheduler: str | None,
+    workers: int | None,
+    dashboard: bool,
+    security: Any = None,
+    starting: _LocalClusterStart | None = None,
 ) -> Iterator[Any]:
-    from distributed import Client, LocalCluster
+    """The caller's client, a client of ``scheduler``, or one of a LocalCluster (``starting``, or started
+    here); the ones made here are closed on exit."""
+    from distributed import Client
 
     if client is not None:
         yield client
@@ -197,28 +247,11 @@ def _client(
         finally:
             _close(c)
         return
-    n = workers or min(2, os.cpu_count() or 1)
-    with _sigint_deferred() as interrupted:
-        # the scheduler's HTTP server (dashboard or not) on 127.0.0.1 and a free port, never :8787
-        cluster = LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0" if dashboard else None,
-            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-            # CRITICAL: a failed block is reported once, as one line, by the coordinator; the workers'
-            # "Compute Failed" ERROR logs would repeat it with a traceback on the user's terminal
-            silence_logs=logging.CRITICAL,
-        )
-    c = Client(cluster)
+    local = starting or _LocalClusterStart(workers, dashboard)
     try:
-        if interrupted:
-            raise KeyboardInterrupt
-        yield c
+        yield local.get()
     finally:
-        c.close()
-        cluster.close()
+        local.close()
 
 
 def run_sweep(
@@ -261,30 +294,37 @@ def run_sweep(
         with _client(None, scheduler, workers, False, security) as c:
             return run_sweep(spec, path, c, overwrite=overwrite, progress=progress, echo=echo)
     with store.lock(path):
+        t0 = time.perf_counter()
         pending_guess = plan.n_blocks
         if not overwrite and store.check_target(path, plan):
             plan = _store_layout(path, plan, say)
             pending_guess = int((~store.done_mask(path)).sum())
         check_disk(path, plan, pending_guess)
-        created = store.prepare(path, plan, overwrite=overwrite)
-        done = store.done_mask(path)
-        pending = [int(b) for b in np.flatnonzero(~done)]
-        summary = RunSummary(
-            store=path,
-            n_blocks=plan.n_blocks,
-            computed=0,
-            skipped=plan.n_blocks - len(pending),
-            points=0,
-            seconds=0.0,
-            created=created,
-        )
-        if not pending:
-            return summary
-        t0 = time.perf_counter()
-        with _client(client, scheduler, workers, dashboard, security) as c:
-            if dashboard and client is None and not scheduler:
-                say(f"dashboard: {c.dashboard_link}")
-            _run_blocks(c, plan, path, pending, summary, progress)
+        # a LocalCluster starts while the template is written (its workers spawn and import meanwhile)
+        starting = _LocalClusterStart(workers, dashboard) if client is None and pending_guess else None
+        try:
+            created = store.prepare(path, plan, overwrite=overwrite)
+            done = store.done_mask(path)
+            pending = [int(b) for b in np.flatnonzero(~done)]
+            summary = RunSummary(
+                store=path,
+                n_blocks=plan.n_blocks,
+                computed=0,
+                skipped=plan.n_blocks - len(pending),
+                points=0,
+                seconds=0.0,
+                created=created,
+            )
+            if not pending:
+                return summary
+            with _client(client, None, workers, dashboard, starting=starting) as c:
+                starting = None  # closed by _client
+                if dashboard and client is None:
+                    say(f"dashboard: {c.dashboard_link}")
+                _run_blocks(c, plan, path, pending, summary, progress)
+        finally:
+            if starting is not None:
+                starting.close()
         summary.seconds = time.perf_counter() - t0
     return summary
 

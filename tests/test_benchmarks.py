@@ -31,7 +31,7 @@ EXPECTED = {
         "query --top time",
         "query --top peak RSS",
     ],
-    "profile_block": ["evaluate share of compute_block", "zstd-1 / blosc-lz4-shuffle"],
+    "profile_block": ["evaluate share of compute_block", "cusweep codec / fastest compressing codec"],
 }
 RATIO = re.compile(r"^RATIO (?P<name>.+): (?P<value>\S+).* \(target (<=|>=|<|>) \S+.*\) (ok|MISS)$")
 
