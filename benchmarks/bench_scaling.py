@@ -139,9 +139,19 @@ def main(argv: list[str] | None = None) -> int:
     ratios = []
     if one:
         big = rows[-1]
+        # blocks/s as the run itself times it (cluster start, template and blocks; the same blocks in
+        # both runs): the scaling target, >= 1.7x with 2 worker processes on this 2-core machine
         ratios.append(
             c.ratio_line(
-                f"2 workers / 1 worker throughput at {big['points']:.0e} points",
+                f"2 workers / 1 worker blocks/s at {big['points']:.0e} points (the run's own timer)",
+                big["run_points_per_s"] / one["run_points_per_s"],
+                ">=",
+                1.7,
+            )
+        )
+        ratios.append(
+            c.ratio_line(
+                f"2 workers / 1 worker throughput at {big['points']:.0e} points (process start to exit)",
                 big["points_per_s"] / one["points_per_s"],
                 ">=",
                 1.5,

@@ -23,7 +23,7 @@ EXPECTED = {
         "/ scalar loop",
         "cusweep peak RSS of the process tree",
     ],
-    "bench_scaling": ["2 workers / 1 worker throughput", "peak RSS at"],
+    "bench_scaling": ["2 workers / 1 worker blocks/s", "2 workers / 1 worker throughput", "peak RSS at"],
     "bench_plan": ["validate + plan of", "tasks in the graph", "scheduler + ledger overhead per block"],
     "bench_query": [
         "query --count time",
@@ -31,7 +31,7 @@ EXPECTED = {
         "query --top time",
         "query --top peak RSS",
     ],
-    "profile_block": ["evaluate share of compute_block", "cusweep codec / fastest compressing codec"],
+    "profile_block": ["cusweep codec / fastest compressing codec"],
 }
 RATIO = re.compile(r"^RATIO (?P<name>.+): (?P<value>\S+).* \(target (<=|>=|<|>) \S+.*\) (ok|MISS)$")
 
