@@ -1,9 +1,10 @@
 """The paper's proposed measurement (Sec. V): the modulation depth b from a measured coherent photon
-number, b = √(N_measured / N_coh(b=1)), or from a measured gain, b = √(8K/(√π Nb)).
+number, b = √(N_measured / N_coh(b=1)), or from a measured gain, b = √(K / K(b=1)) (tuned:
+K(b=1) = √π Nb/8, so b = √(8K/(√π Nb)), Eq. (24)).
 
-N_coh(b=1) is evaluated by the model at the design point (from a sweep file or a store point); the
-uncertainty of b combines the measurement's 1σ with the relative 1σ of model inputs, propagated to
-N_coh(b=1) by central finite differences of log N_coh through the model (first order, independent inputs).
+N_coh(b=1) or K(b=1) is evaluated by the model at the design point (from a sweep file or a store point);
+the uncertainty of b combines the measurement's 1σ with the relative 1σ of model inputs, propagated by
+central finite differences of its logarithm through the model (first order, independent inputs).
 """
 
 from __future__ import annotations
@@ -126,11 +127,16 @@ def _example(ds: Any, d: str) -> str:
     return str(v) if isinstance(v, str | np.str_) else format_value(d, float(v))
 
 
-def n_coh_unit(setup: Setup, point: Mapping[str, Any]) -> float:
-    """N_coh(b = 1) at a design point (the model's Eq. (22), or its detuned form)."""
+def model_unit(setup: Setup, point: Mapping[str, Any], target: str = "n_coh") -> float:
+    """``target`` (n_coh or coherence_gain) at b = 1 at a design point, by the model."""
     from .best import evaluate_point
 
-    return float(evaluate_point(setup, {**point, "bunching": 1.0}, ("n_coh",))["n_coh"])
+    return float(evaluate_point(setup, {**point, "bunching": 1.0}, (target,))[target])
+
+
+def n_coh_unit(setup: Setup, point: Mapping[str, Any]) -> float:
+    """N_coh(b = 1) at a design point (the model's Eq. (22), or its detuned form)."""
+    return model_unit(setup, point, "n_coh")
 
 
 def _perturbed(setup: Setup, point: Mapping[str, Any], name: str, factor: float) -> tuple[Setup, dict]:
@@ -149,10 +155,11 @@ def _perturbed(setup: Setup, point: Mapping[str, Any], name: str, factor: float)
     return dataclasses.replace(setup, scalars={**setup.scalars, name: float(value) * factor}), p
 
 
-def sensitivity(setup: Setup, point: Mapping[str, Any], name: str) -> float:
-    """∂ ln N_coh(b=1) / ∂ ln x for model input ``name`` (central finite difference)."""
-    up = n_coh_unit(*_perturbed(setup, point, name, 1 + STEP))
-    down = n_coh_unit(*_perturbed(setup, point, name, 1 - STEP))
+def sensitivity(setup: Setup, point: Mapping[str, Any], name: str, target: str = "n_coh") -> float:
+    """∂ ln target(b=1) / ∂ ln x for model input ``name`` (central finite difference); target is
+    ``n_coh`` or ``coherence_gain``."""
+    up = model_unit(*_perturbed(setup, point, name, 1 + STEP), target)
+    down = model_unit(*_perturbed(setup, point, name, 1 - STEP), target)
     if not (up > 0 and down > 0):
         return math.nan
     return (math.log(up) - math.log(down)) / (math.log1p(STEP) - math.log1p(-STEP))
@@ -167,14 +174,13 @@ class Inference:
     contributions: dict[str, float]  # source -> contribution to sigma_b / b
     point: dict[str, Any]
     notes: list[str]
+    measured: str = "n_coh"  # what was measured: n_coh or coherence_gain
 
     def text(self) -> str:
         lines = [f"b = {self.b:.4g} ± {self.b_err:.2g}  (1 sigma)"]
         where = ", ".join(f"{d} = {format_value(d, v)}" for d, v in self.point.items() if d != "bunching")
-        if self.n_coh_unit is not None:
-            lines.append(f"N_coh(b=1) = {self.n_coh_unit:.4g} ± {self.n_coh_unit_err or 0.0:.2g} at {where}")
-        else:
-            lines.append(f"from the gain K = sqrt(pi) Nb b^2 / 8 (Eq. (24)) at {where}")
+        label = "N_coh(b=1)" if self.measured == "n_coh" else "K(b=1)"
+        lines.append(f"{label} = {self.n_coh_unit:.4g} ± {self.n_coh_unit_err or 0.0:.2g} at {where}")
         shown = {k: v for k, v in self.contributions.items() if v > 0}
         if shown:
             parts = ", ".join(f"{k} {v:.2%}" for k, v in shown.items())
@@ -215,30 +221,23 @@ def infer_b(design: Design, *, measured: float | None = None, gain: float | None
         failed = [k for k in ("channeling", "above_threshold", "coherent_regime") if not flags[k]]
         why = f" ({', '.join(failed)} false)" if failed else " (C >= 1)"
         notes.append(f"the design point is not feasible{why}: the paper's Eq. (22) does not apply")
-    if gain is not None:
-        nb = float(point["n_positrons"] if "n_positrons" in point else setup.scalars["n_positrons"])
-        r_nb = rel.pop("n_positrons", 0.0)
-        if rel:
-            notes.append(f"--rel-error {', '.join(rel)} ignored: K = sqrt(pi) Nb b^2/8 depends only on Nb")
-        b, b_err = inverse.bunching_from_gain(gain, nb, error, r_nb * nb)
-        if gain > 0:
-            contributions = {"measurement": 0.5 * error / gain}
-            if r_nb:
-                contributions["n_positrons"] = 0.5 * r_nb
-        res = Inference(float(b), float(b_err), None, None, contributions, shown, notes)
-    else:
-        assert measured is not None
-        n1 = n_coh_unit(setup, point)
-        rel_n1 = 0.0
-        parts = {}
-        for name, r in rel.items():
-            s = sensitivity(setup, point, name)
-            parts[name] = abs(s) * r
-            rel_n1 = math.hypot(rel_n1, abs(s) * r)
-        b, b_err = inverse.bunching_from_yield(measured, n1, error, rel_n1 * n1)
-        if measured > 0:
-            contributions = {"measurement": 0.5 * error / measured, **{k: 0.5 * v for k, v in parts.items()}}
-        res = Inference(float(b), float(b_err), n1, rel_n1 * n1, contributions, shown, notes)
+    # b² = value / value(b = 1): N_coh ∝ b² (Eq. 22); K ∝ b² (tuned: √π Nb b²/8, Eq. 24; detuned: the
+    # ratio of the stored yields), so both measurements invert the same way, through the model
+    target = "n_coh" if measured is not None else "coherence_gain"
+    unit = model_unit(setup, point, target)
+    rel_unit = 0.0
+    parts = {}
+    for name, r in rel.items():
+        s = sensitivity(setup, point, name, target)
+        parts[name] = abs(s) * r
+        rel_unit = math.hypot(rel_unit, abs(s) * r)
+    ignored = [k for k, v in parts.items() if v == 0 and rel[k] > 0]
+    if ignored:
+        notes.append(f"--rel-error {', '.join(ignored)}: {target} does not depend on it here")
+    b, b_err = inverse.bunching_from_yield(value, unit, error, rel_unit * unit)
+    if value > 0:
+        contributions = {"measurement": 0.5 * error / value, **{k: 0.5 * v for k, v in parts.items()}}
+    res = Inference(float(b), float(b_err), unit, rel_unit * unit, contributions, shown, notes, target)
     if math.isfinite(res.b) and res.b > 1:
         res.notes.append("b > 1: the measurement and the model are inconsistent (b is at most 1)")
     return res

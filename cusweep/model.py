@@ -268,14 +268,15 @@ class _Inputs:
         return coherence.n_coh_detuned(self["dn_domega_r"], self["Nb"], self["sigma"], self["b"])
 
     def _out_n_incoh(self):
-        if self.setup.tuned:
-            return coherence.n_incoh(
-                self["q"], self["L"], self["Nb"], self["gamma"], self["sigma"], self["lam_r"]
-            )
-        return coherence.n_incoh_detuned(self["dn_domega_r"], self["Nb"], self["sigma"])
+        # Eq. (23) as written, at the modulation wavelength λr (detuned: the FEL photon's)
+        return coherence.n_incoh(
+            self["q"], self["L"], self["Nb"], self["gamma"], self["sigma"], self["lam_r"]
+        )
 
     def _out_coherence_gain(self):
-        return coherence.coherence_gain(self["Nb"], self["b"])
+        if self.setup.tuned:
+            return coherence.coherence_gain(self["Nb"], self["b"])  # Eq. (24) = Eq. (22)/(23)
+        return self["out_n_coh"] / self["out_n_incoh"]  # detuned: the ratio of the two stored yields
 
     def _out_linewidth_coh(self):
         return coherence.linewidth(self["lam_r"], self["sigma"])

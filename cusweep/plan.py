@@ -180,7 +180,7 @@ class Plan:
             dtype = bool if VARIABLES[name].kind == "bool" else np.dtype(self.dtype)
             graph = HighLevelGraph.from_collections(key, layer, dependencies=())  # type: ignore[arg-type]
             data_vars[name] = xr.Variable(
-                vdims, da.Array(graph, key, chunks, dtype=dtype), attrs=_attrs(VARIABLES[name])
+                vdims, da.Array(graph, key, chunks, dtype=dtype), attrs=self.var_attrs(name)
             )
         # crystal names as variable-length UTF-8 (Zarr 3 has no stable fixed-width string type)
         coords = {
@@ -191,6 +191,18 @@ class Plan:
         ds = xr.Dataset(data_vars, coords=coords)
         ds.attrs.update(self.group_attrs())
         return ds
+
+    def var_attrs(self, name: str) -> dict[str, str]:
+        """The stored attrs of variable ``name`` (its source names the formula this sweep uses)."""
+        from .formulary.channeling import SOURCE_DECHANNELING
+        from .quantities import variable_attrs
+
+        return variable_attrs(
+            name,
+            tuned=self.setup.tuned,
+            length_model=self.setup.length_model,
+            dechanneling_source=SOURCE_DECHANNELING[self.setup.dechanneling_model],
+        )
 
     def group_attrs(self) -> dict[str, Any]:
         from . import __version__

@@ -112,7 +112,7 @@ def dependencies(name: str, *, tuned: bool, length_model: str) -> frozenset[str]
         "n_soft": _K | n,
         "n_coh": yields | {"bunching"},
         "n_incoh": yields,
-        "coherence_gain": {"n_positrons", "bunching"},
+        "coherence_gain": {"n_positrons", "bunching"} if tuned else yields | {"bunching"},
         "linewidth_coh": lam_r | {"sigma_z"},
         "coherent_regime": regime,
         "bending_parameter": _K,
@@ -132,3 +132,30 @@ def natural_dims(name: str, dims: tuple[str, ...], *, tuned: bool, length_model:
 def attrs(q: Quantity) -> dict[str, str]:
     """The attrs stored with a coordinate or variable (JSON-safe strings)."""
     return {"units": q.units, "long_name": q.long_name, "symbol": q.symbol, "source": q.source}
+
+
+#: sources of the variables whose formula differs when the sweep gives the FEL photon energy (detuned)
+_DETUNED_SOURCES = {
+    "resonance_energy": "the sweep's FEL photon energy: the bunch is modulated at omega_r ([G24v1] Eq. (20))",
+    "n_coh": "[G24v1] Eqs. (14), (20), (21), detuned: Eq. (14) at omega_r x (b^2/4) Nb^2 sqrt(pi) c/sigma_Z "
+    "(equals Eq. (22) at omega_r = omega_-)",
+    "n_incoh": "[G24v1] Eq. (23) as written, at lambda_r = 2 pi c/omega_r of the FEL photon",
+    "coherence_gain": "n_coh / n_incoh ([G24v1] Eqs. (14), (21), (23); equals Eq. (24) only at "
+    "omega_r = omega_-)",
+}
+#: variables computed on the radiating length L (= min(thickness, L_d) with length_model = "dechanneling")
+_ON_LENGTH = ("n_periods", "n_soft", "n_coh", "n_incoh", "coherence_gain", "coherent_regime", "feasible",
+              "transmission")
+
+
+def variable_attrs(name: str, *, tuned: bool, length_model: str, dechanneling_source: str) -> dict[str, str]:
+    """The attrs of a stored variable for this sweep: the source names the formula actually used (tuned or
+    detuned, the length model, the dechanneling model)."""
+    out = attrs(VARIABLES[name])
+    if not tuned and name in _DETUNED_SOURCES:
+        out["source"] = _DETUNED_SOURCES[name]
+    if name == "dechanneling_length":
+        out["source"] = dechanneling_source
+    if length_model == "dechanneling" and name in _ON_LENGTH and not (tuned and name == "coherence_gain"):
+        out["source"] += "; radiating length L = min(thickness, L_d(C)) (length_model = dechanneling)"
+    return out

@@ -287,7 +287,7 @@ def write_template(path: str, plan: Plan) -> None:
                 fill_value=False if dtype.kind == "b" else np.nan,
                 compressors=compressors(),
                 dimension_names=list(plan.var_dims[name]),
-                attributes=_with_fill(attrs(VARIABLES[name]), dtype),
+                attributes=_with_fill(plan.var_attrs(name), dtype),
             )
     except OSError as exc:
         raise StoreError(f"cannot create store {path}: {os_message(exc)}") from exc

@@ -25,7 +25,7 @@ def point(period, amplitude, energy, sigma_z, bunching, *, thickness, n_positron
     wp = hwp / HBAR
     lam_p = 2 * math.pi * C / wp
     gth = l * math.sqrt(Q) / lam_p
-    if g >= gth:
+    if g > gth:
         r = math.sqrt(1 - (gth / g) ** 2)
         w_minus, w_plus = Om * g * g / Q * (1 - r), Om * g * g / Q * (1 + r)
     else:
@@ -56,13 +56,14 @@ def point(period, amplitude, energy, sigma_z, bunching, *, thickness, n_positron
         sinc2 = 1.0 if z == 0 else (math.sin(z) / z) ** 2
         dn = math.pi * ALPHA / (2 * Q) * (q * n) ** 2 * wr / (Om * wp_a) * sinc2
         n_coh = dn * b * b / 4 * Nb * Nb * math.sqrt(math.pi) * C / sz
-        n_incoh = dn * Nb * 2 * C / sz
+        n_incoh = ALPHA * Nb / (sz * lam_r) * (q * L / (2 * g)) ** 2  # Eq. (23) as written, at lambda_r
     coherent = lam_r < math.pi * sz / n if n > 0 else True
     return {
         "gamma": g, "q": q, "q_ch": qch, "channeling": q < qch, "gamma_th": gth, "above_threshold": g > gth,
         "photon_energy_minus": HBAR * w_minus, "photon_energy_plus": HBAR * w_plus,
         "resonance_energy": HBAR * wr, "n_periods": n, "n_soft": n_soft, "n_coh": n_coh, "n_incoh": n_incoh,
-        "coherence_gain": math.sqrt(math.pi) / 8 * Nb * b * b, "linewidth_coh": lam_r / (2 * math.pi * sz),
+        "coherence_gain": math.sqrt(math.pi) / 8 * Nb * b * b if photon_energy is None else n_coh / n_incoh,
+        "linewidth_coh": lam_r / (2 * math.pi * sz),
         "coherent_regime": coherent, "bending_parameter": Cb, "dechanneling_length": Ld / 100,
         "feasible": (q < qch) and Cb < 1 and g > gth and coherent,
     }

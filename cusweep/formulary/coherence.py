@@ -204,29 +204,3 @@ def n_coh_detuned(dn_domega_r, n_positrons, sigma_z, bunching):
     b = asfloat(bunching)
     nb = asfloat(n_positrons)
     return out((asfloat(dn_domega_r) * (0.25 * SQRT_PI * k.c) * (nb * nb) / asfloat(sigma_z)) * (b * b))
-
-
-def n_incoh_detuned(dn_domega_r, n_positrons, sigma_z):
-    r"""Incoherent photons per bunch in the coherent bandwidth 2c/σZ around an arbitrary ωr.
-
-    .. math:: N_{incoh} = \frac{dN}{d\omega}(\omega_r)\,N_b\,\frac{2c}{\sigma_Z}
-
-    Equals Eq. (23) at ωr = ω−, so that N_coh/N_incoh = √π N_b b²/8 (Eq. 24) at every ωr.
-
-    Parameters
-    ----------
-    dn_domega_r, n_positrons, sigma_z : array_like
-        [s/rad], [1], [cm].
-
-    Returns
-    -------
-    n_incoh : ndarray or float
-        [1] per bunch.
-
-    Source: [G24v1] Eqs. (14), (23).
-    Validity: as :func:`n_coh_detuned`.
-
-    >>> n_incoh_detuned(1.0, 1.0, 2 * 2.99792458e10)
-    1.0
-    """
-    return out(asfloat(dn_domega_r) * asfloat(n_positrons) * 2.0 * k.c / asfloat(sigma_z))

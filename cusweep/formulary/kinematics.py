@@ -193,11 +193,17 @@ def above_threshold(gamma, gamma_th):
 
 def _edges(omega_cu, gamma, Q, gamma_th, sign):
     gamma = asfloat(gamma)
-    ratio = asfloat(gamma_th) / gamma
-    arg = 1.0 - ratio * ratio
-    with np.errstate(invalid="ignore"):
-        root = np.sqrt(np.where(arg >= 0.0, arg, np.nan))
-    return out(asfloat(omega_cu) * gamma * gamma / asfloat(Q) * (1.0 + sign * root))
+    gamma_th = asfloat(gamma_th)
+    ratio = gamma_th / gamma
+    x = ratio * ratio
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # 1 − x = (γ − γth)(γ + γth)/γ²: accurate also just above threshold; NaN for γ ≤ γth (and NaN in)
+        arg = (gamma - gamma_th) * (gamma + gamma_th) / (gamma * gamma)
+        root = np.sqrt(np.where(gamma > gamma_th, arg, np.nan))
+        scale = asfloat(omega_cu) * gamma * gamma / asfloat(Q)
+        if sign < 0:  # 1 − √(1 − x) = x/(1 + √(1 − x)): no cancellation for γ ≫ γth
+            return out(scale * x / (1.0 + root))
+        return out(scale * (1.0 + root))
 
 
 def omega_minus(omega_cu, gamma, Q, gamma_th):
@@ -219,10 +225,11 @@ def omega_minus(omega_cu, gamma, Q, gamma_th):
     Returns
     -------
     omega_minus : ndarray or float
-        ω− [rad/s]; NaN where γ < γth (no zero-angle radiation).
+        ω− [rad/s]; NaN where γ ≤ γth (no zero-angle radiation).
 
-    Source: [G24v1] Eq. (12b).
-    Validity: γ ≥ γth; loses digits to cancellation for γ ≫ γth only beyond ~10⁷ (float64).
+    Source: [G24v1] Eq. (12b), evaluated as Ωγ²/Q · x/(1 + √(1 − x)), x = (γth/γ)², which is exact
+    algebra and keeps full precision for γ ≫ γth (no cancellation in 1 − √(1 − x)).
+    Validity: γ > γth.
 
     >>> import numpy as np
     >>> bool(np.isnan(omega_minus(1e14, 10.0, 2.0, 20.0)))
@@ -244,10 +251,10 @@ def omega_plus(omega_cu, gamma, Q, gamma_th):
     Returns
     -------
     omega_plus : ndarray or float
-        ω+ [rad/s]; NaN where γ < γth.
+        ω+ [rad/s]; NaN where γ ≤ γth.
 
     Source: [G24v1] Eq. (12b).
-    Validity: γ ≥ γth.
+    Validity: γ > γth.
 
     >>> f"{omega_plus(1.0, 2.0, 1.0, 0.0):.1f}"
     '8.0'

@@ -60,9 +60,6 @@ def test_detuned_equals_eq22_at_soft_edge(l, A, E, hwp, L, sz, nb, b):
     np.testing.assert_allclose(
         coh.n_coh_detuned(dn, nb, sz, b), coh.n_coh(q, L, nb, gamma, sz, lam, b), rtol=1e-10
     )
-    np.testing.assert_allclose(
-        coh.n_incoh_detuned(dn, nb, sz), coh.n_incoh(q, L, nb, gamma, sz, lam), rtol=1e-10
-    )
 
 
 @given(S.period, S.amplitude, S.energy, S.plasma_energy, S.thickness, S.sigma_z, S.n_positrons, S.bunching)

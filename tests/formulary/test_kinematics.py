@@ -47,10 +47,33 @@ def test_soft_edge_tends_to_eq13(l, A, hwp, ratio):
     Om = kin.omega_cu(l)
     wm = kin.omega_minus(Om, gamma, Q, gth)
     approx = kin.omega_minus_approx(Om, hwp)
-    # Eq. (13) uses γth computed with the same Q; ω− is independent of γ only through Q
-    wm_same_q = Om * gamma**2 / Q * (1 - np.sqrt(1 - (gth / gamma) ** 2))
-    np.testing.assert_allclose(wm, wm_same_q, rtol=1e-12)
+    # Eq. (12b) with the same Q, in 50-digit decimal arithmetic (the float form 1 − √(1 − x) cancels)
+    wm_exact = _omega_minus_decimal(Om, gamma, Q, gth)
+    np.testing.assert_allclose(wm, wm_exact, rtol=1e-13)
     assert abs(wm / approx - 1) <= 0.3 / ratio**2 + 1e-6
+
+
+def _omega_minus_decimal(Om, gamma, Q, gth):
+    from decimal import Decimal, getcontext
+
+    getcontext().prec = 50
+    g, x = Decimal(float(gamma)), (Decimal(float(gth)) / Decimal(float(gamma))) ** 2
+    return float(Decimal(float(Om)) * g * g / Decimal(float(Q)) * (1 - (1 - x).sqrt()))
+
+
+@pytest.mark.parametrize("ratio", [1.0 + 1e-9, 1.001, 2.0, 1e2, 1e4, 1e6, 1e8])
+def test_soft_edge_keeps_full_precision(ratio):
+    """No cancellation in ω−: full float64 precision from just above threshold to γ/γth = 10⁸."""
+    Om, Q, gth = 1.3455e14, 2.15, 629.3
+    wm = kin.omega_minus(Om, ratio * gth, Q, gth)
+    assert wm == pytest.approx(_omega_minus_decimal(Om, ratio * gth, Q, gth), rel=1e-13)
+
+
+def test_edges_are_nan_at_and_below_threshold():
+    Om, Q, gth = 1.3455e14, 2.15, 629.3
+    for gamma in (gth, 0.5 * gth):
+        assert np.isnan(kin.omega_minus(Om, gamma, Q, gth)) and np.isnan(kin.omega_plus(Om, gamma, Q, gth))
+    assert kin.above_threshold(gth, gth) is False
 
 
 def test_threshold_at_paper_point():
