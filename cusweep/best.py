@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import CusweepError, QueryError, SpecError
-from .quantities import VARIABLES
+from .quantities import ABSORPTION_OUTPUTS, VARIABLES
 from .query import (
     And,
     Compare,
@@ -259,7 +259,7 @@ def best(ds: xr.Dataset, by: str = "n_coh", *, where: str | None = None, facilit
               for j in range(len(pts[dims[0]]))]
     grid_point = starts[0]
     named = [resolve(ds, n) for n in _names(where)]
-    needs_att = by == "transmission" or "transmission" in named
+    needs_att = any(n in ABSORPTION_OUTPUTS for n in (by, *named))
     setup = setup_from_store(ds, attenuation=needs_att)
     outputs = tuple(o for o in dict.fromkeys((by, *_NEEDED, *named)) if o in VARIABLES)
     grid_vals = evaluate_point(setup, grid_point, outputs)

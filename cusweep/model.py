@@ -18,7 +18,7 @@ from .formulary import channeling, coherence, kinematics, spectrum
 
 if TYPE_CHECKING:
     from .materials import Crystal
-from .quantities import VARIABLES, natural_dims
+from .quantities import ABSORPTION_OUTPUTS, VARIABLES, natural_dims
 
 CRYSTAL_FIELDS = (
     "potential_depth",
@@ -51,7 +51,7 @@ class Setup:
     @classmethod
     def from_spec(cls, spec: Any) -> Setup:
         att: dict[str, Any] = {}
-        if "transmission" in spec.outputs:
+        if any(n in spec.outputs for n in ABSORPTION_OUTPUTS):
             att = attenuation_tables(spec)
         return cls(
             dims=tuple(spec.dims),
@@ -298,10 +298,18 @@ class _Inputs:
             & self["out_coherent_regime"]
         )
 
+    def _L_a(self):
+        """Photon attenuation length at the resonance [cm] (xraydb tables, log-log interpolated)."""
+        return self._attenuation(self["w_r"] * k.hbar) * k.CM_PER_M
+
     def _out_transmission(self):
-        energy_ev = self["w_r"] * k.hbar
-        la = self._attenuation(energy_ev) * k.CM_PER_M
-        return channeling.transmission(self["L"], la)
+        return channeling.transmission(self["L"], self["L_a"])
+
+    def _out_effective_length(self):
+        return channeling.effective_length(self["thickness"], self["L_d"], self["L_a"]) / k.CM_PER_M
+
+    def _out_optimal_thickness(self):
+        return channeling.optimal_thickness(self["L_d"], self["L_a"]) / k.CM_PER_M
 
     def _attenuation(self, energy_ev):
         tables = self.setup.attenuation

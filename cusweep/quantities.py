@@ -84,10 +84,21 @@ VARIABLES: dict[str, Quantity] = {q.name: q for q in [
              r"feasible", "[G24v1] Secs. III-IV with C < 1 [KSG13]", "bool"),
     Quantity("transmission", "1", "mean photon survival in the crystal at the resonance", r"$T$",
              "model beyond [G24v1]: T = (L_a/L)(1 - exp(-L/L_a)), L_a from xraydb"),
+    Quantity("effective_length", "m", "effective radiating length with dechanneling and absorption",
+             r"$L_{eff}$",
+             "model beyond [G24v1]: channeled fraction exp(-z/L_d), photon survival exp(-(L-z)/L_a): "
+             "L_eff = L_d L_a/(L_a - L_d) (exp(-L/L_a) - exp(-L/L_d)); L_a from xraydb, L_d as "
+             "dechanneling_length"),
+    Quantity("optimal_thickness", "m", "crystal thickness that maximises the effective length", r"$L^*$",
+             "model beyond [G24v1]: L* = L_d L_a/(L_a - L_d) ln(L_a/L_d), the maximum of effective_length "
+             "over L; L_a from xraydb"),
 ]}
 
-#: the 19 variables of the store contract (transmission is optional, beyond the paper)
-CONTRACT_OUTPUTS = tuple(n for n in VARIABLES if n != "transmission")
+#: optional outputs that need photon attenuation lengths (xraydb tables sent to the workers)
+ABSORPTION_OUTPUTS = ("transmission", "effective_length", "optimal_thickness")
+
+#: the 19 variables of the store contract (the absorption outputs are optional, beyond the paper)
+CONTRACT_OUTPUTS = tuple(n for n in VARIABLES if n not in ABSORPTION_OUTPUTS)
 OUTPUTS = tuple(VARIABLES)
 
 
@@ -119,6 +130,8 @@ def dependencies(name: str, *, tuned: bool, length_model: str) -> frozenset[str]
         "dechanneling_length": _K,
         "feasible": _K | regime,
         "transmission": lam_r | length | {"crystal"},
+        "effective_length": lam_r | _K | {"thickness"},
+        "optimal_thickness": lam_r | _K,
     }
     return frozenset(table[name])
 

@@ -30,7 +30,8 @@ INTERFACE (the rest of cusweep relies on exactly this):
 
 Also: ``SweepSpec.shape`` (dim lengths), ``SweepSpec.size`` (grid points, int), ``SweepSpec.fingerprint()``
 (sha256 hex digest of the resolved content, to tell whether an existing store was made from the same
-sweep), ``OPTIONAL_OUTPUTS`` (outputs that are computed only when asked for: ``transmission``).
+sweep), ``OPTIONAL_OUTPUTS`` (outputs computed only when asked for: ``transmission``, ``effective_length``,
+``optimal_thickness``, the photon-absorption models beyond the paper).
 
 Rules the loader applies (design.md section 2):
 

@@ -227,13 +227,15 @@ def effective_length(thickness, dechanneling, attenuation):
     Ld = asfloat(dechanneling)
     La = asfloat(attenuation)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        # (e^{-L/La} - e^{-L/Ld}) / (1/Ld - 1/La), written to stay accurate when La ≈ Ld
+        # (e^{-L/La} - e^{-L/Ld}) / (1/Ld - 1/La) = e^{-L lo} (1 - e^{-L (hi - lo)}) / (hi - lo) with
+        # lo, hi the smaller and larger of 1/La, 1/Ld: no overflow, accurate also when La ≈ Ld
         a, b = 1.0 / La, 1.0 / Ld
-        diff = b - a
-        small = np.abs(diff * L) < 1e-8
-        general = np.exp(-L * a) * -np.expm1(-L * diff) / np.where(small, 1.0, diff)
-        limit = L * np.exp(-L * a)
+        lo, diff = np.minimum(a, b), np.abs(b - a)
+        small = diff * L < 1e-8
+        general = np.exp(-L * lo) * -np.expm1(-L * diff) / np.where(small, 1.0, diff)
+        limit = L * np.exp(-L * lo)
         res = np.where(small, limit, general)
+        res = np.where(np.isnan(a) | np.isnan(b) | np.isnan(L), np.nan, res)
     return out(res)
 
 
@@ -250,7 +252,7 @@ def optimal_thickness(dechanneling, attenuation):
     Returns
     -------
     L_star : ndarray or float
-        [cm]; L_d where L_a = L_d.
+        [cm]; L_d where L_a = L_d; 0 where L_d = 0 (C ≥ 1).
 
     Source: model beyond [G24v1] (cusweep physics notes).
     Validity: as :func:`effective_length`.
@@ -263,6 +265,7 @@ def optimal_thickness(dechanneling, attenuation):
     with np.errstate(divide="ignore", invalid="ignore"):
         r = La / Ld
         res = np.where(np.abs(r - 1.0) < 1e-10, Ld, Ld * La / (La - Ld) * np.log(r))
+        res = np.where(Ld == 0.0, 0.0, res)  # the limit L_d ln(L_a/L_d) -> 0: no channeling, no length
     return out(res)
 
 

@@ -73,3 +73,15 @@ def test_channeling_limit_and_lindhard_angle():
     )
     assert ch.channeling(1.5, 1.61) is True
     assert ch.channeling(1.7, 1.61) is False
+
+
+@pytest.mark.parametrize(
+    "L, Ld, La", [(0.3, 10.0, 1e-4), (0.3, 1e-4, 10.0), (5.0, 0.2, 1e-3), (0.14, 0.19, 0.06)]
+)
+def test_effective_length_never_overflows(L, Ld, La):
+    from decimal import Decimal, getcontext
+
+    getcontext().prec = 60
+    d = [Decimal(x) for x in (L, Ld, La)]
+    exact = d[1] * d[2] / (d[2] - d[1]) * ((-d[0] / d[2]).exp() - (-d[0] / d[1]).exp())
+    assert ch.effective_length(L, Ld, La) == pytest.approx(float(exact), rel=1e-12)
