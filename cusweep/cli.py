@@ -206,6 +206,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:
+        if _decode_error(exc):
+            print(
+                f"cusweep: a chunk of the store cannot be decoded ({_one_line(exc)}); the store is damaged: "
+                "`cusweep status STORE --verify` lists the damaged blocks and `cusweep run SWEEP.toml "
+                "--store STORE --repair` recomputes them",
+                file=sys.stderr,
+            )
+            return 1
         if not _object_store_error(exc):
             raise
         print(
@@ -220,6 +228,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 #: modules whose exceptions mean "the object store refused us or cannot be reached" (credentials, endpoint)
 _OBJECT_STORE_MODULES = ("botocore", "aiobotocore", "s3fs", "gcsfs", "google.auth", "adlfs", "azure")
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+
+
+def _decode_error(exc: BaseException) -> bool:
+    """True when ``exc`` was raised while decoding a stored chunk (numcodecs or zarr's codecs): a
+    truncated or altered chunk file."""
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename.replace("\\", "/")
+        if "/numcodecs/" in name or "/zarr/codecs/" in name:
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _object_store_error(exc: BaseException | None) -> bool:
@@ -282,22 +306,22 @@ def _run(args: argparse.Namespace) -> int:
     # the arguments first, then the sweep file, and only then the Dask machinery (bad input answers fast)
     if args.workers is not None and not 1 <= args.workers <= 256:
         raise SpecError(f"--workers: {args.workers} is outside 1..256; give a positive number of processes")
-    if args.scheduler and not args.scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
-        raise SpecError(
-            f"--scheduler: {args.scheduler!r} is not a scheduler address; write it as "
-            "tcp://HOST:PORT or tls://HOST:PORT"
-        )
+    if args.scheduler:
+        _check_scheduler_address(args.scheduler)
     security = _tls_security(args)
+    from . import store
+
+    if args.store is not None:
+        store.check_path(args.store)
     spec = load(args.sweep)
     if args.dry_run:
         print(make_plan(spec).describe(workers=args.workers or 2))
         return 0
     from .execute import repair, run_sweep
 
-    path = args.store or f"{spec.name}.zarr"
+    path = args.store if args.store is not None else f"{spec.name}.zarr"
+    store.check_path(path)
     if args.repair:
-        from . import store
-
         # only this sweep's complete store (a different sweep is refused here, before anything changes)
         if store.exists(path) and store.check_target(path, make_plan(spec), overwrite=args.overwrite):
             with store.lock(path):  # not while another run writes the ledger
@@ -320,6 +344,26 @@ def _run(args: argparse.Namespace) -> int:
     )
     print(summary.text())
     return 0
+
+
+def _check_scheduler_address(address: str) -> None:
+    """Refuse (SpecError) a --scheduler that is not PROTOCOL://HOST:PORT with a port in 1..65535."""
+    usage = "write it as tcp://HOST:PORT or tls://HOST:PORT, e.g. tcp://127.0.0.1:8786"
+    if not address.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
+        raise SpecError(f"--scheduler: {address!r} is not a scheduler address; {usage}")
+    if address.startswith("inproc://"):
+        return
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        _, location = parse_address(address)
+        host, port = parse_host_port(location)
+    except (ValueError, TypeError) as exc:
+        raise SpecError(
+            f"--scheduler: {address!r} is not a scheduler address ({' '.join(str(exc).split())}); {usage}"
+        ) from None
+    if not host or not 1 <= int(port) <= 65535:
+        raise SpecError(f"--scheduler: {address!r} needs a host and a port in 1..65535; {usage}")
 
 
 def _tls_security(args: argparse.Namespace) -> Any:
@@ -359,7 +403,7 @@ def _tls_security(args: argparse.Namespace) -> Any:
 
 def _status(args: argparse.Namespace) -> int:
     from . import store
-    from .execute import status, verify
+    from .execute import status, stored_plan, verify
 
     if not store.exists(args.store):
         raise SpecError(
@@ -369,6 +413,13 @@ def _status(args: argparse.Namespace) -> int:
     done, total = status(args.store)
     state = "complete" if done == total else "incomplete (rerun `cusweep run` with the same sweep to resume)"
     print(f"{args.store}: {done}/{total} blocks done, {state}")
+    missing = store.missing_chunks(args.store, stored_plan(args.store)) if done and not args.verify else []
+    if missing:
+        print(
+            f"{args.store}: damaged: {len(missing)} done block(s) have chunk files missing: {missing[:20]}; "
+            f"run `cusweep run SWEEP --store {args.store} --repair`"
+        )
+        return 1
     if args.verify:
         bad = verify(args.store)
         if bad:

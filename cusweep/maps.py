@@ -487,17 +487,23 @@ def _dim_name(ds: xr.Dataset, name: str, flag: str) -> str:
 
 
 def check_output(path: str) -> str:
+    """The format of the figure file ``path`` (SpecError for another extension, a directory, or a parent
+    directory that does not exist: a typo would otherwise grow a new directory tree)."""
     ext = os.path.splitext(str(path))[1].lower()
     if ext not in FORMATS:
         raise SpecError(f"-o: {path!r} has no .png, .svg or .pdf extension; name the file e.g. map.png")
+    if os.path.isdir(str(path)):
+        example = os.path.join(str(path), "map.png")
+        raise SpecError(f"-o: {path!r} is a directory; give a file name, e.g. {example}")
+    parent = os.path.dirname(os.path.abspath(str(path)))
+    if not os.path.isdir(parent):
+        raise SpecError(f"-o: the directory {parent} does not exist; create it first, or check the path")
     return ext
 
 
 def save_figure(fig: Figure, path: str) -> None:
     """Write ``fig`` to ``path`` (format from the extension: .png at 150 dpi, .svg, .pdf)."""
     ext = check_output(path)
-    parent = os.path.dirname(os.path.abspath(str(path)))
-    os.makedirs(parent, exist_ok=True)
     fig.savefig(str(path), dpi=150 if ext == ".png" else None,
                 metadata={"Software": None} if ext == ".png" else None)
 

@@ -59,6 +59,11 @@ def report(ds: xr.Dataset, outdir: str, var: str = "n_coh", *, x: str = "period"
     for d in (x, y):
         if d not in ds.sizes or ds.sizes[d] < 2:
             raise SpecError(f"report: the store needs a swept {d} dim for the maps")
+    if os.path.exists(outdir) and not os.path.isdir(outdir):
+        raise SpecError(f"-o: {outdir} exists and is not a directory; give a directory for the maps")
+    parent = os.path.dirname(os.path.abspath(outdir))
+    if not os.path.isdir(parent):
+        raise SpecError(f"-o: the directory {parent} does not exist; create it first, or check the path")
     os.makedirs(outdir, exist_ok=True)
     grid = np.asarray(ds["energy"].values, dtype=np.float64)
     rows: list[FacilityRow] = []

@@ -57,6 +57,7 @@ import hashlib
 import json
 import math
 import os
+import stat
 import tomllib
 import types
 from collections.abc import Mapping
@@ -99,6 +100,10 @@ DTYPES: tuple[str, ...] = ("float64", "float32")
 CHUNK_MB_MIN, CHUNK_MB_MAX, CHUNK_MB_DEFAULT = 0.01, 1024.0, 64.0  # tiny blocks: tests, small sweeps
 #: longest axis accepted (a coordinate array, not the grid; the grid size is the plan's business)
 MAX_AXIS_LENGTH = 10_000_000
+#: longest sweep name (it names the default store directory NAME.zarr; file names have 255 bytes at most)
+MAX_NAME_LENGTH = 128
+#: largest sweep file read (a sweep file is a few kB; refuses /dev/zero and data files given by mistake)
+MAX_SWEEP_BYTES = 1_000_000
 #: relative tolerance under which two values of a list count as duplicates
 DUPLICATE_RTOL = 1e-9
 
@@ -241,6 +246,14 @@ def load(path: str | os.PathLike[str]) -> SweepSpec:
     """Read and validate the sweep file at ``path``; raise SpecError (one line) on any problem."""
     p = Path(path)
     try:
+        info = p.stat()
+        if stat.S_ISREG(info.st_mode) and info.st_size > MAX_SWEEP_BYTES:
+            raise SpecError(
+                f"{p}: {info.st_size:,} bytes is not a sweep file (at most {MAX_SWEEP_BYTES:,}); "
+                "give the path of a .toml sweep file"
+            )
+        if not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
+            raise SpecError(f"{p}: not a regular file; give the path of a .toml sweep file")
         data = p.read_bytes()
     except FileNotFoundError:
         raise SpecError(f"{p}: no such sweep file; check the path") from None
@@ -249,7 +262,7 @@ def load(path: str | os.PathLike[str]) -> SweepSpec:
     except OSError as exc:
         raise SpecError(f"{p}: cannot read the sweep file ({exc.strerror or exc}); check the path") from None
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a byte-order mark (some Windows editors write one) is dropped
     except UnicodeDecodeError as exc:
         raise SpecError(f"{p}: not UTF-8 text (byte {exc.start}); save the sweep file as UTF-8") from None
     return loads(text, source=str(p))
@@ -260,10 +273,15 @@ def loads(text: str, source: str = "<string>") -> SweepSpec:
     if not isinstance(text, str):
         raise SpecError(f"{source}: sweep text is a {type(text).__name__}; give a str")
     try:
-        doc = tomllib.loads(text)
+        doc = tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as exc:
         msg = " ".join(str(exc).split())
         raise SpecError(f"{source}: invalid TOML: {msg}; fix the syntax there") from None
+    except RecursionError:
+        raise SpecError(
+            f"{source}: invalid TOML: arrays or tables nested too deeply; a sweep file needs at most a "
+            "few levels"
+        ) from None
     return _build(doc, text, source)
 
 
@@ -333,7 +351,9 @@ _KINDS: dict[str, _Kind] = {
     "bunching": _Kind("dimensionless", "number", "0.1", 0.0, True, 1.0, "0 <= b <= 1"),
     "n_positrons": _Kind("dimensionless", "number", "1.56e9", 0.0),
     "bunch_charge": _Kind("charge", "charge", "250 pC", 0.0),
-    "detuning": _Kind("dimensionless", "number", "0.01", -1.0, allowed="> -1, so that 1 + detuning > 0"),
+    "detuning": _Kind(
+        "dimensionless", "number", "0.01", -1.0, high=10.0, allowed="> -1 (1 + detuning > 0) and <= 10"
+    ),
 }
 
 
@@ -625,6 +645,12 @@ def _build(doc: dict[str, Any], text: str, source: str) -> SweepSpec:
 
     # --- name, description
     name = doc.get("name", _default_name(source))
+    if isinstance(name, str) and len(name) > MAX_NAME_LENGTH:
+        raise _fail(
+            "name",
+            f"{_show(name)} has {len(name)} characters, at most {MAX_NAME_LENGTH} (it names the default "
+            'store, NAME.zarr); give a shorter name, e.g. name = "diamond-scan"',
+        )
     if not isinstance(name, str) or not name.strip() or any(c in name for c in "/\\\n\r\t\0"):
         raise _fail(
             "name",

@@ -39,6 +39,38 @@ META_GROUP = "_cusweep"
 BOOKKEEPING = (LEDGER, CHECKSUMS)
 
 
+def check_path(path: str, *, new: bool = True) -> None:
+    """Refuse (SpecError) a store path that cannot work: empty, an unknown or in-memory fsspec protocol
+    (Dask workers are other processes), or, for a new local store, a parent directory that does not
+    exist (a typo would otherwise grow a new directory tree)."""
+    text = str(path)
+    if not text.strip():
+        raise SpecError("--store: empty path; give the store's directory, e.g. --store sweep.zarr")
+    if not is_local(text):
+        protocol = text.split("://", 1)[0]
+        if protocol == "memory":
+            raise SpecError(
+                f"--store: {text}: an in-memory store lives in one process and Dask workers cannot reach "
+                "it; give a directory path or an object-store URL such as s3://bucket/sweep.zarr"
+            )
+        import fsspec
+
+        try:
+            fsspec.get_filesystem_class(protocol)
+        except (ValueError, ImportError) as exc:
+            raise SpecError(
+                f"--store: {text}: the protocol {protocol}:// is not available ({' '.join(str(exc).split())}"
+                "); give a directory path or a URL such as s3://bucket/sweep.zarr (pip install s3fs)"
+            ) from None
+        return
+    p = os.path.abspath(_local(text))
+    parent = os.path.dirname(p)
+    if new and not os.path.lexists(p) and not os.path.isdir(parent):
+        raise SpecError(
+            f"--store: the directory {parent} does not exist; create it first, or check the path {text}"
+        )
+
+
 def is_local(path: str) -> bool:
     return "://" not in str(path) or str(path).startswith("file://")
 
@@ -169,37 +201,38 @@ def remove_partials(path: str) -> int:
 
 
 def check_target(path: str, plan: Plan, *, overwrite: bool = False) -> bool:
-    """Refuse (SpecError, nothing touched) a ``path`` that holds a different sweep or something that is not
-    a cusweep store, unless ``overwrite``. True when ``path`` holds this sweep's complete template (resume);
-    False when the template is still to be written (also after a run killed while writing it)."""
-    found = exists(path)
-    if found and not overwrite:
+    """Refuse (SpecError, nothing touched) a ``path`` that holds a different sweep unless ``overwrite``, and
+    a ``path`` that holds anything but a cusweep store (a file, a directory of other files) always:
+    ``--overwrite`` replaces cusweep stores only. True when ``path`` holds this sweep's complete template
+    (resume); False when the template is still to be written (also after a run killed while writing it)."""
+    not_a_store = SpecError(
+        f"--store: {path} exists and is not a cusweep store; choose another --store (--overwrite replaces "
+        "cusweep stores only, never other files)"
+    )
+    if exists(path):
         fp = fingerprint_of(path)
+        if fp is None:
+            if [k for k in _group(path).keys() if k != META_GROUP] and not _is_cusweep_group(path):
+                raise not_a_store
+            return False  # an empty group: a run was stopped before the template's attributes were written
+        if overwrite:
+            return False
         if fp == plan.fingerprint:
             return template_complete(path)
-        if fp is None and not [k for k in _group(path).keys() if k != META_GROUP]:
-            return False  # an empty group: a run was stopped before the template's attributes were written
-        if fp is None:
-            raise SpecError(
-                f"--store: {path} exists and is not a cusweep store; choose another --store, "
-                "or pass --overwrite to replace it"
-            )
         raise SpecError(
             f"--store: {path} holds a different sweep (fingerprint {fp[:12]} != "
             f"{plan.fingerprint[:12]}); use another --store, or --overwrite to replace it"
         )
-    if not found and is_local(path) and os.path.exists(_local(path)) and not overwrite:
-        foreign = (
-            [e for e in os.listdir(_local(path)) if e != META_GROUP]
-            if os.path.isdir(_local(path))
-            else [path]
-        )
-        if foreign:
-            raise SpecError(
-                f"--store: {path} exists and is not a cusweep store; choose another --store, "
-                "or pass --overwrite to replace it"
-            )
+    if is_local(path) and os.path.lexists(_local(path)):
+        p = _local(path)
+        if not os.path.isdir(p) or [e for e in os.listdir(p) if e != META_GROUP]:
+            raise not_a_store
     return False
+
+
+def _is_cusweep_group(path: str) -> bool:
+    """A group with the ``_cusweep`` member: a cusweep store whose template was cut short."""
+    return META_GROUP in _group(path).keys()
 
 
 def clear(path: str) -> None:
@@ -417,6 +450,23 @@ def read_block_checksum(path: str, plan: Plan, index: tuple[int, ...]) -> int:
     return checksum(stored)
 
 
+def missing_chunks(path: str, plan: Plan) -> list[int]:
+    """Done blocks of a local store with a chunk file missing (every chunk is written, also an all-NaN
+    one, so a missing file means a deleted file). Object stores: not checked here (``[]``)."""
+    if not is_local(path):
+        return []
+    root = _local(path)
+    bad = []
+    for b in map(int, np.flatnonzero(done_mask(path))):
+        index = plan.block_index(b)
+        for name in plan.owned_outputs(index):
+            key = [str(index[plan.dims.index(d)]) for d in plan.var_dims[name]]
+            if not os.path.exists(os.path.join(root, name, "c", *key)):
+                bad.append(b)
+                break
+    return bad
+
+
 def stored_checksums(path: str) -> np.ndarray:
     import zarr
 
@@ -568,6 +618,14 @@ def open_store(path: str) -> xr.Dataset:
         ds = xr.open_zarr(_store_arg(path), consolidated=True, zarr_format=3)
     except (KeyError, FileNotFoundError, ValueError):
         ds = xr.open_zarr(_store_arg(path), consolidated=False, zarr_format=3)
+    if is_local(path):  # the consolidated metadata still lists an array whose directory was deleted
+        root = _local(path)
+        gone = [n for n in ds.variables if not os.path.exists(os.path.join(root, str(n), "zarr.json"))]
+        if gone:
+            raise StoreError(
+                f"{path}: the array(s) {', '.join(map(str, gone))} are missing (deleted from the store); the "
+                "store is damaged: rerun `cusweep run SWEEP.toml --store STORE --overwrite`"
+            )
     return ds.drop_vars([n for n in BOOKKEEPING if n in ds.variables])
 
 

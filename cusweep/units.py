@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from typing import Any
 
 import pint
@@ -49,23 +50,33 @@ def parse(value: object, kind: str, key: str) -> float:
         text = value.strip()
         if not text:
             raise SpecError(f'{key}: empty string; give a value with units, e.g. "{_example(kind)}"')
+        if not _NUMBER_FIRST.match(text):  # pint reads "um" alone as 1 um
+            raise SpecError(
+                f'{key}: {value!r} does not start with a number; write the number first, e.g. '
+                f'"{_example(kind)}"'
+            )
         try:
             q: Any = ureg.Quantity(text)
+        except OverflowError:
+            raise SpecError(f"{key}: {_short_value(value)} is too large; give a finite value") from None
         except Exception as exc:  # pint raises several unrelated types for bad strings
             raise SpecError(
                 f'{key}: cannot read {value!r} as a quantity ({_short(exc)}); write e.g. "{_example(kind)}"'
             ) from None
-        if not isinstance(q, pint.Quantity):  # a bare number string
-            q = ureg.Quantity(float(q), "dimensionless")
-        if kind != "dimensionless" and q.dimensionless:
-            raise SpecError(f'{key}: {value!r} has no units; write e.g. "{_example(kind)}"')
         try:
-            x = float(q.to(target).magnitude)
+            if not isinstance(q, pint.Quantity):  # a bare number string
+                q = ureg.Quantity(float(q), "dimensionless")
+            no_units = kind != "dimensionless" and q.dimensionless
+            x = math.nan if no_units else float(q.to(target).magnitude)
+        except OverflowError:  # an integer magnitude beyond float range, e.g. "10**400 um"
+            raise SpecError(f"{key}: {_short_value(value)} is too large; give a finite value") from None
         except pint.DimensionalityError:
             raise SpecError(
                 f"{key}: {value!r} is not a {kind} (has dimension {q.dimensionality}); "
                 f'write e.g. "{_example(kind)}"'
             ) from None
+        if no_units:
+            raise SpecError(f'{key}: {value!r} has no units; write e.g. "{_example(kind)}"')
     else:
         raise SpecError(
             f"{key}: {value!r} is a {type(value).__name__}; give a "
@@ -74,6 +85,16 @@ def parse(value: object, kind: str, key: str) -> float:
     if not math.isfinite(x):
         raise SpecError(f"{key}: {value!r} is not finite; give a finite value")
     return x
+
+
+#: a quantity string starts with a number (digits, a decimal point and digits, or nan/inf, which the
+#: finiteness check then refuses), after an optional sign
+_NUMBER_FIRST = re.compile(r"^[+-]?(\d|\.\d|nan|inf)", re.IGNORECASE)
+
+
+def _short_value(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _example(kind: str) -> str:

@@ -288,6 +288,40 @@ def _argument_cases(tmp_path: Path) -> dict[str, tuple[list[str], int, str]]:
             2,
             "exists and is not a cusweep store",
         ),
+        "run-store-not-a-store-overwrite": (  # --overwrite replaces cusweep stores only, never other files
+            ["run", g, "--store", str(not_a_store), "--overwrite", "--no-progress"],
+            2,
+            "--overwrite replaces cusweep stores only",
+        ),
+        "run-store-file-overwrite": (
+            ["run", g, "--store", str(a_file), "--overwrite"],
+            2,
+            "exists and is not a cusweep store",
+        ),
+        "run-store-empty": (["run", g, "--store", ""], 2, "--store: empty path"),
+        "run-store-memory": (["run", g, "--store", "memory://x.zarr"], 2, "Dask workers cannot reach it"),
+        "run-store-protocol": (["run", g, "--store", "foo://b/x.zarr"], 2, "the protocol foo:// is not"),
+        "run-store-no-parent": (
+            ["run", g, "--store", str(tmp_path / "no" / "such" / "x.zarr")],
+            2,
+            "does not exist; create it first",
+        ),
+        "run-scheduler-no-port": (
+            ["run", g, "--store", "x.zarr", "--scheduler", "tcp://127.0.0.1"],
+            2,
+            "missing port number",
+        ),
+        "run-scheduler-bad-port": (
+            ["run", g, "--store", "x.zarr", "--scheduler", "tcp://127.0.0.1:notaport"],
+            2,
+            "is not a scheduler address",
+        ),
+        "run-scheduler-port-range": (
+            ["run", g, "--store", "x.zarr", "--scheduler", "tcp://127.0.0.1:99999"],
+            2,
+            "a port in 1..65535",
+        ),
+        "run-dev-zero": (["run", "/dev/zero"], 2, "not a regular file"),
         "status-no-store": (["status"], 2, "the following arguments are required: STORE"),
         "status-missing": (["status", "nope.zarr"], 2, "STORE: nope.zarr is not a cusweep store"),
         "status-not-a-store": (["status", str(not_a_store)], 2, "is not a cusweep store"),
@@ -338,3 +372,20 @@ def test_no_arguments_prints_help(tmp_path):
     assert p.returncode == 2 and p.stderr == ""
     assert "usage: cusweep" in p.stdout and "typical session" in p.stdout
     assert tree(tmp_path) == []
+
+
+def test_overwrite_never_empties_a_directory_that_is_not_a_store(tmp_path):
+    """`--store . --overwrite` in a directory of other files (here: the sweep file itself and notes) is
+    refused and deletes nothing; so is a store path inside it that holds other files."""
+    (tmp_path / "good.toml").write_text(GOOD_SWEEP)
+    (tmp_path / "notes.txt").write_text("keep me")
+    for store in (".", str(tmp_path)):
+        p = subprocess.run(
+            [*cusweep_exe(), "run", "good.toml", "--store", store, "--overwrite", "--no-progress"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        check_one_line_error(p.returncode, p.stdout, p.stderr, "is not a cusweep store", where=store)
+        assert tree(tmp_path) == ["good.toml", "notes.txt"]

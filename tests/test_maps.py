@@ -189,6 +189,10 @@ def test_facility_fixes_energy_and_bunch_length(datasets):
 def test_files_are_valid_images(datasets, tmp_path):
     fig = map_figure(datasets["tuned"], "period", "amplitude", "n_coh", at=PAPER_AT)
     save_figure(fig, str(tmp_path / "m.svg"))
+    with pytest.raises(SpecError, match="does not exist; create it first"):  # a typo grows no new tree
+        save_figure(fig, str(tmp_path / "sub" / "m.pdf"))
+    assert not (tmp_path / "sub").exists()
+    (tmp_path / "sub").mkdir()
     save_figure(fig, str(tmp_path / "sub" / "m.pdf"))
     root = ET.parse(tmp_path / "m.svg").getroot()
     assert root.tag.endswith("svg")

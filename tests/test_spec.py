@@ -435,3 +435,11 @@ def test_random_axes(defs):
         assert c[0] == pytest.approx(first, rel=1e-12) and c[-1] == pytest.approx(last, rel=1e-12)
         if exp is not None:
             np.testing.assert_allclose(c, exp, rtol=1e-12)
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    """Some Windows editors start UTF-8 files with a BOM; the sweep reads as without it."""
+    plain = Path(__file__).resolve().parents[1] / "sweeps" / "paper_point.toml"
+    p = tmp_path / "bom.toml"
+    p.write_bytes(b"\xef\xbb\xbf" + plain.read_bytes())
+    assert spec.load(p).fingerprint() == spec.load(plain).fingerprint()

@@ -489,7 +489,16 @@ def test_verify_finds_damaged_chunks_and_repair_recomputes_them(reference, sweep
     data = bytearray(garbled.read_bytes())
     data[len(data) // 2 :] = bytes(len(data) - len(data) // 2)
     garbled.write_bytes(bytes(data))
-    # plain status only reads the ledger; --verify recomputes the checksums
+    # plain status reads the ledger and looks for the done blocks' chunk files (every chunk is written);
+    # --verify recomputes the checksums
+    st = cusweep("status", path)
+    assert st.returncode == 1, st.stdout + st.stderr
+    assert f"damaged: 1 done block(s) have chunk files missing: [{block_of(deleted, 'n_coh')}]" in st.stdout
+    # readers fail in one line on a chunk that cannot be decoded, and say how to repair
+    q = cusweep("query", path, "n_coh > 0", "--count")
+    assert q.returncode == 1 and q.stdout == "", q.stdout + q.stderr
+    assert q.stderr.count("\n") == 1 and "cannot be decoded" in q.stderr and "--repair" in q.stderr
+    assert "Traceback" not in q.stderr
     v = cusweep("status", path, "--verify")
     assert v.returncode == 1 and v.stderr == "", v.stdout + v.stderr
     assert f"{BLOCKS}/{BLOCKS} blocks done, complete" in v.stdout
@@ -500,6 +509,19 @@ def test_verify_finds_damaged_chunks_and_repair_recomputes_them(reference, sweep
     assert f"3 blocks computed, {BLOCKS - 3} already done" in r.stdout
     assert execute.verify(str(path)) == []
     assert snapshot(path) == snapshot(reference)  # byte for byte, the copy's creation time included
+
+
+def test_readers_refuse_a_store_whose_array_was_deleted(reference, tmp_path):
+    path = tmp_path / "r.zarr"
+    shutil.copytree(reference, path)
+    shutil.rmtree(path / "n_coh")  # the consolidated metadata still lists it
+    q = cusweep("query", path, "n_coh > 1e10", "--count")
+    assert q.returncode == 1 and q.stdout == "" and q.stderr.count("\n") == 1, q.stdout + q.stderr
+    assert "n_coh are missing" in q.stderr and "--overwrite" in q.stderr
+    # and report refuses an -o that is a file, before writing anything
+    (tmp_path / "r.txt").write_text("x")
+    r = cusweep("report", reference, "-o", tmp_path / "r.txt")
+    assert r.returncode == 2 and "exists and is not a directory" in r.stderr and r.stderr.count("\n") == 1
 
 
 # --------------------------------------------------------------------------------------------------
