@@ -150,22 +150,11 @@ def _thickness(setup: Setup, point: Mapping[str, Any]) -> float | None:
 # ------------------------------------------------------------------------------------------ selection
 
 
-def facility_selection(ds: xr.Dataset, name: str, *, tolerance: float = 0.05
-                       ) -> tuple[dict[str, int], list[str]]:
-    """Grid indices fixing a facility preset (energy must lie within ``tolerance`` of a grid value)."""
-    from . import materials
+def facility_selection(ds: xr.Dataset, name: str) -> tuple[dict[str, int], list[str]]:
+    """Grid indices fixing a facility preset (``maps.facility_at``: energy within 5% of a grid value)."""
     from .maps import facility_at
 
-    fac = materials.facility(name, key="--facility")
-    at, notes = facility_at(ds, fac.name)
-    grid = np.asarray(ds["energy"].values, dtype=np.float64)
-    e = grid[at["energy"]]
-    if abs(e - fac.energy) > tolerance * fac.energy:
-        shown = ", ".join(format_value("energy", v) for v in grid[:8]) + (", ..." if len(grid) > 8 else "")
-        raise SpecError(f"--facility {fac.name}: its energy {format_value('energy', fac.energy)} is not "
-                        f"within {tolerance:.0%} of the store's energy grid ({shown}); run a sweep that "
-                        "includes it")
-    return at, notes
+    return facility_at(ds, name)
 
 
 # ------------------------------------------------------------------------------------------ best
@@ -444,10 +433,16 @@ def _where_holds(setup: Setup, point: Mapping[str, Any], vals: Mapping[str, Any]
     missing = [n for n in names if n in VARIABLES and n not in vals]
     if missing:
         vals = {**vals, **evaluate_point(setup, point, tuple(missing))}
-    coords = {d: xr.Variable((d,), np.asarray([point[d]]), attrs=dict(ds[d].attrs)) for d in setup.dims}
+    # numeric dims at the point's value; label dims (crystal) keep all the store's labels, so that a
+    # comparison with any of them is valid, and the mask is read at the point's label
+    labels = {d for d in setup.dims if ds[d].dtype.kind not in "fiu"}
+    coords = {d: xr.Variable((d,), np.asarray(ds[d].values if d in labels else [point[d]]),
+                             attrs=dict(ds[d].attrs)) for d in setup.dims}
     data = {n: xr.Variable((), np.asarray(vals[n]), attrs=dict(ds[n].attrs)) for n in names if n in VARIABLES}
     one = xr.Dataset(data, coords=coords)
-    return bool(np.asarray(query(one, where).values).all())
+    mask = query(one, where)
+    pick = {d: point[d] for d in labels if d in mask.dims}
+    return bool(np.asarray(mask.sel(pick).values).all())
 
 
 # ------------------------------------------------------------------------------------------ CLI

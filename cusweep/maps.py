@@ -69,16 +69,21 @@ class _Slice:
         return np.broadcast_to(values.astype(np.float64), (ny, nx)).copy()
 
 
+#: a facility preset's energy must lie this close (relative) to a grid value of the store
+FACILITY_ENERGY_TOLERANCE = 0.05
+
+
 def facility_at(ds: xr.Dataset, name: str) -> tuple[dict[str, int], list[str]]:
-    """The grid indices that fix a facility preset's energy, n_positrons, sigma_z (and photon energy) where
-    they are dims of the store (nearest grid value), and notes on what could not be matched."""
+    """The grid indices that fix a facility preset's energy, n_positrons and sigma_z where they are dims
+    of the store (nearest grid value; the energy must lie within 5% of one, else SpecError), and notes on
+    what could not be matched. Like a sweep file's ``facility``, never the photon energy."""
     from . import materials
 
     fac = materials.facility(name, key="--facility")
     at: dict[str, int] = {}
     notes: list[str] = []
     scalars = ds.attrs.get("scalars", {}) or {}
-    for dim in ("energy", "n_positrons", "sigma_z", "photon_energy"):
+    for dim in ("energy", "n_positrons", "sigma_z"):
         value = getattr(fac, dim)
         if value is None:
             continue
@@ -86,7 +91,16 @@ def facility_at(ds: xr.Dataset, name: str) -> tuple[dict[str, int], list[str]]:
             coord = np.asarray(ds[dim].values, dtype=np.float64)
             i = int(np.argmin(np.abs(coord - value)))
             at[dim] = i
-            if abs(coord[i] - value) > 0.01 * abs(value):
+            off = abs(coord[i] - value)
+            if dim == "energy" and off > FACILITY_ENERGY_TOLERANCE * value:
+                shown = ", ".join(format_value(dim, v) for v in coord[:8])
+                shown += ", ..." if len(coord) > 8 else ""
+                raise SpecError(
+                    f"--facility {fac.name}: its energy {format_value(dim, value)} is not within "
+                    f"{FACILITY_ENERGY_TOLERANCE:.0%} of the store's energy grid ({shown}); run a sweep that "
+                    "includes it"
+                )
+            if off > 0.01 * abs(value):
                 notes.append(f"{fac.name} {dim} {format_value(dim, value)} is not on the grid; nearest grid "
                              f"value {format_value(dim, coord[i])} used")
         elif scalars.get(dim) is not None and abs(float(scalars[dim]) - value) > 0.01 * abs(value):
@@ -107,6 +121,9 @@ def resolve_at(ds: xr.Dataset, x: str, y: str, at: Mapping[str, Any] | Sequence[
     fixed: dict[str, int] = {}
     if facility:
         fac_at, notes = facility_at(ds, facility)
+        clash = sorted(set(given) & set(fac_at))
+        if clash:
+            raise SpecError(f"--at {clash[0]}: --facility {facility} fixes {clash[0]} already; drop one")
         fixed.update({d: i for d, i in fac_at.items() if d not in (x, y)})
     fixed.update(given)
     for d in dim_order(ds):

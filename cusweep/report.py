@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import SpecError
+from .maps import FACILITY_ENERGY_TOLERANCE
 from .query import dim_order, format_value, scalar, top_points
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["FacilityRow", "report", "cli_report"]
 
 #: a facility's energy must lie within this relative distance of a grid energy
-ENERGY_TOLERANCE = 0.05
+ENERGY_TOLERANCE = FACILITY_ENERGY_TOLERANCE
 COLUMNS = ("facility", "title", "status", "energy_eV", "grid_energy_eV", "best_n_coh", "period_m",
            "amplitude_m", "sigma_z_m", "bunching", "crystal", "feasible_fraction", "map", "notes")
 
@@ -72,11 +73,12 @@ def report(ds: xr.Dataset, outdir: str, var: str = "n_coh", *, x: str = "period"
         rows.append(row)
         i = int(np.argmin(np.abs(grid - fac.energy)))
         if abs(grid[i] - fac.energy) > ENERGY_TOLERANCE * fac.energy:
-            lo, hi = format_value("energy", grid.min()), format_value("energy", grid.max())
-            row.status = (f"skipped: energy {format_value('energy', fac.energy)} is outside the store's "
-                          f"energy grid ({lo} .. {hi}, {ENERGY_TOLERANCE:.0%} tolerance)")
+            shown = ", ".join(format_value("energy", v) for v in grid[:6])
+            shown += ", ..." if grid.size > 6 else ""
+            row.status = (f"skipped: energy {format_value('energy', fac.energy)} is not within "
+                          f"{ENERGY_TOLERANCE:.0%} of a value of the store's energy grid ({shown})")
             continue
-        at, notes = facility_selection(ds, fac.name, tolerance=ENERGY_TOLERANCE)
+        at, notes = facility_selection(ds, fac.name)
         row.notes += notes
         row.grid_energy = float(grid[at["energy"]])
         sub = ds.isel({d: [j] for d, j in at.items()})

@@ -101,6 +101,13 @@ def test_facility_and_where_fix_dims(datasets):
     multi = best(datasets["multi"], "n_coh")
     assert multi.refined.point["crystal"] == multi.grid.point["crystal"]
     assert "crystal" not in multi.refined_dims and "bunching" not in multi.refined_dims
+    # conditions on crystal labels other than the best point's hold or fail as on the grid
+    others = [str(c) for c in datasets["multi"]["crystal"].values if str(c) != multi.grid.point["crystal"]]
+    for where in (f"crystal != '{multi.grid.point['crystal']}'", f"crystal == '{others[0]}'",
+                  f"not crystal == '{multi.grid.point['crystal']}'"):
+        r = best(datasets["multi"], "n_coh", where=where)
+        assert r.grid.point["crystal"] != multi.grid.point["crystal"], where
+        assert r.refined.point["crystal"] == r.grid.point["crystal"] and r.refined.value >= r.grid.value
 
 
 def channeling_amplitude_at(ds, energy, period):

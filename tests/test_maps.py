@@ -177,10 +177,11 @@ def test_facility_fixes_energy_and_bunch_length(datasets):
                      at={"bunching": 1.0})
     assert fig.cusweep["at"]["energy"] == 13.6e9 and fig.cusweep["at"]["sigma_z"] == 9e-6
     assert "LCLS" in fig._suptitle.get_text() and "hypothetical" in fig._suptitle.get_text()
-    notes.clear()
-    fig = map_figure(datasets["tuned"], "period", "amplitude", "n_coh", facility="swissfel", notes=notes)
-    assert fig.cusweep["at"]["energy"] == 8e9
-    assert any("not on the grid" in n for n in notes)
+    # as for `best`: a preset energy more than 5% from every grid energy is refused, not silently moved
+    with pytest.raises(SpecError, match="swissfel: its energy 5.8 GeV is not within 5%"):
+        map_figure(datasets["tuned"], "period", "amplitude", "n_coh", facility="swissfel")
+    with pytest.raises(SpecError, match="--at energy: --facility lcls fixes energy already"):
+        map_figure(datasets["tuned"], "period", "amplitude", "n_coh", facility="lcls", at={"energy": "8 GeV"})
 
 
 # ------------------------------------------------------------------------------------------ files, CLI
