@@ -511,10 +511,11 @@ class _Evaluator:
         if a.kind in ("bool", "str") and op not in ("==", "!="):
             raise QueryError(f"query: {op!r} does not apply to {self._describe(a)}; use == or !=")
         if a.kind == "str":
-            for v, other in ((a, b), (b, a)):
-                if v.literal and other.name is not None:
-                    self._check_label(other.name, v.data)
             x, y = a.data, b.data
+            if a.literal and b.name is not None:
+                x = self._check_label(b.name, a.data)
+            if b.literal and a.name is not None:
+                y = self._check_label(a.name, b.data)
             return (x == y) if op == "==" else (x != y)
         if a.kind == "bool":
             eq = _eq_exact(a.data, b.data)
@@ -549,12 +550,18 @@ class _Evaluator:
             raise QueryError(f"query: cannot compare {dst} ({ud}) with {src} ({us}): different "
                              "dimensions") from None
 
-    def _check_label(self, name: str, label: str) -> None:
+    def _check_label(self, name: str, label: str) -> str:
+        """The store's spelling of ``label`` (matched ignoring case, as crystal names are in sweep files);
+        QueryError with a did-you-mean when the store's ``name`` has no such value."""
         values = [str(v) for v in np.asarray(self.ds[name].values).reshape(-1)]
-        if name in self.ds.sizes and label not in values:
+        lowered = {v.lower(): v for v in values}
+        if label.lower() in lowered:
+            return lowered[label.lower()]
+        if name in self.ds.sizes:
             close = difflib.get_close_matches(label, values, n=1, cutoff=0.5)
             hint = f"did you mean {close[0]!r}?" if close else "the store has: " + ", ".join(values)
             raise QueryError(f"query: {name} has no value {label!r}; {hint}")
+        return label
 
     def _describe(self, v: _Val) -> str:
         if v.name is not None:
@@ -904,6 +911,8 @@ def parse_at(ds: xr.Dataset, items: Iterable[str] | Mapping[str, Any], *, key: s
             close = difflib.get_close_matches(d, dims, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"the store's dims: {', '.join(dims)}"
             raise SpecError(f"{key}: {d!r} is not a dim of the store; {hint}")
+        if d in out:
+            raise SpecError(f"{key}: {d} is given twice; give each dim once")
         out[d] = nearest_index(ds, d, v, key=key)
     return out
 
@@ -944,7 +953,18 @@ def nearest_index(ds: xr.Dataset, dim: str, value: Any, *, key: str = "--at") ->
             ", ".join(labels)
         raise SpecError(f"{key}: {dim} has no value {value!r}; {hint}")
     x = coord_value(ds, dim, value, key=key)
-    return int(np.argmin(np.abs(coord.astype(np.float64) - x)))
+    grid = coord.astype(np.float64)
+    i = int(np.argmin(np.abs(grid - x)))
+    # the nearest grid value, but not for a value beyond the grid (by more than half its end step)
+    lo, hi = float(grid.min()), float(grid.max())
+    order = np.sort(grid)
+    below = (order[1] - order[0]) / 2 if grid.size > 1 else 1e-6 * abs(lo)
+    above = (order[-1] - order[-2]) / 2 if grid.size > 1 else 1e-6 * abs(hi)
+    if not (lo - below <= x <= hi + above) or (x < 0 <= lo):
+        span = format_value(dim, lo) + ("" if grid.size == 1 else f" .. {format_value(dim, hi)}")
+        raise SpecError(f"{key}: {dim}={format_value(dim, x)} is outside the store's grid ({span}); give a "
+                        "value on the grid")
+    return i
 
 
 # ------------------------------------------------------------------------------------------ formatting

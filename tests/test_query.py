@@ -284,6 +284,10 @@ def test_crystal_labels(datasets, paths, threads):
     _, arrays = loaded(paths["multi"])
     n = int((arrays["crystal"] == "si-110").sum())
     assert q.count(ds, "crystal == 'si-110'") == q.count(ds, 'crystal == "si-110"') == n > 0
+    # labels match ignoring case, as crystal names do in sweep files and in --at
+    assert q.count(ds, "crystal == 'Si-110'") == n
+    assert q.count(ds, "'SI-110' != crystal") == arrays["crystal"].size - n
+    assert np.asarray(ds.crystal)[q.parse_at(ds, ["crystal=SI-110"])["crystal"]] == "si-110"
 
 
 # ------------------------------------------------------------------------------------------ unsafe input
@@ -488,7 +492,10 @@ def test_parse_at_nearest_value(datasets):
     assert np.asarray(ds.bunching)[idx["bunching"]] == 0.1
     assert q.parse_at(ds, {"energy": 17e9}) == {"energy": 2}  # numbers: store units
     for bad, word in [(["energy"], "not DIM=VALUE"), (["enrgy=1 GeV"], "did you mean 'energy'"),
-                      (["energy=13.6"], "no units"), (["period=1 GeV"], "does not fit")]:
+                      (["energy=13.6"], "no units"), (["period=1 GeV"], "does not fit"),
+                      (["energy=1000 GeV"], "outside the store's grid"),
+                      (["sigma_z=-5 um"], "outside the store's grid"),
+                      (["energy=8 GeV", "energy=13.6 GeV"], "energy is given twice")]:
         with pytest.raises(SpecError, match=word):
             q.parse_at(ds, bad)
 
