@@ -281,6 +281,9 @@ class _Parser:
     def number(self, negative: bool, start: int) -> Num:
         tok = self.take()
         value = float(tok.text)
+        if not math.isfinite(value):
+            raise QueryError(f"query: the number {tok.text} at column {tok.pos + 1} is beyond the float "
+                             "range; give a finite number")
         unit = self.unit()
         end = self.toks[self.i - 1]
         text = self.text[start:end.pos + len(end.text)]
@@ -1065,6 +1068,8 @@ def cli_query(args: Any) -> int:
         return 0
     if args.top is not None and not args.by:
         raise QueryError("query: --top needs --by VAR (the variable to rank by), e.g. --top 10 --by n_coh")
+    if args.asc and not args.by:
+        raise QueryError("query: --asc ranks by --by VAR; give --by too, e.g. --top 10 --by n_coh --asc")
     if args.limit is None or args.limit < 0:
         raise QueryError(f"query: --limit {args.limit}: give 0 (all) or a positive number of rows")
     more = False
@@ -1079,6 +1084,11 @@ def cli_query(args: Any) -> int:
         print(render(rows, columns, units, args.format))
     else:
         print("(no matching grid points)", file=sys.stderr)
+    if args.by and (args.top is None or len(rows) < args.top):
+        matching = count(ds, args.expr)
+        if matching > len(rows):  # the rest have no finite value to rank by
+            print(f"cusweep: {matching - len(rows):,} matching grid point(s) have no finite {args.by} (NaN) "
+                  "and are not ranked", file=sys.stderr)
     if more:
         print(f"cusweep: showing the first {args.limit} matching grid points; more match (use --limit 0 for "
               "all, --count to count them)", file=sys.stderr)

@@ -447,6 +447,20 @@ def test_cli_count_top_and_formats(paths, capsys, threads):
     assert json.loads(capsys.readouterr().out) == []
 
 
+def test_cli_top_says_how_many_points_have_nothing_to_rank(paths, capsys):
+    """Below threshold the exact hard edge is NaN: such points match but cannot be ranked, and --top says
+    so instead of silently returning fewer rows."""
+    ds = cusweep.open(paths["wide"])
+    below = int((~ds["above_threshold"]).sum())
+    assert below > 0
+    assert main(["query", paths["wide"], "not above_threshold", "--top", "3", "--by", "photon_energy_plus"]) == 0
+    out = capsys.readouterr()
+    assert "(no matching grid points)" in out.err
+    assert f"{below:,} matching grid point(s) have no finite photon_energy_plus (NaN)" in out.err
+    assert main(["query", paths["wide"], "period < 1e400 um", "--count"]) == 2
+    assert "beyond the float range" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, words", [
     (["--top", "3"], "--top needs --by"),
     (["--top", "0", "--by", "n_coh"], "--top 0"),
@@ -454,6 +468,7 @@ def test_cli_count_top_and_formats(paths, capsys, threads):
     (["--by", "n_cho", "--top", "2"], "did you mean 'n_coh'"),
     (["--vars", "nonsense"], "unknown --vars variable"),
     (["--format", "xml"], "invalid choice"),
+    (["--asc"], "--asc ranks by --by VAR"),
 ])
 def test_cli_bad_options_exit_2(paths, capsys, argv, words):
     assert main(["query", paths["tuned"], "feasible", *argv]) == 2
