@@ -352,7 +352,8 @@ def _refine(setup: Setup, starts: list[dict[str, Any]], by: str, free: tuple[str
     def point_of(u: np.ndarray) -> dict[str, Any]:
         p = dict(base)
         for d, ui, a, s, g in zip(free, np.clip(u, 0.0, 1.0), lo, span, logs, strict=True):
-            p[d] = float(math.exp(a + ui * s)) if g else float(a + ui * s)
+            x = float(math.exp(a + ui * s)) if g else float(a + ui * s)
+            p[d] = min(max(x, bounds[d][0]), bounds[d][1])  # exp(log(x)) may land an ulp outside the grid
         return p
 
     def values(u: np.ndarray) -> dict[str, Any]:

@@ -366,7 +366,10 @@ def dim_order(ds: xr.Dataset) -> tuple[str, ...]:
 
 
 def _valid_names(ds: xr.Dataset) -> list[str]:
-    return list(dim_order(ds)) + [str(v) for v in ds.data_vars]
+    """Dims, scalar coordinates (a dim selected away, e.g. ``ds.isel(energy=0)``) and variables."""
+    dims = list(dim_order(ds))
+    scalars = [str(c) for c in ds.coords if ds[c].ndim == 0 and str(c) not in dims]
+    return dims + scalars + [str(v) for v in ds.data_vars]
 
 
 def resolve(ds: xr.Dataset, name: str, what: str = "name") -> str:

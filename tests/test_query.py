@@ -453,7 +453,8 @@ def test_cli_top_says_how_many_points_have_nothing_to_rank(paths, capsys):
     ds = cusweep.open(paths["wide"])
     below = int((~ds["above_threshold"]).sum())
     assert below > 0
-    assert main(["query", paths["wide"], "not above_threshold", "--top", "3", "--by", "photon_energy_plus"]) == 0
+    argv = ["query", paths["wide"], "not above_threshold", "--top", "3", "--by", "photon_energy_plus"]
+    assert main(argv) == 0
     out = capsys.readouterr()
     assert "(no matching grid points)" in out.err
     assert f"{below:,} matching grid point(s) have no finite photon_energy_plus (NaN)" in out.err
@@ -518,3 +519,11 @@ def test_parse_at_nearest_value(datasets):
 def test_query_rejects_non_strings(datasets):
     with pytest.raises(QueryError):
         q.query(datasets["tuned"], 42)  # type: ignore[arg-type]
+
+
+def test_scalar_coordinates_are_names(datasets):
+    """A dim selected away (``ds.isel(energy=1)``) stays a name of the expression."""
+    ds = datasets["tuned"]
+    one = ds.isel(energy=1)
+    assert q.count(one, "energy == 13.6 GeV and feasible") == q.count(ds, "energy == 13.6 GeV and feasible")
+    assert q.count(one, "energy == 8 GeV") == 0

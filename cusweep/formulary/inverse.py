@@ -28,7 +28,8 @@ def bunching_from_yield(measured, n_coh_unit, measured_err=0.0, n_coh_unit_err=0
     Returns
     -------
     (b, b_err) : tuple of ndarray or float
-        [1]; NaN where N < 0 or N1 ≤ 0. b > 1 means the model or measurement is inconsistent.
+        [1]; NaN where N < 0 or N1 ≤ 0. b > 1 means the model or measurement is inconsistent. At
+        N = 0 the error is 0 for exact inputs and NaN otherwise (√N has no first-order error there).
 
     Source: [G24v1] Eq. (22) (N_coh ∝ b²) and Sec. V (b from the experiment).
     Validity: coherent regime, incoherent background subtracted.
@@ -43,7 +44,9 @@ def bunching_from_yield(measured, n_coh_unit, measured_err=0.0, n_coh_unit_err=0
         valid = (N >= 0) & (N1 > 0)
         b = np.where(valid, np.sqrt(np.where(valid, N / N1, np.nan)), np.nan)
         rel = 0.5 * np.hypot(asfloat(measured_err) / N, asfloat(n_coh_unit_err) / N1)
-        err = np.where(N == 0, np.nan, b * rel)
+        # at N = 0 the first-order error of √N is 0 for exact inputs and undefined (NaN) otherwise
+        exact = (asfloat(measured_err) == 0) & (asfloat(n_coh_unit_err) == 0)
+        err = np.where(N == 0, np.where(exact, 0.0, np.nan), b * rel)
     return out(b), out(err)
 
 
@@ -81,5 +84,6 @@ def bunching_from_gain(gain, n_positrons, gain_err=0.0, n_positrons_err=0.0):
         valid = (K >= 0) & (nb > 0)
         b = np.where(valid, np.sqrt(np.where(valid, 8.0 * K / (SQRT_PI * nb), np.nan)), np.nan)
         rel = 0.5 * np.hypot(asfloat(gain_err) / K, asfloat(n_positrons_err) / nb)
-        err = np.where(K == 0, np.nan, b * rel)
+        exact = (asfloat(gain_err) == 0) & (asfloat(n_positrons_err) == 0)
+        err = np.where(K == 0, np.where(exact, 0.0, np.nan), b * rel)
     return out(b), out(err)

@@ -115,3 +115,10 @@ def test_coherent_regime_boundary():
     assert not coh.coherent_regime(1.0, 100.0 / np.pi * 0.9999, 100.0)
     assert isinstance(coh.coherent_regime(1.0, 1.0, 1.0), bool)
     assert k.alpha == pytest.approx(1 / 137.035999, rel=1e-9)
+
+
+def test_inverse_at_zero_measured_signal():
+    b, err = inverse.bunching_from_yield(0.0, 4.58e15)
+    assert b == 0.0 and err == 0.0  # exact inputs: no error
+    b, err = inverse.bunching_from_yield(0.0, 4.58e15, measured_err=1e13)
+    assert b == 0.0 and np.isnan(err)  # sqrt(N) has no first-order error at N = 0
