@@ -29,7 +29,8 @@ __all__ = ["FacilityRow", "report", "cli_report"]
 #: a facility's energy must lie within this relative distance of a grid energy
 ENERGY_TOLERANCE = FACILITY_ENERGY_TOLERANCE
 COLUMNS = ("facility", "title", "status", "energy_eV", "grid_energy_eV", "best_n_coh", "period_m",
-           "amplitude_m", "sigma_z_m", "bunching", "crystal", "feasible_fraction", "map", "notes")
+           "amplitude_m", "sigma_z_m", "bunching", "photon_energy_eV", "thickness_m", "n_positrons",
+           "crystal", "feasible_fraction", "map", "notes")
 
 
 @dataclass
@@ -98,10 +99,11 @@ def report(ds: xr.Dataset, outdir: str, var: str = "n_coh", *, x: str = "period"
         path = os.path.join(outdir, f"{fac.name}_{var}.{fmt}")
         save_figure(fig, path)
         row.map = path
-    crystal = (ds.attrs.get("scalars") or {}).get("crystal")
-    for row in rows:
-        if row.design and "crystal" not in row.design and crystal:
-            row.design["crystal"] = str(crystal)
+    scalars = ds.attrs.get("scalars") or {}
+    for row in rows:  # the sweep's single values (not dims) complete every design in the table
+        for key in ("crystal", "photon_energy", "thickness", "n_positrons"):
+            if row.design and key not in row.design and scalars.get(key) is not None:
+                row.design[key] = scalars[key] if key == "crystal" else float(scalars[key])
     _write_csv(rows, os.path.join(outdir, "summary.csv"), var)
     return rows
 
@@ -124,6 +126,8 @@ def _write_csv(rows: list[FacilityRow], path: str, var: str = "n_coh") -> None:
             w.writerow([r.facility, r.title, r.status, repr(r.energy), _num(r.grid_energy), _num(r.best),
                         _num(r.design.get("period")), _num(r.design.get("amplitude")),
                         _num(r.design.get("sigma_z")), _num(r.design.get("bunching")),
+                        _num(r.design.get("photon_energy")), _num(r.design.get("thickness")),
+                        _num(r.design.get("n_positrons")),
                         r.design.get("crystal", ""), _num(r.feasible_fraction), r.map or "",
                         "; ".join(r.notes)])
 

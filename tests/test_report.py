@@ -46,6 +46,11 @@ def test_report_maps_and_summary_equal_direct_selection(path, tmp_path, capsys):
         assert float(row["best_n_coh"]) == np.max(np.where(feasible, arrays["n_coh"], -np.inf))
         assert float(row["feasible_fraction"]) == pytest.approx(feasible.sum() / sel.sum(), rel=1e-12)
         assert row["crystal"] == "diamond-110"
+        # the best point's extra dims (the tuned store sweeps thickness) and scalars are in the table
+        ranked = np.where(feasible, arrays["n_coh"], -np.inf)
+        best = np.flatnonzero((ranked == float(row["best_n_coh"])).ravel())
+        assert float(row["thickness_m"]) == arrays["thickness"].ravel()[best[0]]
+        assert float(row["n_positrons"]) == 1.56e9 and row["photon_energy_eV"] == ""
         png = out / f"{name}_n_coh.png"
         assert row["map"] == str(png) and png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
         assert name in text
