@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 #: a few thousand block tasks at most (engine-notes §3)
 MAX_BLOCKS = 4096
+#: largest block [MB] a worker holds (spec.CHUNK_MB_MAX); a grid that needs more blocks is refused
+_MAX_BLOCK_MB = 1024.0
 #: rough single-core model throughput [points/s] and store write rate [bytes/s], for the dry-run estimate
 _POINTS_PER_S = 1.5e8
 _WRITE_BYTES_PER_S = 2.0e8
@@ -139,9 +141,9 @@ class Plan:
             f"sweep {self.name!r}: {self.size:,} grid points in {self.n_blocks:,} blocks "
             f"(block grid {' x '.join(map(str, self.block_grid))})"
         ]
-        lines.append(f"{'dim':<14}{'size':>10}{'chunk':>8}  range")
+        lines.append(f"{'dim':<14}{'size':>12} {'chunk':>10}  range")
         for d, n, c in zip(self.dims, self.shape, self.chunks, strict=True):
-            lines.append(f"{d:<14}{n:>10,}{c:>8}  {_range_text(d, self.coords[d])}")
+            lines.append(f"{d:<14}{n:>12,} {c:>10,}  {_range_text(d, self.coords[d])}")
         lines.append(f"{'variable':<22}{'dims':<48}{'MB':>10}")
         for name in self.outputs:
             mb = math.prod(self.var_shape(name)) * self.itemsize(name) / 1e6
@@ -272,6 +274,15 @@ def make_plan(spec: SweepSpec) -> Plan:
     while math.prod(-(-n // c) for n, c in zip(shape, chunks, strict=True)) > MAX_BLOCKS:
         chunk_mb *= 2
         chunks = choose_chunks(shape, itemsize, chunk_mb)
+    if chunk_mb > _MAX_BLOCK_MB:
+        from .errors import SpecError
+
+        most = MAX_BLOCKS * _MAX_BLOCK_MB * 1e6 / itemsize
+        raise SpecError(
+            f"axes: {math.prod(shape):.3g} grid points would need blocks of {chunk_mb:,.0f} MB to stay "
+            f"within {MAX_BLOCKS} blocks (at most {_MAX_BLOCK_MB:g} MB each: {most:.2g} points in "
+            f"{spec.dtype}); reduce the axes' num, or split the sweep into several sweep files"
+        )
     if chunk_mb > spec.chunk_mb:
         notes.append(
             f"chunk_mb raised from {spec.chunk_mb:g} to {chunk_mb:g} to keep at most {MAX_BLOCKS} blocks"
