@@ -95,8 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
         "recompute those whose chunks were damaged or deleted",
     )
 
-    s = sub.add_parser("status", help="blocks done / total; exit 0 only when complete")
-    s.add_argument("store", metavar="STORE")
+    s = sub.add_parser(
+        "status",
+        help="blocks done / total; exit 0 only when complete",
+        description="Print how many of the store's blocks are done. Exit codes: 0 complete; 1 incomplete "
+        "(rerun `cusweep run` with the same sweep to resume) or damaged (chunk files missing, or with "
+        "--verify a checksum mismatch: `cusweep run SWEEP --store STORE --repair` recomputes those blocks); "
+        "2 not a cusweep store.",
+    )
+    s.add_argument("store", metavar="STORE", help="the store's path or URL")
     s.add_argument(
         "--verify",
         action="store_true",
@@ -110,13 +117,23 @@ def build_parser() -> argparse.ArgumentParser:
         "(energy == 13.6 GeV, period < 20 um), variable and coordinate names. Parsed, never "
         "evaluated as Python; evaluated chunk by chunk.",
     )
-    q.add_argument("store", metavar="STORE")
-    q.add_argument("expr", metavar="EXPR")
+    q.add_argument("store", metavar="STORE", help="the store's path or URL")
+    q.add_argument(
+        "expr",
+        metavar="EXPR",
+        help="the condition, e.g. \"n_coh > 1e15 and feasible and energy == 13.6 GeV\"; labels in quotes: "
+        "\"crystal == 'si-110'\"",
+    )
     q.add_argument("--count", action="store_true", help="print only the number of matching points")
     q.add_argument("--top", type=int, metavar="K", help="the K best matching points (with --by)")
     q.add_argument("--by", metavar="VAR", help="variable to rank by (descending unless --asc)")
     q.add_argument("--asc", action="store_true", help="rank ascending")
-    q.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    q.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="table (default), csv, or json: a list of objects with every dim and the named variables",
+    )
     q.add_argument("--vars", metavar="V1,V2", help="extra columns")
     q.add_argument(
         "--limit",
@@ -126,8 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="at most N rows without --top (default 1000; 0 = all)",
     )
 
-    m = sub.add_parser("map", help="draw a feasibility map of a variable over two dims")
-    m.add_argument("store", metavar="STORE")
+    m = sub.add_parser(
+        "map",
+        help="draw a feasibility map of a variable over two dims",
+        description="Colour map of VAR over the dims --x and --y at fixed values of the others (--at, "
+        "nearest grid value, stated on the figure), with a log colour scale where values span decades, the "
+        "infeasible region hatched and the boundaries that lie inside the plot: channeling limit, C = 1, "
+        "threshold, coherence condition, dechanneling length = thickness, 50%% photon transmission.",
+    )
+    m.add_argument("store", metavar="STORE", help="the store's path or URL")
     m.add_argument("--x", required=True, metavar="DIM", help="dim on the horizontal axis, e.g. period")
     m.add_argument("--y", required=True, metavar="DIM", help="dim on the vertical axis, e.g. amplitude")
     m.add_argument("--var", default="n_coh", metavar="VAR", help="variable to colour by (default n_coh)")
@@ -141,22 +165,44 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--facility", metavar="NAME", help="fix energy, n_positrons and sigma_z from a preset")
     m.add_argument("-o", "--output", required=True, metavar="FILE", help="PNG, SVG or PDF")
 
-    b = sub.add_parser("best", help="best feasible design, on the grid and refined off-grid")
-    b.add_argument("store", metavar="STORE")
+    b = sub.add_parser(
+        "best",
+        help="best feasible design, on the grid and refined off-grid",
+        description="Maximise VAR over the feasible grid points (and --where), then refine the best few off "
+        "the grid with SLSQP on the formulary in the swept continuous dims, and print both with the "
+        "constraint margins (ratios that must stay below 1).",
+    )
+    b.add_argument("store", metavar="STORE", help="the store's path or URL")
     b.add_argument("--by", default="n_coh", metavar="VAR", help="variable to maximise (default n_coh)")
-    b.add_argument("--facility", metavar="NAME", help="fix energy and sigma_z (nearest grid values) from a "
-                   "facility preset (`cusweep facilities`)")
+    b.add_argument("--facility", metavar="NAME", help="fix energy, n_positrons and sigma_z (nearest grid "
+                   "values) from a facility preset (`cusweep facilities`)")
     b.add_argument("--where", metavar="EXPR", help="extra constraints, a query expression, e.g. "
                    "\"amplitude <= 1.5 angstrom and thickness == 1 mm\"")
-    b.add_argument("--format", choices=("table", "json"), default="table")
+    b.add_argument("--format", choices=("table", "json"), default="table", help="table (default) or json")
 
-    rp = sub.add_parser("report", help="per-facility maps and a summary table")
-    rp.add_argument("store", metavar="STORE")
-    rp.add_argument("-o", "--output", required=True, metavar="DIR")
+    rp = sub.add_parser(
+        "report",
+        help="per-facility maps and a summary table",
+        description="For every facility preset whose energy is on the store's grid (within 5%%): the best "
+        "feasible design and a map at its beam; the table goes to stdout and DIR/summary.csv.",
+    )
+    rp.add_argument("store", metavar="STORE", help="the store's path or URL")
+    rp.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the maps and table")
 
-    sub.add_parser("paper", help="the paper's Sec. V example: paper value, computed value, ratio, erratum")
+    sub.add_parser(
+        "paper",
+        help="the paper's Sec. V example: paper value, computed value, ratio, erratum",
+        description="The Sec. V example of [G24v1] computed by cusweep's formulary: for every quantity the "
+        "paper's value, the computed value, their ratio and the erratum note where they differ.",
+    )
 
-    ib = sub.add_parser("infer-b", help="modulation depth b from a measured coherent yield or gain")
+    ib = sub.add_parser(
+        "infer-b",
+        help="modulation depth b from a measured coherent yield or gain",
+        description="The paper's proposed measurement: b = sqrt(N / N_coh(b=1)) from a measured coherent "
+        "photon number, or b = sqrt(K / K(b=1)) from a measured gain, at a design point from a sweep file, "
+        "a store point or --at alone, with the measurement's and the inputs' 1-sigma propagated.",
+    )
     g = ib.add_mutually_exclusive_group(required=True)
     g.add_argument("--measured", type=float, metavar="N", help="measured coherent photons per bunch")
     g.add_argument("--gain", type=float, metavar="K", help="measured coherence gain N_coh/N_incoh")
@@ -179,8 +225,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="relative 1-sigma of model inputs, e.g. n_positrons=0.05 sigma_z=0.1",
     )
 
-    sub.add_parser("materials", help="the built-in crystal channels with sources")
-    sub.add_parser("facilities", help="the built-in facility presets with sources")
+    sub.add_parser(
+        "materials",
+        help="the built-in crystal channels with sources",
+        description="The built-in planar channels (d, a_TF, U0, U'max, plasma energy, I, attenuation length "
+        "at 8.3 keV from xraydb), each with its source; use a name as `crystal = \"NAME\"` in a sweep.",
+    )
+    sub.add_parser(
+        "facilities",
+        help="the built-in facility presets with sources",
+        description="The facility beam presets (energy, bunch population, bunch length) with sources and "
+        "dates; use a name as `facility = \"NAME\"` in a sweep or with --facility. Positron beams at XFELs "
+        "are hypothetical.",
+    )
     return p
 
 
