@@ -384,8 +384,10 @@ def test_bad_sweep(path):
     first = path.read_text(encoding="utf-8").splitlines()[0]
     assert first.startswith("# expect: "), f"{path.name}: first line must be '# expect: <substring>'"
     expected = first.removeprefix("# expect: ")
-    with pytest.raises(SpecError) as info:
-        spec.load(path)
+    from cusweep.plan import make_plan
+
+    with pytest.raises(SpecError) as info:  # validation, then planning (a grid too large for 4096 blocks)
+        make_plan(spec.load(path))
     message = str(info.value)
     assert "\n" not in message
     assert expected in message
