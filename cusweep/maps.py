@@ -258,6 +258,8 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
     assert z is not None
     is_bool = ds[var].dtype == bool
     z = z / _display_factor(var)
+    if not is_bool and not np.isfinite(z).any() and notes is not None:
+        notes.append(f"{var} has no finite value in this slice (NaN everywhere): the colours mean nothing")
 
     fig = Figure(figsize=(7.2, 5.4), layout="constrained")
     FigureCanvasAgg(fig)

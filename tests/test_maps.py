@@ -248,3 +248,17 @@ def test_the_readme_map_sweep_validates():
     plan = make_plan(load(ROOT / "sweeps" / "paper_map.toml"))
     assert "transmission" in plan.outputs and plan.coords["energy"].tolist() == [13.6e9]
     assert plan.coords["period"][0] < 0.33e-6 and plan.coords["period"][-1] > 0.9e-3  # coherence .. threshold
+
+
+def test_all_nan_slice_is_drawn_with_a_note(datasets):
+    """Below threshold the exact edges are NaN: the map is drawn, and says its colours mean nothing."""
+    ds = datasets["wide"]
+    notes: list[str] = []
+    # the longest periods lie below threshold at 13.6 GeV: photon_energy_plus is NaN over the whole slice
+    sub = ds.isel(period=slice(-3, None))
+    assert bool(sub["photon_energy_plus"].isnull().all())
+    map_figure(sub, "period", "amplitude", "photon_energy_plus", notes=notes)
+    assert any("no finite value in this slice" in n for n in notes)
+    notes.clear()
+    map_figure(ds, "period", "amplitude", "photon_energy_plus", notes=notes)
+    assert not any("no finite value" in n for n in notes)
