@@ -411,7 +411,8 @@ def _run_blocks(
             bar.update(1)
             elapsed = bar.format_dict.get("elapsed") or 1e-9
             bar.set_postfix_str(
-                f"{summary.points / elapsed:,.0f} points/s of {total_points:,}", refresh=False
+                f"{summary.points:,} of {total_points:,} points, {summary.points / elapsed:,.0f} points/s",
+                refresh=False,
             )
     except BaseException:
         for f in futures:
