@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from .errors import CusweepError, SpecError
+from .errors import CusweepError, SpecError, one_line
 
 DESCRIPTION = """\
 cusweep maps the design space of a crystalline undulator (CU) driven by an FEL-modulated positron
@@ -265,9 +265,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if _decode_error(exc):
             print(
-                f"cusweep: a chunk of the store cannot be decoded ({_one_line(exc)}); the store is damaged: "
-                "`cusweep status STORE --verify` lists the damaged blocks and `cusweep run SWEEP.toml "
-                "--store STORE --repair` recomputes them",
+                f"cusweep: a chunk of the store cannot be decoded ({one_line(exc, 200)}); the store is "
+                "damaged: `cusweep status STORE --verify` lists the damaged blocks and `cusweep run "
+                "SWEEP.toml --store STORE --repair` recomputes them",
                 file=sys.stderr,
             )
             return 1
@@ -285,10 +285,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 #: modules whose exceptions mean "the object store refused us or cannot be reached" (credentials, endpoint)
 _OBJECT_STORE_MODULES = ("botocore", "aiobotocore", "s3fs", "gcsfs", "google.auth", "adlfs", "azure")
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
 
 
 def _decode_error(exc: BaseException) -> bool:

@@ -21,3 +21,9 @@ class QueryError(SpecError):
 
 class PhysicsWarning(UserWarning):
     """A physics assumption is stretched (e.g. a model used outside its validity)."""
+
+
+def one_line(exc: BaseException, limit: int | None = None) -> str:
+    """``Type: message`` of an exception on one line (whitespace folded, at most ``limit`` characters),
+    for one-line CLI errors."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:limit]

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import store
-from .errors import CusweepError, SpecError, StoreError
+from .errors import CusweepError, SpecError, StoreError, one_line
 from .model import evaluate
 from .plan import Plan, make_plan
 from .spec import SweepSpec, load
@@ -192,10 +192,6 @@ def _security(scheduler: str, security: Any) -> Any:
     return sec
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(f"{type(exc).__name__}: {exc}".split())
-
-
 def _close(client: Any) -> None:
     """Close a client; after the scheduler was lost, without distributed's reconnect traceback on stderr
     (the run has already said what happened, in one line)."""
@@ -235,11 +231,11 @@ def _client(
         except (OSError, TimeoutError) as exc:
             if scheduler.startswith("tls://") and not isinstance(exc, TimeoutError):
                 raise CusweepError(
-                    f"--scheduler: {scheduler} refused the connection ({_one_line(exc)}); check that "
+                    f"--scheduler: {scheduler} refused the connection ({one_line(exc)}); check that "
                     "--tls-ca-file is the cluster's CA and that --tls-cert/--tls-key were signed by it"
                 ) from None
             raise CusweepError(
-                f"--scheduler: cannot reach {scheduler} ({_one_line(exc)}); check the address and "
+                f"--scheduler: cannot reach {scheduler} ({one_line(exc)}); check the address and "
                 "that the scheduler is running and reachable from here"
             ) from None
         try:

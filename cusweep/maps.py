@@ -514,10 +514,16 @@ def check_output(path: str) -> str:
     if os.path.isdir(str(path)):
         example = os.path.join(str(path), "map.png")
         raise SpecError(f"-o: {path!r} is a directory; give a file name, e.g. {example}")
-    parent = os.path.dirname(os.path.abspath(str(path)))
-    if not os.path.isdir(parent):
-        raise SpecError(f"-o: the directory {parent} does not exist; create it first, or check the path")
+    check_parent_dir("-o", str(path))
     return ext
+
+
+def check_parent_dir(flag: str, path: str) -> None:
+    """SpecError when the directory that would hold ``path`` does not exist (a typo in an output path
+    would otherwise grow a new directory tree)."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise SpecError(f"{flag}: the directory {parent} does not exist; create it first, or check the path")
 
 
 def save_figure(fig: Figure, path: str) -> None:

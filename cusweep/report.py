@@ -52,7 +52,7 @@ def report(ds: xr.Dataset, outdir: str, var: str = "n_coh", *, x: str = "period"
     """Write ``outdir/<facility>_<var>.<fmt>`` maps and ``outdir/summary.csv``; return the rows."""
     from . import materials
     from .best import facility_selection
-    from .maps import map_figure, save_figure
+    from .maps import check_parent_dir, map_figure, save_figure
 
     if "energy" not in ds.sizes:
         raise SpecError("report: the store has no energy dim")
@@ -63,9 +63,7 @@ def report(ds: xr.Dataset, outdir: str, var: str = "n_coh", *, x: str = "period"
             raise SpecError(f"report: the store needs a swept {d} dim for the maps")
     if os.path.exists(outdir) and not os.path.isdir(outdir):
         raise SpecError(f"-o: {outdir} exists and is not a directory; give a directory for the maps")
-    parent = os.path.dirname(os.path.abspath(outdir))
-    if not os.path.isdir(parent):
-        raise SpecError(f"-o: the directory {parent} does not exist; create it first, or check the path")
+    check_parent_dir("-o", outdir)
     os.makedirs(outdir, exist_ok=True)
     grid = np.asarray(ds["energy"].values, dtype=np.float64)
     rows: list[FacilityRow] = []
