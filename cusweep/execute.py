@@ -168,11 +168,13 @@ class _LocalClusterStart:
         return self._client
 
     def close(self) -> None:
+        """Stop the cluster (waits for a start in progress); a second call does nothing."""
         self._thread.join()
-        if self._client is not None:
-            self._client.close()
-        if self._cluster is not None:
-            self._cluster.close()
+        client, cluster, self._client, self._cluster = self._client, self._cluster, None, None
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def _security(scheduler: str, security: Any) -> Any:
