@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import constants as k
+from . import feasibility
 from .formulary import channeling, coherence, kinematics, spectrum
 
 if TYPE_CHECKING:
@@ -290,13 +291,22 @@ class _Inputs:
     def _out_dechanneling_length(self):
         return self["L_d"] / k.CM_PER_M
 
+    # ---- feasibility: each constraint's margin (must stay below 1), then their AND (cusweep.feasibility)
+    def _out_channeling_ratio(self):
+        return self["q"] / self["q_ch"]
+
+    def _out_threshold_ratio(self):
+        return self["gamma_th"] / self["gamma"]
+
+    def _out_coherence_ratio(self):
+        return self["lam_r"] * self["n"] / (np.pi * self["sigma"])
+
+    def _out_dechanneling_ratio(self):
+        # n l / L_d(C) = L / L_d: inf where L_d = 0 (C >= 1)
+        return self["L"] / self["L_d"]
+
     def _out_feasible(self):
-        return (
-            self["out_channeling"]
-            & (self["C"] < 1.0)
-            & self["out_above_threshold"]
-            & self["out_coherent_regime"]
-        )
+        return feasibility.feasible({m: self["out_" + m] for m in feasibility.MARGINS})
 
     def _L_a(self):
         """Photon attenuation length at the resonance [cm] (xraydb tables, log-log interpolated)."""

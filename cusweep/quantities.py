@@ -80,8 +80,17 @@ VARIABLES: dict[str, Quantity] = {q.name: q for q in [
              "model beyond [G24v1]: C = 4 pi^2 E A / (U'max l^2) [KSG13]"),
     Quantity("dechanneling_length", "m", "dechanneling length in the bent crystal", r"$L_d$",
              "model beyond [G24v1]: L_d(C) = (1-C)^2 L_d(0) [BCK97]"),
-    Quantity("feasible", "1", "channeling, C < 1, above threshold and coherent",
-             r"feasible", "[G24v1] Secs. III-IV with C < 1 [KSG13]", "bool"),
+    Quantity("feasible", "1", "channeling, C < 1, above threshold, coherent and n l <= L_d",
+             r"feasible", "[G24v1] Secs. III-IV and below Eq. (15), with C < 1 [KSG13]; every constraint of "
+             "cusweep.feasibility", "bool"),
+    Quantity("channeling_ratio", "1", "channeling margin q / q_ch (feasible below 1)", r"$q/q_{ch}$",
+             "[G24v1] Sec. III"),
+    Quantity("threshold_ratio", "1", "threshold margin gamma_th / gamma (feasible below 1)",
+             r"$\gamma_{th}/\gamma$", "[G24v1] Eq. (12b)"),
+    Quantity("coherence_ratio", "1", "coherence margin lambda_r n / (pi sigma_Z) (feasible below 1)",
+             r"$\lambda_r n/(\pi\sigma_Z)$", "[G24v1] Sec. IV: validity of Eq. (22)"),
+    Quantity("dechanneling_ratio", "1", "dechanneling margin n l / L_d(C) (feasible at most 1)",
+             r"$nl/L_d$", "[G24v1] below Eq. (15): n <= L_D/l; L_d(C) model beyond [G24v1] [BCK97]"),
     Quantity("transmission", "1", "mean photon survival in the crystal at the resonance", r"$T$",
              "model beyond [G24v1]: T = (L_a/L)(1 - exp(-L/L_a)), L_a from xraydb"),
     Quantity("effective_length", "m", "effective radiating length with dechanneling and absorption",
@@ -96,9 +105,11 @@ VARIABLES: dict[str, Quantity] = {q.name: q for q in [
 
 #: optional outputs that need photon attenuation lengths (xraydb tables sent to the workers)
 ABSORPTION_OUTPUTS = ("transmission", "effective_length", "optimal_thickness")
+#: optional outputs: the feasibility margins (cusweep.feasibility), evaluated by maps and best on demand
+MARGIN_OUTPUTS = ("channeling_ratio", "threshold_ratio", "coherence_ratio", "dechanneling_ratio")
 
-#: the 19 variables of the store contract (the absorption outputs are optional, beyond the paper)
-CONTRACT_OUTPUTS = tuple(n for n in VARIABLES if n not in ABSORPTION_OUTPUTS)
+#: the variables of the store contract (absorption outputs and margins are optional)
+CONTRACT_OUTPUTS = tuple(n for n in VARIABLES if n not in ABSORPTION_OUTPUTS + MARGIN_OUTPUTS)
 OUTPUTS = tuple(VARIABLES)
 
 
@@ -129,6 +140,10 @@ def dependencies(name: str, *, tuned: bool, length_model: str) -> frozenset[str]
         "bending_parameter": _K,
         "dechanneling_length": _K,
         "feasible": _K | regime,
+        "channeling_ratio": _K,
+        "threshold_ratio": _K,
+        "coherence_ratio": regime,
+        "dechanneling_ratio": _K | length,
         "transmission": lam_r | length | {"crystal"},
         "effective_length": lam_r | _K | {"thickness"},
         "optimal_thickness": lam_r | _K,
@@ -158,7 +173,7 @@ _DETUNED_SOURCES = {
 }
 #: variables computed on the radiating length L (= min(thickness, L_d) with length_model = "dechanneling")
 _ON_LENGTH = ("n_periods", "n_soft", "n_coh", "n_incoh", "coherence_gain", "coherent_regime", "feasible",
-              "transmission")
+              "transmission", "coherence_ratio", "dechanneling_ratio")
 
 
 def variable_attrs(name: str, *, tuned: bool, length_model: str, dechanneling_source: str) -> dict[str, str]:

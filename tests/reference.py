@@ -65,5 +65,5 @@ def point(period, amplitude, energy, sigma_z, bunching, *, thickness, n_positron
         "coherence_gain": math.sqrt(math.pi) / 8 * Nb * b * b if photon_energy is None else n_coh / n_incoh,
         "linewidth_coh": lam_r / (2 * math.pi * sz),
         "coherent_regime": coherent, "bending_parameter": Cb, "dechanneling_length": Ld / 100,
-        "feasible": (q < qch) and Cb < 1 and g > gth and coherent,
+        "feasible": (q < qch) and Cb < 1 and g > gth and coherent and (L <= Ld),
     }
