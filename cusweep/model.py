@@ -7,6 +7,8 @@ exactly the axes it depends on (no broadcasting of 1-D axes to the full grid, en
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -15,11 +17,11 @@ import numpy as np
 
 from . import constants as k
 from . import feasibility
-from .formulary import channeling, coherence, kinematics, spectrum
+from .formulary import angular, channeling, coherence, kinematics, spectrum
 
 if TYPE_CHECKING:
     from .materials import Crystal
-from .quantities import ABSORPTION_OUTPUTS, VARIABLES, natural_dims
+from .quantities import VARIABLES, natural_dims
 
 CRYSTAL_FIELDS = (
     "potential_depth",
@@ -33,47 +35,94 @@ CRYSTAL_FIELDS = (
 
 @dataclass(frozen=True)
 class Setup:
-    """Everything the model needs besides the grid: picklable, sent to every worker."""
+    """Everything the model needs besides the grid: picklable, sent to every worker.
+
+    Building a Setup touches no data tables: the xraydb tables (attenuation lengths, the effective
+    plasma energy of ``dielectric = "xraydb"``) are loaded on first use by the model, once per process
+    and crystal (:func:`tables`), so planning and dry runs never call xraydb.
+    """
 
     dims: tuple[str, ...]
     scalars: dict[str, Any]
     crystals: dict[str, Crystal]
     length_model: str = "thickness"
     dechanneling_model: str = "ksg"
-    attenuation: dict[str, Any] = field(default_factory=dict)  # crystal -> (energies eV, lengths m) table
+    attenuation: dict[str, Any] = field(default_factory=dict)  # optional: crystal -> (energies eV, lengths m)
 
     @property
     def tuned(self) -> bool:
         return "photon_energy" not in self.dims and self.scalars.get("photon_energy") is None
 
+    @property
+    def dielectric(self) -> str:
+        """"free-electron" (the paper's ε = 1 − ωp²/ω², default) or "xraydb" (effective ħωp from f1)."""
+        return str(self.scalars.get("dielectric") or "free-electron")
+
+    @property
+    def point_like(self) -> bool:
+        """True when the sweep gives no transverse bunch size (F_R = 1: an upper bound)."""
+        return "sigma_r" not in self.dims and self.scalars.get("sigma_r") is None
+
     def natural_dims(self, name: str) -> tuple[str, ...]:
-        return natural_dims(name, self.dims, tuned=self.tuned, length_model=self.length_model)
+        return natural_dims(name, self.dims, tuned=self.tuned, length_model=self.length_model,
+                            dielectric=self.dielectric)
 
     @classmethod
     def from_spec(cls, spec: Any) -> Setup:
-        att: dict[str, Any] = {}
-        if any(n in spec.outputs for n in ABSORPTION_OUTPUTS):
-            att = attenuation_tables(spec)
+        """The Setup of a validated SweepSpec (pure: no I/O, no xraydb)."""
         return cls(
             dims=tuple(spec.dims),
             scalars=dict(spec.scalars),
             crystals=dict(spec.crystals),
             length_model=spec.length_model,
             dechanneling_model=spec.dechanneling_model,
-            attenuation=att,
         )
 
 
-def attenuation_tables(spec: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Attenuation length tables from xraydb for every crystal, over the photon energies the sweep can
-    reach (interpolated in log-log inside the model, so workers need no xraydb call per point)."""
-    from .materials import attenuation_length
+#: fixed-point iterations for the tuned edge with dielectric = "xraydb" (the edge moves by < 1e-12 after 6)
+EDGE_ITERATIONS = 8
+#: photon energies [eV] of the xraydb tables (log-log interpolated inside the model)
+TABLE_ENERGIES = np.geomspace(100.0, 8.0e5, 4001)
 
-    energies = np.geomspace(100.0, 1.0e6, 2001)
-    return {
-        name: (energies, np.asarray(attenuation_length(c, energies), dtype=np.float64))
-        for name, c in spec.crystals.items()
-    }
+
+def _material(crystal: Any) -> tuple[str, float]:
+    """(formula, density) of a crystal; a crystal rebuilt from store attrs falls back to the built-in
+    row of the same name; ("", NaN) when unknown."""
+    formula = str(getattr(crystal, "formula", "") or "")
+    density = float(getattr(crystal, "density", math.nan))
+    if formula and math.isfinite(density):
+        return formula, density
+    from . import materials
+
+    builtin = materials.crystals().get(str(crystal.name))
+    if builtin is None:
+        return "", math.nan
+    return builtin.formula, builtin.density
+
+
+@functools.lru_cache(maxsize=64)
+def _tables_of(formula: str, density: float) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    from . import materials
+
+    nan = np.full_like(TABLE_ENERGIES, np.nan)
+    if not formula or not math.isfinite(density):
+        return {"attenuation": (TABLE_ENERGIES, nan), "plasma_energy": (TABLE_ENERGIES, nan)}
+    c = materials.Crystal(name="table", potential_depth=1.0, plasma_energy=1.0, interplanar_spacing=1.0,
+                          max_field=1.0, density=density, formula=formula)
+    att = np.asarray(materials.attenuation_length(c, TABLE_ENERGIES), dtype=np.float64)
+    hwp = np.asarray(materials.effective_plasma_energy(c, TABLE_ENERGIES), dtype=np.float64)
+    return {"attenuation": (TABLE_ENERGIES, att), "plasma_energy": (TABLE_ENERGIES, hwp)}
+
+
+def tables(crystal: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """xraydb tables of one crystal over :data:`TABLE_ENERGIES`: ``attenuation`` (1/μ_total [m]) and
+    ``plasma_energy`` (effective ħωp = E√(2δ(E)) [eV], from f1). Loaded once per process (cached)."""
+    return _tables_of(*_material(crystal))
+
+
+def attenuation_tables(spec: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Attenuation length tables of every crystal of a sweep (xraydb; cached per process)."""
+    return {name: tables(c)["attenuation"] for name, c in spec.crystals.items()}
 
 
 class _Inputs:
@@ -138,8 +187,26 @@ class _Inputs:
     def _U0(self):
         return self.crystal("potential_depth")
 
+    def _sigma_r(self):
+        if "sigma_r" in self._axis:
+            return np.asarray(self.raw("sigma_r"), dtype=np.float64) * k.CM_PER_M
+        value = self.setup.scalars.get("sigma_r")
+        return 0.0 if value is None else float(value) * k.CM_PER_M
+
     def _hwp(self):
-        return self.crystal("plasma_energy")
+        """ħωp [eV]: the crystal's (free-electron, the paper's), or the effective one from xraydb's f1 at
+        the resonance (dielectric = "xraydb"; tuned: at the exact soft edge, found by fixed-point
+        iteration, since the edge itself depends on ħωp)."""
+        if self.setup.dielectric != "xraydb":
+            return self.crystal("plasma_energy")
+        if not self.setup.tuned:
+            return self._table("plasma_energy", np.asarray(self.raw("photon_energy"), dtype=np.float64))
+        hwp = self.crystal("plasma_energy")
+        for _ in range(EDGE_ITERATIONS):
+            g_th = kinematics.threshold_gamma(self["l"], self["Q"], hwp)
+            edge = kinematics.omega_minus(self["Omega"], self["gamma"], self["Q"], g_th) * k.hbar
+            hwp = self._table("plasma_energy", edge)
+        return hwp
 
     def _d(self):
         return self.crystal("interplanar_spacing") * k.CM_PER_M
@@ -207,25 +274,43 @@ class _Inputs:
     def _n(self):
         return spectrum.n_periods(self["L"], self["l"])
 
-    # ---- resonance
+    # ---- resonance: tuned = the exact soft edge of Eq. (12b); detuned = the FEL photon
     def _w_r(self):
         if self.setup.tuned:
-            return self["w_minus_approx"]
+            return self["w_minus"]
         return np.asarray(self.raw("photon_energy"), dtype=np.float64) / k.hbar
 
     def _lam_r(self):
-        return self["lam_minus"] if self.setup.tuned else kinematics.wavelength(self["w_r"])
+        return kinematics.wavelength(self["w_r"])
 
     def _dn_domega_r(self):
+        """Eq. (14) at ωr with the exact ω∓ of Eq. (12b) (tuned: at ω−, where sinc = 1)."""
         return spectrum.spectral_density(
-            self["w_r"],
-            self["q"],
-            self["Q"],
-            self["n"],
-            self["Omega"],
-            self["w_minus_approx"],
-            self["w_plus_approx"],
+            self["w_r"], self["q"], self["Q"], self["n"], self["Omega"], self["w_minus"], self["w_plus"]
         )
+
+    # ---- angle-integrated spectra (photon counts)
+    def _edge_r(self):
+        """x(ωr, 0) of Eq. (12a): exactly 0 when tuned (NaN below threshold, where ω− has no value)."""
+        if self.setup.tuned:
+            return np.where(np.isnan(self["w_minus"]), np.nan, 0.0)
+        return angular.edge_argument(self["w_r"], self["Omega"], self["gamma"], self["Q"], self["hwp"])
+
+    def _S_minus(self):
+        """S(ω−): the angle-integrated spectrum at the exact soft edge (half the sinc² lobe)."""
+        edge = np.where(np.isnan(self["w_minus"]), np.nan, 0.0)
+        return angular.spectral_density(self["w_minus"], self["q"], self["n"], self["Omega"], self["gamma"], edge)
+
+    def _S_r(self):
+        return angular.spectral_density(self["w_r"], self["q"], self["n"], self["Omega"], self["gamma"],
+                                        self["edge_r"])
+
+    def _S_R_r(self):
+        """S_R(ωr): with the transverse form factor F_R(σR) of Eq. (18) inside the ϑ² integral."""
+        if self.setup.point_like:
+            return self["S_r"]
+        return angular.spectral_density(self["w_r"], self["q"], self["n"], self["Omega"], self["gamma"],
+                                        self["edge_r"], self["sigma_r"])
 
     # ---- outputs (store units)
     def _out_gamma(self):
@@ -262,22 +347,27 @@ class _Inputs:
         return spectrum.soft_line_photons(self["n"], self["q"], self["l"], self["gamma"], self["lam_minus"])
 
     def _out_n_coh(self):
-        if self.setup.tuned:
-            return coherence.n_coh(
-                self["q"], self["L"], self["Nb"], self["gamma"], self["sigma"], self["lam_r"], self["b"]
-            )
+        # Eq. (14) (exact ω∓) at ωr × (b²/4) Nb² √π c/σZ: Eq. (22) at the tuned edge for γ ≫ γth
         return coherence.n_coh_detuned(self["dn_domega_r"], self["Nb"], self["sigma"], self["b"])
 
     def _out_n_incoh(self):
-        # Eq. (23) as written, at the modulation wavelength λr (detuned: the FEL photon's)
-        return coherence.n_incoh(
-            self["q"], self["L"], self["Nb"], self["gamma"], self["sigma"], self["lam_r"]
-        )
+        # Nb × Eq. (14) (exact ω∓) at ωr × 2c/σZ: Eq. (23) at the tuned edge for γ ≫ γth
+        return coherence.n_incoh_detuned(self["dn_domega_r"], self["Nb"], self["sigma"])
 
     def _out_coherence_gain(self):
-        if self.setup.tuned:
-            return coherence.coherence_gain(self["Nb"], self["b"])  # Eq. (24) = Eq. (22)/(23)
-        return self["out_n_coh"] / self["out_n_incoh"]  # detuned: the ratio of the two stored yields
+        return coherence.coherence_gain(self["Nb"], self["b"])  # = n_coh / n_incoh at every detuning
+
+    def _out_photons_soft(self):
+        return angular.photons_soft(self["S_minus"], self["w_minus"], self["n"])
+
+    def _out_photons_coh(self):
+        return angular.photons_coh(self["S_R_r"], self["Nb"], self["sigma"], self["b"])
+
+    def _out_photons_incoh(self):
+        return angular.photons_incoh(self["S_r"], self["Nb"], self["sigma"])
+
+    def _out_energy_fraction(self):
+        return angular.energy_fraction(self["out_photons_coh"], self["w_r"] * k.hbar, self["Nb"], self["E"])
 
     def _out_linewidth_coh(self):
         return coherence.linewidth(self["lam_r"], self["sigma"])
@@ -321,15 +411,32 @@ class _Inputs:
     def _out_optimal_thickness(self):
         return channeling.optimal_thickness(self["L_d"], self["L_a"]) / k.CM_PER_M
 
+    def _out_photons_coh_exit(self):
+        # coherent amplitudes add: they attenuate with 2 L_a and the channeled fraction enters squared
+        ratio = channeling.effective_length(self["L"], self["L_d"], 2.0 * self["L_a"]) / self["L"]
+        return self["out_photons_coh"] * (ratio * ratio)
+
+    def _out_optimal_thickness_coh(self):
+        return channeling.optimal_thickness(self["L_d"], 2.0 * self["L_a"]) / k.CM_PER_M
+
     def _attenuation(self, energy_ev):
-        tables = self.setup.attenuation
+        """Attenuation length [m] at photon energies [eV] (broadcastable; per crystal)."""
+        return self._table("attenuation", energy_ev)
+
+    def _crystal_table(self, name: str, kind: str):
+        if kind == "attenuation" and name in self.setup.attenuation:
+            return self.setup.attenuation[name]
+        return tables(self.setup.crystals[name])[kind]
+
+    def _table(self, kind: str, energy_ev):
+        """A crystal's xraydb table (``tables``) interpolated at photon energies [eV]."""
         if "crystal" not in self._axis:
-            return _loglog(tables[self.setup.scalars["crystal"]], energy_ev)
+            return _loglog(self._crystal_table(self.setup.scalars["crystal"], kind), energy_ev)
         names, i = self._axis["crystal"]
         e = np.asarray(energy_ev)
         e = e.reshape((1,) * (self.ndim - e.ndim) + e.shape)
         parts = [
-            _loglog(tables[str(n)], e if e.shape[i] == 1 else np.take(e, [j], axis=i))
+            _loglog(self._crystal_table(str(n), kind), e if e.shape[i] == 1 else np.take(e, [j], axis=i))
             for j, n in enumerate(names)
         ]
         shape = np.broadcast_shapes(*[p.shape for p in parts])

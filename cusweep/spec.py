@@ -16,7 +16,9 @@ INTERFACE (the rest of cusweep relies on exactly this):
         coords: Mapping[str, np.ndarray]  # every dim -> 1-D coordinate values in store units
                                           #   (float64; for "crystal" an array of str names)
         scalars: Mapping[str, object]     # the extras that are NOT dims: "thickness" [m], "n_positrons" [1],
-                                          #   "photon_energy" [eV] or None (None = tuned), "crystal" name
+                                          #   "photon_energy" [eV] or None (None = tuned), "crystal" name,
+                                          #   "sigma_r" [m] (only when given), "dielectric" (only when
+                                          #   "xraydb"; absent = the paper's free-electron model)
         crystals: Mapping[str, Crystal]   # every crystal name used -> Crystal (built-in or inline)
         length_model: str                 # "thickness" | "dechanneling"
         dechanneling_model: str           # "ksg" | "biryukov"
@@ -45,7 +47,12 @@ Rules the loader applies (design.md section 2):
   ``thickness``, ``n_positrons`` (or ``bunch_charge``) and ``crystal`` may be given at top level or in
   ``[axes]`` (not both); a list or range form makes them a dim (even of length 1), a single value a
   scalar.
-* ``facility`` fills ``energy``, ``n_positrons`` and ``sigma_z`` when not given (never ``photon_energy``).
+* ``facility`` fills ``energy``, ``n_positrons``, ``sigma_z`` and ``sigma_r`` when not given (never
+  ``photon_energy``).
+* ``sigma_r`` (rms transverse bunch size, >= 0) is optional, a single value or an axis (then a dim);
+  without it the coherent photon count uses F_R = 1 (a transversely point-like bunch: an upper bound).
+* ``dielectric = "free-electron" | "xraydb"``: the paper's ħωp (default) or the effective one from
+  xraydb's f1 at the resonance (recorded in ``scalars["dielectric"]`` only when "xraydb").
 * Nothing is written; every problem is a one-line :class:`~cusweep.errors.SpecError`.
 """
 
@@ -78,6 +85,7 @@ __all__ = [
     "OPTIONAL_OUTPUTS",
     "LENGTH_MODELS",
     "DECHANNELING_MODELS",
+    "DIELECTRICS",
     "DTYPES",
     "SweepSpec",
     "load",
@@ -96,6 +104,8 @@ OPTIONAL_OUTPUTS: tuple[str, ...] = tuple(
 
 LENGTH_MODELS: tuple[str, ...] = ("thickness", "dechanneling")
 DECHANNELING_MODELS: tuple[str, ...] = ("ksg", "biryukov")
+#: the medium's permittivity: the paper's free-electron ε = 1 − (ωp/ω)², or xraydb's f1 at the resonance
+DIELECTRICS: tuple[str, ...] = ("free-electron", "xraydb")
 DTYPES: tuple[str, ...] = ("float64", "float32")
 CHUNK_MB_MIN, CHUNK_MB_MAX, CHUNK_MB_DEFAULT = 0.01, 1024.0, 64.0  # tiny blocks: tests, small sweeps
 #: longest axis accepted (a coordinate array, not the grid; the grid size is the plan's business)
@@ -116,6 +126,8 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
     "bunch_charge",
     "facility",
     "photon_energy",
+    "sigma_r",
+    "dielectric",
     "length_model",
     "dechanneling_model",
     "outputs",
@@ -153,6 +165,11 @@ class SweepSpec:
     dtype: str
     chunk_mb: float
     facility: str | None
+
+    @property
+    def dielectric(self) -> str:
+        """"free-electron" (the paper's, default) or "xraydb" (effective ħωp from xraydb's f1)."""
+        return str(self.scalars.get("dielectric") or "free-electron")
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -345,6 +362,7 @@ _KINDS: dict[str, _Kind] = {
     "period": _Kind("length", "length", "14 um", 0.0),
     "amplitude": _Kind("length", "length", "0.1 nm", 0.0),
     "sigma_z": _Kind("length", "length", "9 um", 0.0),
+    "sigma_r": _Kind("length", "length", "10 um", 0.0, True, allowed=">= 0 (0: a transversely point-like bunch)"),
     "thickness": _Kind("length", "length", "1.4 mm", 0.0),
     "energy": _Kind("energy", "energy", "13.6 GeV", _MC2_EV, allowed="> 511 keV (the positron rest energy)"),
     "photon_energy": _Kind("energy", "energy", "8.3 keV", 0.0),
@@ -500,7 +518,11 @@ def _range(key: str, raw: dict[str, Any], kind: _Kind) -> np.ndarray:
 
 
 def _resonant_period(
-    key: str, raw: dict[str, Any], photon_energy: _Axis | None, crystals: list[materials.Crystal]
+    key: str,
+    raw: dict[str, Any],
+    photon_energy: _Axis | None,
+    crystals: list[materials.Crystal],
+    dielectric: str = "free-electron",
 ) -> np.ndarray:
     for k, v in raw.items():
         if k not in _RESONANCE_KEYS:
@@ -531,7 +553,10 @@ def _resonant_period(
             f"({', '.join(c.name for c in crystals)}); give one crystal, or a period range",
         )
     detuning = _axis(f"{key}.detuning", raw.get("detuning", 0.0), _KINDS["detuning"]).values
-    l_res_cm = float(kinematics.resonant_period(float(photon_energy.values[0]), crystals[0].plasma_energy))
+    hwp = crystals[0].plasma_energy
+    if dielectric == "xraydb":  # the effective ħωp from xraydb's f1 at the photon energy
+        hwp = float(materials.effective_plasma_energy(crystals[0], float(photon_energy.values[0])))
+    l_res_cm = float(kinematics.resonant_period(float(photon_energy.values[0]), hwp))
     l_res = l_res_cm / constants.CM_PER_M
     if not (math.isfinite(l_res) and l_res > 0.0):
         raise _fail(
@@ -737,6 +762,23 @@ def _build(doc: dict[str, Any], text: str, source: str) -> SweepSpec:
     else:
         scalars["crystal"] = crystal_list[0].name
 
+    where = _locate(doc, axes, "sigma_r")
+    if where is not None:
+        put("sigma_r", _axis(where[0], where[1], _KINDS["sigma_r"]))
+    elif facility is not None and facility.sigma_r is not None:
+        scalars["sigma_r"] = float(facility.sigma_r)
+
+    dielectric = _choice("dielectric", doc.get("dielectric", "free-electron"), DIELECTRICS)
+    if dielectric == "xraydb":
+        for c in crystal_list:
+            if not (c.formula and math.isfinite(float(c.density))):
+                raise _fail(
+                    "dielectric",
+                    f'"xraydb" needs the density and formula of crystal {c.name!r}, which are unknown; add '
+                    f'them to the inline [crystal] table, or use dielectric = "free-electron"',
+                )
+        scalars["dielectric"] = dielectric
+
     # --- canonical axes
     for dim in CANONICAL_DIMS:
         key = f"axes.{dim}"
@@ -748,7 +790,7 @@ def _build(doc: dict[str, Any], text: str, source: str) -> SweepSpec:
             coords[dim] = np.array([preset], dtype=np.float64)
             continue
         if dim == "period" and isinstance(raw, dict) and "resonant_with" in raw:
-            coords[dim] = _resonant_period(key, raw, photon_axis, crystal_list)
+            coords[dim] = _resonant_period(key, raw, photon_axis, crystal_list, dielectric)
             continue
         coords[dim] = _axis(key, raw, _KINDS[dim]).values
 
@@ -788,7 +830,9 @@ def _build(doc: dict[str, Any], text: str, source: str) -> SweepSpec:
         text=text,
         dims=dims,
         coords=types.MappingProxyType(frozen),
-        scalars=types.MappingProxyType({k: scalars[k] for k in EXTRA_DIMS if k in scalars}),
+        scalars=types.MappingProxyType(
+            {k: scalars[k] for k in (*EXTRA_DIMS, "dielectric") if k in scalars}
+        ),
         crystals=types.MappingProxyType(dict(crystals)),
         length_model=length_model,
         dechanneling_model=dechanneling_model,

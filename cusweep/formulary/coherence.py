@@ -44,7 +44,7 @@ def form_factor(omega, omega_r, sigma_z, bunching):
 
 
 def n_coh(q, thickness, n_positrons, gamma, sigma_z, lambda_r, bunching):
-    r"""Coherent photons per bunch at the resonance (tuned: ωr = ω−).
+    r"""Coherent photons per bunch per unit ϑ² at zero angle, at the resonance (tuned: ωr = ω−).
 
     .. math::
         N_{coh} = \frac{\sqrt{\pi}\,\alpha}{2\sigma_Z\lambda_r}
@@ -70,7 +70,8 @@ def n_coh(q, thickness, n_positrons, gamma, sigma_z, lambda_r, bunching):
     Returns
     -------
     n_coh : ndarray or float
-        [1] per bunch.
+        [1/rad²] per bunch: Eq. (14) is d²N/(dω dϑ²) at ϑ = 0, so this is a density in ϑ², not
+        a photon count (see cusweep.formulary.angular for the counts).
 
     Source: [G24v1] Eq. (22).
     Validity: λr ≪ πσZ/n (see :func:`coherent_regime`), γ ≫ γth, channeling.
@@ -85,7 +86,7 @@ def n_coh(q, thickness, n_positrons, gamma, sigma_z, lambda_r, bunching):
 
 
 def n_incoh(q, thickness, n_positrons, gamma, sigma_z, lambda_r):
-    r"""Incoherent photons per bunch in the coherent bandwidth.
+    r"""Incoherent photons per bunch per unit ϑ² at zero angle, in the coherent bandwidth.
 
     .. math:: N_{incoh} = \frac{\alpha N_b}{\sigma_Z\lambda_r}\left(\frac{q L}{2\gamma}\right)^2
 
@@ -97,7 +98,8 @@ def n_incoh(q, thickness, n_positrons, gamma, sigma_z, lambda_r):
     Returns
     -------
     n_incoh : ndarray or float
-        [1] per bunch.
+        [1/rad²] per bunch: Eq. (14) is d²N/(dω dϑ²) at ϑ = 0, so this is a density in ϑ², not
+        a photon count (see cusweep.formulary.angular for the counts).
 
     Source: [G24v1] Eq. (23).
     Validity: as :func:`n_coh`.
@@ -177,7 +179,7 @@ def coherent_regime(lambda_r, sigma_z, n):
 
 
 def n_coh_detuned(dn_domega_r, n_positrons, sigma_z, bunching):
-    r"""Coherent photons per bunch when the bunch is modulated at an arbitrary ωr.
+    r"""Coherent photons per bunch per unit ϑ² at zero angle, the bunch modulated at any ωr.
 
     .. math:: N_{coh} = \frac{dN}{d\omega}(\omega_r)\,\frac{b^2}{4}N_b^2\,\frac{\sqrt{\pi}\,c}{\sigma_Z}
 
@@ -193,7 +195,8 @@ def n_coh_detuned(dn_domega_r, n_positrons, sigma_z, bunching):
     Returns
     -------
     n_coh : ndarray or float
-        [1] per bunch.
+        [1/rad²] per bunch: Eq. (14) is d²N/(dω dϑ²) at ϑ = 0, so this is a density in ϑ², not
+        a photon count (see cusweep.formulary.angular for the counts).
 
     Source: [G24v1] Eqs. (14), (20), (21).
     Validity: the form factor narrower than the CU line (coherent regime).
@@ -204,3 +207,32 @@ def n_coh_detuned(dn_domega_r, n_positrons, sigma_z, bunching):
     b = asfloat(bunching)
     nb = asfloat(n_positrons)
     return out((asfloat(dn_domega_r) * (0.25 * SQRT_PI * k.c) * (nb * nb) / asfloat(sigma_z)) * (b * b))
+
+
+def n_incoh_detuned(dn_domega_r, n_positrons, sigma_z):
+    r"""Incoherent photons per bunch per unit ϑ² at zero angle, in the coherent bandwidth at any ωr.
+
+    .. math:: N_{incoh} = N_b\,\frac{dN}{d\omega}(\omega_r)\,\frac{2c}{\sigma_Z}
+
+    (the single-positron spectrum of Eq. 14 at ωr times the bandwidth of Eq. 23.) Equals Eq. (23) at
+    ωr = ω− for γ ≫ γth, and makes N_coh/N_incoh = √π Nb b²/8 at every detuning.
+
+    Parameters
+    ----------
+    dn_domega_r : array_like
+        Eq. (14) at ωr [s/rad].
+    n_positrons, sigma_z : array_like
+        Nb [1], σZ [cm].
+
+    Returns
+    -------
+    n_incoh : ndarray or float
+        [1/rad²] per bunch.
+
+    Source: [G24v1] Eqs. (14), (16), (23).
+    Validity: the coherent regime (the bandwidth is that of the form factor).
+
+    >>> n_incoh_detuned(0.0, 1e9, 1e-3)
+    0.0
+    """
+    return out(asfloat(n_positrons) * asfloat(dn_domega_r) * (2.0 * k.c) / asfloat(sigma_z))

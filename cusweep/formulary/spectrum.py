@@ -54,7 +54,7 @@ def sinc_argument(omega, omega_minus, omega_plus, n):
 
 
 def spectral_density(omega, q, Q, n, omega_cu, omega_minus, omega_plus):
-    r"""Photons per positron per unit angular frequency at zero angle.
+    r"""Photons per positron per unit angular frequency and per unit ϑ² at zero angle.
 
     .. math::
         \frac{dN}{d\omega} = \frac{\pi\alpha}{2Q}(qn)^2\frac{\omega}{\Omega\omega_+}
@@ -75,7 +75,7 @@ def spectral_density(omega, q, Q, n, omega_cu, omega_minus, omega_plus):
     Returns
     -------
     dN_domega : ndarray or float
-        [s/rad] per positron.
+        [s/rad/rad²] per positron: d²N/(dω dϑ²) at ϑ = 0 (Eq. 12a integrated over φ).
 
     Source: [G24v1] Eq. (14).
     Validity: γ ≫ γth, n ≫ 1, ϑ = 0, first harmonic.
@@ -100,7 +100,7 @@ def spectral_density(omega, q, Q, n, omega_cu, omega_minus, omega_plus):
 
 
 def soft_line_photons(n, q, period, gamma, lambda_minus):
-    r"""Photons per positron in the soft line (energy ħω−, relative width 1/n).
+    r"""Photons per positron per unit ϑ² at zero angle in the soft line (energy ħω−, relative width 1/n).
 
     .. math:: N_{ph} = \pi\alpha n\left(\frac{q l}{2\gamma\lambda_-}\right)^2
 
@@ -120,7 +120,7 @@ def soft_line_photons(n, q, period, gamma, lambda_minus):
     Returns
     -------
     n_soft : ndarray or float
-        [1] per positron.
+        [1/rad²] per positron (a density in ϑ² at ϑ = 0, not a photon count).
 
     Source: [G24v1] Eq. (15); the paper prints λ+ where the first form of Eq. (15) gives λ−
     (erratum).
