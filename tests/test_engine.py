@@ -73,7 +73,8 @@ def check_against_reference(ds, spec, n=150, seed=0, rtol=1e-6):
     for _ in range(n):
         idx = {d: rng.randrange(len(spec.coords[d])) for d in dims}
         coord = {d: spec.coords[d][i] for d, i in idx.items()}
-        kw = {k: coord.get(k, spec.scalars.get(k)) for k in ("thickness", "n_positrons", "photon_energy")}
+        kw = {k: coord.get(k, spec.scalars.get(k))
+              for k in ("thickness", "n_positrons", "photon_energy", "sigma_r")}
         cname = str(coord.get("crystal", spec.scalars.get("crystal")))
         ref = point(
             coord["period"],
@@ -118,6 +119,8 @@ def test_store_matches_independent_rederivation_tuned(reference_store):
         ('length_model = "dechanneling"', ""),  # L = min(thickness, L_d(C))
         ('dechanneling_model = "biryukov"\nlength_model = "dechanneling"', ""),
         ("", 'photon_energy = { values = ["4 keV", "8.3 keV", "12 keV"] }'),  # photon_energy as a dim
+        ('photon_energy = "8.3 keV"\nsigma_r = "10 um"', ""),  # detuned, F_R in photons_coh
+        ("", 'sigma_r = { values = ["0.01 um", "0.3 um", "20 um"] }'),  # tuned, sigma_r as a dim
     ],
 )
 def test_store_matches_rederivation_variants(tmp_path, local_client, extra, more_axes):

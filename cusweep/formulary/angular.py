@@ -1,4 +1,4 @@
-"""Photon counts: Eq. (12a) of [G24v1] integrated over the emission angle.
+r"""Photon counts: Eq. (12a) of [G24v1] integrated over the emission angle.
 
 The paper's Eq. (14) is d²N/(dω d(ϑ²)) at ϑ = 0, a density per unit ω *and per unit ϑ²*; Eqs. (15),
 (22), (23) multiply it by a bandwidth only, so they are photons per unit ϑ² at zero angle. The functions
@@ -169,7 +169,7 @@ def sinc2_integral_damped(A, mu):
     Validity: any real A, μ ≥ 0.
 
     >>> f"{sinc2_integral_damped(0.0, 1.0):.6f}"
-    '0.704771'
+    '0.704789'
     """
     A, mu = np.broadcast_arrays(asfloat(A), asfloat(mu))
     shape = A.shape
@@ -179,6 +179,8 @@ def sinc2_integral_damped(A, mu):
     undamped = ok & (mu == 0.0)
     if undamped.any():
         res[undamped] = sinc2_integral(A[undamped])
+    infinite = np.isfinite(A) & (mu == np.inf)  # n = 0: nothing radiates
+    res[infinite] = 0.0
     quad = ok & (mu >= MU_QUADRATURE)
     if quad.any():
         res[quad] = _damped_quadrature(A[quad], mu[quad])
@@ -254,7 +256,10 @@ def damping(omega, omega_cu, n, sigma_r):
     0.0
     """
     sr = asfloat(sigma_r)
-    return out(2.0 * asfloat(omega_cu) * asfloat(omega) * sr * sr / (np.pi * asfloat(n) * k.c * k.c))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu = 2.0 * asfloat(omega_cu) * asfloat(omega) * sr * sr / (np.pi * asfloat(n) * k.c * k.c)
+    # σR = 0: no damping, also at n = 0 (NaN only where ω is NaN)
+    return out(np.where(sr == 0.0, 0.0 * asfloat(omega), mu))
 
 
 def angular_prefactor(q, n, omega_cu, gamma):
