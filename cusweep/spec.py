@@ -4,7 +4,7 @@ INTERFACE (the rest of cusweep relies on exactly this):
 
     CANONICAL_DIMS = ("period", "amplitude", "energy", "sigma_z", "bunching")
     EXTRA_DIMS     = ("photon_energy", "thickness", "n_positrons", "crystal")
-    OUTPUTS        = the 19 contract variables (see cusweep.quantities.VARIABLES)
+    OUTPUTS        = the 23 contract variables (see cusweep.quantities.VARIABLES)
 
     @dataclass(frozen=True)
     class SweepSpec:
@@ -95,7 +95,7 @@ __all__ = [
 CANONICAL_DIMS: tuple[str, ...] = quantities.CANONICAL_DIMS
 EXTRA_DIMS: tuple[str, ...] = quantities.EXTRA_DIMS
 
-#: the 19 contract variables of design.md section 3, in canonical order (one registry: quantities.py)
+#: the 23 contract variables of design.md section 3, in canonical order (one registry: quantities.py)
 OUTPUTS: tuple[str, ...] = quantities.CONTRACT_OUTPUTS
 #: outputs computed only when named in ``outputs`` (they come after OUTPUTS in canonical order)
 OPTIONAL_OUTPUTS: tuple[str, ...] = tuple(

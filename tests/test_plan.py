@@ -108,8 +108,10 @@ def test_natural_dims_canonical_order():
     assert plan.var_dims["n_coh"] == ("period", "amplitude", "energy", "sigma_z", "bunching")
     assert plan.var_dims["gamma"] == ("energy",)
     assert plan.var_dims["coherence_gain"] == ("bunching",)
-    assert plan.var_dims["linewidth_coh"] == ("period", "sigma_z")
-    assert plan.var_dims["feasible"] == ("period", "amplitude", "energy", "sigma_z")
+    # tuned: the resonance is the exact soft edge of Eq. (12b), which depends on l, A (through Q) and E
+    assert plan.var_dims["linewidth_coh"] == ("period", "amplitude", "energy", "sigma_z")
+    # feasible includes energy_fraction < 1, and photons_coh grows as b^2
+    assert plan.var_dims["feasible"] == ("period", "amplitude", "energy", "sigma_z", "bunching")
 
 
 def test_describe_mentions_everything():

@@ -98,7 +98,7 @@ def test_design_example():
     assert list(s.crystals) == ["diamond-110"]
     assert s.crystals["diamond-110"] == materials.crystal("diamond-110")
     assert s.length_model == "thickness" and s.dechanneling_model == "ksg"
-    assert s.outputs == spec.OUTPUTS and len(spec.OUTPUTS) == 19
+    assert s.outputs == spec.OUTPUTS and len(spec.OUTPUTS) == 23  # design.md section 3
     assert s.dtype == "float64" and s.chunk_mb == 64.0 and s.facility is None
 
 
@@ -256,10 +256,11 @@ def test_extra_dims_as_lists():
         'crystal = ["si-110", "diamond-110"]\nthickness = { start = "0.5 mm", stop = "2 mm", num = 4 }\n'
         'photon_energy = { values = ["9 keV", "8.3 keV"] }\n'
     )
-    axes = SINGLE_AXES + "n_positrons = { values = [1e9, 1e8] }\n"
+    axes = SINGLE_AXES + "n_positrons = { values = [1e9, 1e8] }\n" + 'sigma_r = ["20 um", "0 um", "5 um"]\n'
     s = spec.loads(sweep(top, axes))
     assert s.dims == spec.CANONICAL_DIMS + spec.EXTRA_DIMS
-    assert s.shape == (1, 1, 1, 1, 1, 2, 4, 2, 2)
+    assert s.shape == (1, 1, 1, 1, 1, 2, 4, 2, 2, 3)
+    np.testing.assert_allclose(s.coords["sigma_r"], [0.0, 5e-6, 20e-6])
     assert s.coords["crystal"].tolist() == ["si-110", "diamond-110"]  # crystal keeps the order given
     assert s.coords["crystal"].dtype.kind == "U"
     np.testing.assert_allclose(s.coords["photon_energy"], [8300.0, 9000.0])

@@ -69,15 +69,18 @@ def test_template_is_what_xarray_writes(tmp_path, name):
 
 def test_sources_name_the_formulas_the_sweep_uses():
     tuned = make_plan(sweep(""))
-    assert tuned.var_attrs("n_coh")["source"] == "[G24v1] Eq. (22)"
+    assert tuned.var_attrs("n_coh")["source"].startswith("[G24v1] Eqs. (14), (20), (21)")
+    assert "Eq. (22)" in tuned.var_attrs("n_coh")["source"]
+    assert tuned.var_attrs("n_coh")["units"] == "1/rad**2"
     assert "Korol-Solov'yov-Greiner" in tuned.var_attrs("dechanneling_length")["source"]
     other = make_plan(sweep('photon_energy = "8.3 keV"\nlength_model = "dechanneling"\n'
                             'dechanneling_model = "biryukov"'))
-    assert "Eq. (14) at omega_r" in other.var_attrs("n_coh")["source"]
+    assert "at the FEL photon" in other.var_attrs("n_coh")["source"]
     assert "FEL photon" in other.var_attrs("n_incoh")["source"]
-    assert other.var_attrs("coherence_gain")["source"].startswith("n_coh / n_incoh")
+    # K = sqrt(pi) Nb b^2 / 8 at every detuning (n_incoh also uses Eq. (14) at omega_r)
+    assert "also detuned" in other.var_attrs("coherence_gain")["source"]
     assert other.var_attrs("dechanneling_length")["source"].startswith(
         "model beyond [G24v1]: Biryukov-Chesnokov-Kotov"
     )
     assert "min(thickness, L_d(C))" in other.var_attrs("n_periods")["source"]
-    assert other.var_dims["coherence_gain"] == other.var_dims["n_coh"]
+    assert other.var_dims["coherence_gain"] == tuned.var_dims["coherence_gain"]
