@@ -92,4 +92,27 @@ def test_cli_paper_prints_table(capsys):
     assert main(["paper"]) == 0
     out = capsys.readouterr().out
     assert "4.576e+15" in out and "1.324e+07" in out and "erratum" in out
-    assert len(out.splitlines()) == len(rows()) + 2
+    assert len(out.splitlines()) == len(rows()) + 3
+    assert "photons per unit theta^2 at zero angle" in out and "photon counts" in out
+
+
+def test_the_papers_numbers_are_densities_not_counts():
+    # physics.md, last section: N_coh(b=1) hbar omega_r ~ 6 J > the 3.4 J the bunch carries; the whole first
+    # harmonic holds pi alpha q^2 n/Q ~ 2.4 photons per positron, yet the paper's soft line "holds" 15.8
+    assert R["energy_paper_coh"].computed == pytest.approx(5.98, rel=0.01)
+    assert R["energy_bunch"].computed == pytest.approx(3.40, rel=0.01)
+    assert R["energy_paper_coh"].computed > R["energy_bunch"].computed
+    assert R["first_harmonic"].computed == pytest.approx(2.45, rel=0.01)
+    assert R["n_soft"].computed == pytest.approx(15.78, rel=1e-3)
+    assert R["n_soft"].computed > R["first_harmonic"].computed
+
+
+def test_photon_counts_at_the_papers_point():
+    # Eq. (12a) over angle at the exact edge: S = alpha n q^2 (pi/2)/(2 Omega gamma^2); the count is the
+    # paper's density times Omega/(n omega_-) (the angular width of the line), ~1.1e-7 here
+    ratio = R["photons_coh"].computed / R["n_coh"].computed
+    assert ratio == pytest.approx(1.085e-7, rel=0.01)
+    assert R["photons_incoh"].computed / R["n_incoh"].computed == pytest.approx(ratio, rel=0.01)
+    # energy conservation holds for the counts: a 2e-7 share of the bunch energy at b = 1
+    assert R["energy_fraction"].computed == pytest.approx(1.91e-7, rel=0.01)
+    assert R["photons_soft"].computed < R["first_harmonic"].computed
