@@ -224,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=REL",
         help="relative 1-sigma of model inputs, e.g. n_positrons=0.05 sigma_z=0.1",
     )
+    ib.add_argument("--samples", type=int, default=0, metavar="N",
+                    help="also propagate by Monte Carlo with N draws (seeded; default 0: linear only)")
 
     sub.add_parser(
         "materials",

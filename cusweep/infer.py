@@ -4,7 +4,13 @@ K(b=1) = √π Nb/8, so b = √(8K/(√π Nb)), Eq. (24)).
 
 N_coh(b=1) or K(b=1) is evaluated by the model at the design point (from a sweep file or a store point);
 the uncertainty of b combines the measurement's 1σ with the relative 1σ of model inputs, propagated by
-central finite differences of its logarithm through the model (first order, independent inputs).
+central finite differences of its logarithm through the model (first order, independent inputs), and,
+with ``samples``, by Monte Carlo: the measurement and the inputs drawn from independent normal
+distributions (seeded), b recomputed for each draw. The two are compared: at a resonance the derivative of
+sinc² is zero and the linear estimate misses the (second-order) spread, which the Monte Carlo keeps.
+
+N_coh here is the paper's Eq. (22) quantity: photons per bunch per unit ϑ² at zero angle (an on-axis
+angular density, ``n_coh``); K is the same ratio for densities and angle-integrated counts (F_R = 1).
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ INPUTS = ("n_positrons", "sigma_z", "thickness", "energy", "period", "amplitude"
 CRYSTAL_INPUTS = ("potential_depth", "plasma_energy", "max_field", "interplanar_spacing")
 #: relative step of the finite differences
 STEP = 1e-4
+#: the linear and Monte Carlo 1σ of b "disagree" when they differ by more than this fraction
+MC_TOLERANCE = 0.2
 
 
 @dataclass
@@ -175,11 +183,19 @@ class Inference:
     point: dict[str, Any]
     notes: list[str]
     measured: str = "n_coh"  # what was measured: n_coh or coherence_gain
+    samples: int = 0  # Monte Carlo draws (0: linear propagation only)
+    b_mc: float | None = None  # median of the Monte Carlo b
+    b_mc_err: float | None = None  # half the 16-84 % range of the Monte Carlo b (1 sigma for a normal)
+    mc_invalid: float = 0.0  # share of draws with no real b (negative measured value, or N(b=1) <= 0)
+    disagree: bool = False  # linear and Monte Carlo 1 sigma differ by more than MC_TOLERANCE
 
     def text(self) -> str:
-        lines = [f"b = {self.b:.4g} ± {self.b_err:.2g}  (1 sigma)"]
+        lines = [f"b = {self.b:.4g} ± {self.b_err:.2g}  (1 sigma, linear propagation)"]
+        if self.samples and self.b_mc is not None and self.b_mc_err is not None:
+            lines.append(f"b = {self.b_mc:.4g} ± {self.b_mc_err:.2g}  (Monte Carlo, {self.samples} draws: median, "
+                         f"half the 16-84 % range)")
         where = ", ".join(f"{d} = {format_value(d, v)}" for d, v in self.point.items() if d != "bunching")
-        label = "N_coh(b=1)" if self.measured == "n_coh" else "K(b=1)"
+        label = "N_coh(b=1) [1/rad^2, per unit theta^2 at zero angle]" if self.measured == "n_coh" else "K(b=1)"
         lines.append(f"{label} = {self.n_coh_unit:.4g} ± {self.n_coh_unit_err or 0.0:.2g} at {where}")
         shown = {k: v for k, v in self.contributions.items() if v > 0}
         if shown:
@@ -190,8 +206,9 @@ class Inference:
 
 
 def infer_b(design: Design, *, measured: float | None = None, gain: float | None = None, error: float = 0.0,
-            rel_errors: Mapping[str, float] | None = None) -> Inference:
-    """b ± σb from a measured coherent photon number (``measured``) or gain (``gain``) at ``design``."""
+            rel_errors: Mapping[str, float] | None = None, samples: int = 0, seed: int = 0) -> Inference:
+    """b ± σb from a measured coherent yield (``measured``: the paper's N_coh, per unit ϑ² at zero angle)
+    or gain (``gain``) at ``design``; with ``samples`` > 0 also by Monte Carlo (seeded with ``seed``)."""
     from .best import evaluate_point
     from .formulary import inverse
 
@@ -210,6 +227,9 @@ def infer_b(design: Design, *, measured: float | None = None, gain: float | None
         raise SpecError(f"infer-b: the measured value {value!r} must be a finite number >= 0")
     if not (math.isfinite(error) and error >= 0):
         raise SpecError(f"--error: {error!r}; give the 1-sigma of the measurement (>= 0)")
+    if isinstance(samples, bool) or not isinstance(samples, int) or not 0 <= samples <= MAX_SAMPLES:
+        raise SpecError(f"--samples: {samples!r}; give a whole number of Monte Carlo draws from 0 to "
+                        f"{MAX_SAMPLES}, e.g. --samples 2000")
     setup, point = design.setup, design.point
     notes = list(design.notes)
     shown = {**{k: v for k, v in point.items() if k != "bunching"},
@@ -240,7 +260,49 @@ def infer_b(design: Design, *, measured: float | None = None, gain: float | None
     res = Inference(float(b), float(b_err), unit, rel_unit * unit, contributions, shown, notes, target)
     if math.isfinite(res.b) and res.b > 1:
         res.notes.append("b > 1: the measurement and the model are inconsistent (b is at most 1)")
+    if samples:
+        _monte_carlo(res, setup, point, value, error, rel, samples, seed)
     return res
+
+
+#: most Monte Carlo draws (each is one model evaluation)
+MAX_SAMPLES = 1_000_000
+
+
+def _monte_carlo(res: Inference, setup: Setup, point: Mapping[str, Any], value: float, error: float,
+                 rel: Mapping[str, float], samples: int, seed: int) -> None:
+    """Fill the Monte Carlo fields of ``res``: the measurement and each input with a relative 1σ drawn
+    from independent normals, b = √(measured / model(b=1)) for every draw."""
+    rng = np.random.default_rng(seed)
+    target = res.measured
+    meas = rng.normal(value, error, samples) if error > 0 else np.full(samples, value)
+    factors = {name: rng.normal(1.0, r, samples) for name, r in rel.items() if r > 0}
+    units = np.empty(samples)
+    for i in range(samples):
+        s, p = setup, dict(point)
+        for name, f in factors.items():
+            s, p = _perturbed(s, p, name, float(f[i]))
+        units[i] = model_unit(s, p, target) if factors or i == 0 else units[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = meas / units
+    ok = np.isfinite(ratio) & (ratio >= 0) & (units > 0)
+    res.samples = samples
+    res.mc_invalid = float(1.0 - ok.mean())
+    if not ok.any():
+        res.notes.append("Monte Carlo: no draw gives a real b (measured value or N(b=1) not positive)")
+        return
+    bs = np.sqrt(ratio[ok])
+    lo, med, hi = np.percentile(bs, [15.865525393145708, 50.0, 84.13447460685429])
+    res.b_mc, res.b_mc_err = float(med), float(0.5 * (hi - lo))
+    if res.mc_invalid > 0:
+        res.notes.append(f"Monte Carlo: {res.mc_invalid:.1%} of the draws give no real b (left out)")
+    scale = max(res.b_err, res.b_mc_err)
+    res.disagree = bool(scale > 0 and abs(res.b_mc_err - res.b_err) > MC_TOLERANCE * scale)
+    if res.disagree:
+        res.notes.append(
+            f"the linear and Monte Carlo 1 sigma disagree ({res.b_err:.2g} vs {res.b_mc_err:.2g}): the model is not "
+            "linear over the inputs' uncertainties here (at a resonance the derivative of sinc^2 is zero, so the "
+            "linear estimate misses the spread); quote the Monte Carlo")
 
 
 def _rel_errors(items: Sequence[str]) -> dict[str, float]:
@@ -277,7 +339,8 @@ def cli_infer_b(args: Any) -> int:
         from .store import open_store
 
         design = design_from_store(open_store(args.store), args.at)
-    res = infer_b(design, measured=args.measured, gain=args.gain, error=args.error, rel_errors=rel)
+    res = infer_b(design, measured=args.measured, gain=args.gain, error=args.error, rel_errors=rel,
+                  samples=int(getattr(args, "samples", 0) or 0))
     print(res.text())
     if not math.isfinite(res.b):
         print("cusweep: infer-b: b is undefined (N_coh(b=1) is not positive at this design point)",
