@@ -46,7 +46,8 @@ CONSTRAINTS: tuple[Constraint, ...] = (
     Constraint("dechanneling", "dechanneling_ratio", False, "n l <= L_d(C)", "n l/L_d",
                "[G24v1] below Eq. (15): n <= L_D/l, with L_d(C) [BCK97]"),
     Constraint("energy", "energy_fraction", True, "N_coh hbar omega_r < Nb E", "N_coh hbar omega_r/(Nb E)",
-               "energy conservation: the coherent photons (all angles, photons_coh) carry less than the bunch"),
+               "energy conservation: the coherent photons (all angles, photons_coh) carry less than the "
+               "bunch"),
 )
 
 MARGINS: tuple[str, ...] = tuple(c.margin for c in CONSTRAINTS)

@@ -192,10 +192,12 @@ class Inference:
     def text(self) -> str:
         lines = [f"b = {self.b:.4g} ± {self.b_err:.2g}  (1 sigma, linear propagation)"]
         if self.samples and self.b_mc is not None and self.b_mc_err is not None:
-            lines.append(f"b = {self.b_mc:.4g} ± {self.b_mc_err:.2g}  (Monte Carlo, {self.samples} draws: median, "
-                         f"half the 16-84 % range)")
+            lines.append(f"b = {self.b_mc:.4g} ± {self.b_mc_err:.2g}  (Monte Carlo, {self.samples} draws: "
+                         f"median, half the 16-84 % range)")
         where = ", ".join(f"{d} = {format_value(d, v)}" for d, v in self.point.items() if d != "bunching")
-        label = "N_coh(b=1) [1/rad^2, per unit theta^2 at zero angle]" if self.measured == "n_coh" else "K(b=1)"
+        label = "K(b=1)"
+        if self.measured == "n_coh":
+            label = "N_coh(b=1) [1/rad^2, per unit theta^2 at zero angle]"
         lines.append(f"{label} = {self.n_coh_unit:.4g} ± {self.n_coh_unit_err or 0.0:.2g} at {where}")
         shown = {k: v for k, v in self.contributions.items() if v > 0}
         if shown:
@@ -300,9 +302,9 @@ def _monte_carlo(res: Inference, setup: Setup, point: Mapping[str, Any], value: 
     res.disagree = bool(scale > 0 and abs(res.b_mc_err - res.b_err) > MC_TOLERANCE * scale)
     if res.disagree:
         res.notes.append(
-            f"the linear and Monte Carlo 1 sigma disagree ({res.b_err:.2g} vs {res.b_mc_err:.2g}): the model is not "
-            "linear over the inputs' uncertainties here (at a resonance the derivative of sinc^2 is zero, so the "
-            "linear estimate misses the spread); quote the Monte Carlo")
+            f"the linear and Monte Carlo 1 sigma disagree ({res.b_err:.2g} vs {res.b_mc_err:.2g}): the model "
+            "is not linear over the inputs' uncertainties here (at a resonance the derivative of sinc^2 is "
+            "zero, so the linear estimate misses the spread); quote the Monte Carlo")
 
 
 def _rel_errors(items: Sequence[str]) -> dict[str, float]:

@@ -299,7 +299,8 @@ class _Inputs:
     def _S_minus(self):
         """S(ω−): the angle-integrated spectrum at the exact soft edge (half the sinc² lobe)."""
         edge = np.where(np.isnan(self["w_minus"]), np.nan, 0.0)
-        return angular.spectral_density(self["w_minus"], self["q"], self["n"], self["Omega"], self["gamma"], edge)
+        return angular.spectral_density(self["w_minus"], self["q"], self["n"], self["Omega"], self["gamma"],
+                                        edge)
 
     def _S_r(self):
         return angular.spectral_density(self["w_r"], self["q"], self["n"], self["Omega"], self["gamma"],

@@ -58,7 +58,7 @@ def rows() -> list[Row]:
                                                   p["mean_excitation_energy"])
     ld = channeling.dechanneling_length(ld0, C)
     hw = k.hbar * w_m
-    # physical counts: Eq. (12a) integrated over angle, tuned to the exact soft edge (F_R = 1: point-like bunch)
+    # physical counts: Eq. (12a) integrated over angle, tuned to the exact soft edge (F_R = 1: point-like)
     s_edge = angular.spectral_density(w_m_exact, q, n, Omega, gamma, 0.0)
     photons_soft = angular.photons_soft(s_edge, w_m_exact, n)
     photons_incoh = angular.photons_incoh(s_edge, nb, sz)
@@ -126,8 +126,9 @@ def table() -> str:
     """Plain-text table: quantity, paper value, computed value, ratio computed/paper, note."""
     out = ["cusweep paper: [G24v1] Sec. V example (diamond (110), 13.6 GeV, Nb = 1.56e9, sigma_Z = 9 um, "
            "l = 14 um, A = 1.27 A, L = 1.4 mm)",
-           "The paper's N_ph, N_coh, N_incoh are photons per unit theta^2 at zero angle [1/rad^2] (Eq. (14) is "
-           "d2N/(dw dtheta^2) at theta = 0); the photons_* rows are photon counts (Eq. (12a) over all angles).",
+           "The paper's N_ph, N_coh, N_incoh are photons per unit theta^2 at zero angle [1/rad^2] (Eq. (14) "
+           "is d2N/(dw dtheta^2) at theta = 0); the photons_* rows are photon counts (Eq. (12a) over all "
+           "angles).",
            f"{'quantity':<56}{'paper':>12}{'computed':>12}{'ratio':>9}  note"]
     for r in rows():
         paper = f"{r.paper:.3e}" if r.paper is not None else "—"

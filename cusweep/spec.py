@@ -362,7 +362,9 @@ _KINDS: dict[str, _Kind] = {
     "period": _Kind("length", "length", "14 um", 0.0),
     "amplitude": _Kind("length", "length", "0.1 nm", 0.0),
     "sigma_z": _Kind("length", "length", "9 um", 0.0),
-    "sigma_r": _Kind("length", "length", "10 um", 0.0, True, allowed=">= 0 (0: a transversely point-like bunch)"),
+    "sigma_r": _Kind(
+        "length", "length", "10 um", 0.0, True, allowed=">= 0 (0: a transversely point-like bunch)"
+    ),
     "thickness": _Kind("length", "length", "1.4 mm", 0.0),
     "energy": _Kind("energy", "energy", "13.6 GeV", _MC2_EV, allowed="> 511 keV (the positron rest energy)"),
     "photon_energy": _Kind("energy", "energy", "8.3 keV", 0.0),

@@ -91,10 +91,11 @@ def point(period, amplitude, energy, sigma_z, bunching, *, thickness, n_positron
     n_coh = dn * b * b / 4 * Nb * Nb * math.sqrt(math.pi) * C / sz
     n_incoh = Nb * dn * 2 * C / sz
     # photon counts: Eq. (12a) integrated over theta^2 and phi; x(omega, 0) from the unfactored quadratic
-    # (Vieta: omega_- + omega_+ = 2 Omega g^2/Q, omega_- omega_+ = omega_p^2 g^2/Q), exactly 0 at the tuned edge
+    # (Vieta: omega_- + omega_+ = 2 Omega g^2/Q, omega_- omega_+ = omega_p^2 g^2/Q); exactly 0 when tuned
 
     def x0(w):
-        return math.pi * Q * w / (2 * Om * g * g) * ((2 * Om * g * g / Q) / w - 1 - (wp * wp * g * g / Q) / w**2)
+        total, product = 2 * Om * g * g / Q, wp * wp * g * g / Q
+        return math.pi * Q * w / (2 * Om * g * g) * (total / w - 1 - product / w**2)
 
     def S(w, a, sr=0.0):
         if n == 0:

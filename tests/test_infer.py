@@ -184,7 +184,8 @@ def test_monte_carlo_flags_the_resonance_where_the_linear_estimate_fails():
 
 def test_cli_samples(capsys):
     sweep = str(ROOT / "sweeps" / "paper_point.toml")
-    assert main(["infer-b", "--measured", "4.58e14", "--error", "1e13", "--sweep", sweep, "--samples", "300"]) == 0
+    argv = ["infer-b", "--measured", "4.58e14", "--error", "1e13", "--sweep", sweep, "--samples", "300"]
+    assert main(argv) == 0
     assert "Monte Carlo, 300 draws" in capsys.readouterr().out
     assert main(["infer-b", "--measured", "4.58e14", "--sweep", sweep, "--samples", "-3"]) == 2
     err = capsys.readouterr().err

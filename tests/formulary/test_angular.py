@@ -28,7 +28,8 @@ def damped_by_quadrature(A, mu):
 
     width = 60.0 if mu == 0 else min(60.0, 60.0 / mu)
     T = max(A, 0.0) + width + 10.0
-    points = sorted({p for p in (max(A, 0.0), max(A, 0.0) + width, width, 1.0 / mu if mu else 0) if 0 < p < T})
+    marks = (max(A, 0.0), max(A, 0.0) + width, width, 1.0 / mu if mu else 0)
+    points = sorted({p for p in marks if 0 < p < T})
     body = integrate.quad(f, 0.0, T, points=points or None, limit=5000, epsabs=0, epsrel=1e-12)[0]
 
     def g(t):
