@@ -104,8 +104,10 @@ def point(period, amplitude, energy, sigma_z, bunching, *, thickness, n_positron
         return ALPHA * n * q * q / (2 * Om * g * g) * sinc2_damped(n * a, mu)
 
     a_r = 0.0 if photon_energy is None else x0(wr)
-    if math.isnan(w_minus) or n == 0:
-        photons_soft = math.nan  # no edge, or 0/0 (a zero bandwidth count over a zero-width line)
+    if math.isnan(w_minus):
+        photons_soft = math.nan  # no edge
+    elif n == 0:
+        photons_soft = 0.0  # no radiating length, no photons
     else:
         photons_soft = S(w_minus, 0.0) * w_minus / n
     if math.isnan(wr):

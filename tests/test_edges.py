@@ -1,6 +1,7 @@
 """Physics edges are data, not errors (issue 8): grid points below threshold (γ ≤ γth), without channeling
 (q ≥ q_ch), over-bent (C ≥ 1) or outside the coherent regime are computed like any other point, stored with
-their flags False (NaN only where a quantity has no real value: the exact ħω∓ below threshold), never
+their flags False (NaN only where a quantity has no real value: the exact ħω∓ below threshold, and what
+is evaluated at them), never
 raise or warn, and are counted in the summary ``cusweep run`` prints (design.md §3, physics.md)."""
 
 from __future__ import annotations
@@ -85,29 +86,36 @@ def test_edges_are_stored_flagged_and_counted(edge_run, capsys):
     assert bool((~ds["coherent_regime"]).any())
     same(ds["above_threshold"], gamma > gamma_th)
     same(ds["channeling"], ds["q"] < ds["q_ch"])
-    edge = ~ds["channeling"] | (c >= 1) | ~ds["above_threshold"] | ~ds["coherent_regime"]
+    ld = ds["dechanneling_length"]
+    # feasible = every constraint of cusweep.feasibility, including n l <= L_d(C) and energy_fraction < 1
+    too_long = ds["n_periods"] * ds["period"] > ld
+    edge = (~ds["channeling"] | (c >= 1) | ~ds["above_threshold"] | ~ds["coherent_regime"] | too_long
+            | ~(ds["energy_fraction"] < 1))
     same(ds["feasible"], ~edge)
     assert bool(ds["feasible"].any())  # and the paper's point is feasible
 
-    # NaN only where a quantity has no real value: the exact ω∓ below threshold
+    # NaN only where a quantity has no real value: the exact ħω∓ below threshold, and what is evaluated at
+    # them (a tuned resonance at the exact soft edge, Eq. (14) with the exact edges)
     for name in ("photon_energy_minus", "photon_energy_plus"):
         same(np.isnan(ds[name]), below)
     for name in ds.data_vars:
         if name in ("photon_energy_minus", "photon_energy_plus") or ds[name].dtype == bool:
             continue
-        assert bool(np.isfinite(ds[name]).all()), f"{variant}: {name} has NaN or inf"
+        nan = np.isnan(ds[name])
+        assert bool((~nan | below.broadcast_like(nan)).all()), f"{variant}: {name} is NaN above threshold"
+        assert bool(np.isfinite(ds[name].where(~nan)).sum() == (~nan).sum()), f"{variant}: {name} has inf"
     # yields follow the formulas as written at the edges too: positive (zero only for a zero-length
     # crystal, i.e. C >= 1 under the dechanneling length model, where L_d(C) = 0)
-    ld = ds["dechanneling_length"]
     same(ld == 0, c >= 1)
-    for name in ("n_soft", "n_coh", "n_incoh"):
-        y = ds[name]
+    for name in ("n_soft", "n_coh", "n_incoh", "photons_coh", "photons_incoh"):
+        y = ds[name].where(~below) if name != "n_soft" else ds[name]  # n_soft: Eq. (13)'s edges, finite
+        valid = ~np.isnan(y)
         if variant == "dechanneling":
-            zero = (c >= 1).broadcast_like(y)
+            zero = (c >= 1).broadcast_like(y) & valid
             assert bool((y.where(zero) == 0).sum() == zero.sum()), name
-            assert bool((y.where(~zero) > 0).sum() == (~zero).sum()), name
+            assert bool((y.where(~zero & valid) > 0).sum() == (~zero & valid).sum()), name
         else:
-            assert bool((y > 0).all()), f"{variant}: {name} not positive everywhere"
+            assert bool((y.where(valid) > 0).sum() == valid.sum()), f"{variant}: {name} not positive"
 
     # the run summary counts the edges of this run, on each flag's own dims
     counts = summary_counts(out)

@@ -363,7 +363,7 @@ def photons_soft(s_minus, omega_minus, n):
     Returns
     -------
     photons_soft : ndarray or float
-        [1] per positron.
+        [1] per positron; 0 where n = 0 (no radiating length).
 
     Source: [G24v1] Eq. (12a) integrated over angle, bandwidth of Eq. (15).
     Validity: as Eq. (12a); n ≤ L_d/l.
@@ -371,7 +371,12 @@ def photons_soft(s_minus, omega_minus, n):
     >>> photons_soft(2.0, 3.0, 6.0)
     1.0
     """
-    return out(asfloat(s_minus) * asfloat(omega_minus) / asfloat(n))
+    s_minus, n = asfloat(s_minus), asfloat(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        count = s_minus * asfloat(omega_minus) / n
+    # no radiating length (n = 0: S = 0 too): no photons; NaN stays NaN
+    given = s_minus * asfloat(omega_minus)
+    return out(np.where((n == 0) & ~np.isnan(given), 0.0, count))
 
 
 def photons_incoh(s_r, n_positrons, sigma_z):
