@@ -79,10 +79,12 @@ class Setup:
         )
 
 
-#: fixed-point iterations for the tuned edge with dielectric = "xraydb" (the edge moves by < 1e-12 after 6)
-EDGE_ITERATIONS = 8
+#: dielectric = "xraydb", tuned: the self-consistent edge is searched within [E/4, 4E] of the free-electron
+#: edge E (the effective ħωp of the built-in crystals is within ±10 % of the free-electron one), to 2^-60
+EDGE_BRACKET = 4.0
+EDGE_BISECTIONS = 60
 #: photon energies [eV] of the xraydb tables (log-log interpolated inside the model)
-TABLE_ENERGIES = np.geomspace(100.0, 8.0e5, 4001)
+TABLE_ENERGIES = np.geomspace(100.0, 8.0e5, 20001)
 
 
 def _material(crystal: Any) -> tuple[str, float]:
@@ -195,18 +197,29 @@ class _Inputs:
 
     def _hwp(self):
         """ħωp [eV]: the crystal's (free-electron, the paper's), or the effective one from xraydb's f1 at
-        the resonance (dielectric = "xraydb"; tuned: at the exact soft edge, found by fixed-point
-        iteration, since the edge itself depends on ħωp)."""
+        the resonance (dielectric = "xraydb"; tuned: at the exact soft edge, which itself depends on ħωp:
+        the root of E = edge(ħωp,eff(E)), by bisection; NaN where no root is bracketed or below threshold)."""
         if self.setup.dielectric != "xraydb":
             return self.crystal("plasma_energy")
         if not self.setup.tuned:
             return self._table("plasma_energy", np.asarray(self.raw("photon_energy"), dtype=np.float64))
-        hwp = self.crystal("plasma_energy")
-        for _ in range(EDGE_ITERATIONS):
+
+        def edge_of(hwp):
             g_th = kinematics.threshold_gamma(self["l"], self["Q"], hwp)
-            edge = kinematics.omega_minus(self["Omega"], self["gamma"], self["Q"], g_th) * k.hbar
-            hwp = self._table("plasma_energy", edge)
-        return hwp
+            return kinematics.omega_minus(self["Omega"], self["gamma"], self["Q"], g_th) * k.hbar
+
+        # the edge E solves E = edge(ħωp,eff(E)); bisection on a bracket around the free-electron edge
+        # (a root exists there; near an absorption edge, where f1 dips, it is one of several)
+        free = edge_of(self.crystal("plasma_energy"))
+        lo, hi = free / EDGE_BRACKET, free * EDGE_BRACKET
+        for _ in range(EDGE_BISECTIONS):
+            mid = np.sqrt(lo * hi)
+            above = edge_of(self._table("plasma_energy", mid)) > mid
+            lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+        root = np.sqrt(lo * hi)
+        ok = (edge_of(self._table("plasma_energy", free / EDGE_BRACKET)) > free / EDGE_BRACKET) & (
+            edge_of(self._table("plasma_energy", free * EDGE_BRACKET)) < free * EDGE_BRACKET)
+        return np.where(ok, self._table("plasma_energy", root), np.nan)
 
     def _d(self):
         return self.crystal("interplanar_spacing") * k.CM_PER_M
