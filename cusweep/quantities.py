@@ -15,12 +15,10 @@ ALL_DIMS = CANONICAL_DIMS + EXTRA_DIMS
 
 REFERENCES = (
     "[G24v1] H. L. Gevorgyan, L. A. Gevorgian, 'Coherent X-ray crystalline undulator radiation from a "
-    "FEL-modulated positron bunch at zero angle', arXiv:2412.10205 v1 (2024); "
-    "[KSG13] A. V. Korol, A. V. Solov'yov, W. Greiner, Channeling and Radiation in Periodically Bent "
-    "Crystals, Springer (2013); "
-    "[BCK97] V. M. Biryukov, Yu. A. Chesnokov, V. I. Kotov, Crystal Channeling and its Application at "
-    "High-Energy Accelerators, Springer (1997); "
-    "[xraydb] xraydb, Elam-Ravel-Sieber X-ray data (2002)"
+    "FEL-modulated positron bunch at zero angle', arXiv:2412.10205 v1 (2024); [KSG13] A. V. Korol, A. V. "
+    "Solov'yov, W. Greiner, Channeling and Radiation in Periodically Bent Crystals, Springer (2013); [BCK97] "
+    "V. M. Biryukov, Yu. A. Chesnokov, V. I. Kotov, Crystal Channeling and its Application at High-Energy "
+    "Accelerators, Springer (1997); [xraydb] xraydb, Elam-Ravel-Sieber X-ray data (2002)"
 )
 
 
@@ -68,29 +66,28 @@ VARIABLES: dict[str, Quantity] = {q.name: q for q in [
              "[G24v1] Sec. II: n = L/l"),
     Quantity("n_soft", "1/rad**2",
              "the paper's soft-line N_ph: photons per positron per unit solid-angle-theta^2 at zero angle",
-             r"$N_{ph}$", "[G24v1] Eq. (15) with lambda_- (erratum: paper prints lambda_+), Eq. (13) "
-                          "omega_-+; "
-             "Eq. (14) is d2N/(domega dtheta^2) at theta = 0, so this is a density in theta^2, not a count"),
+             r"$N_{ph}$",
+             "[G24v1] Eq. (15) with lambda_- (erratum: paper prints lambda_+), Eq. (13) omega_-+; Eq. (14) is "
+             "d2N/(domega dtheta^2) at theta = 0, so this is a density in theta^2, not a count"),
     Quantity("n_coh", "1/rad**2",
              "the paper's N_coh: coherent photons per bunch per unit solid-angle-theta^2 at zero angle",
              r"$N_{coh}$", "[G24v1] Eqs. (14), (20), (21): Eq. (14) with the exact omega_-+ of Eq. (12b) at "
              "omega_r x (b^2/4) Nb^2 sqrt(pi) c/sigma_Z (Eq. (22) for gamma >> gamma_th); a density in "
-             "theta^2 "
-             "at theta = 0; b is the depth of the modulation b cos(omega_r z/c), twice the FEL bunching "
-             "factor"),
+             "theta^2 at theta = 0; b is the depth of the modulation b cos(omega_r z/c), twice the FEL "
+             "bunching factor"),
     Quantity("n_incoh", "1/rad**2",
              "the paper's N_incoh: incoherent photons per bunch in the coherent bandwidth per unit "
              "solid-angle-theta^2 at zero angle", r"$N_{incoh}$",
-             "[G24v1] Eqs. (14), (23): Nb x Eq. (14) (exact omega_-+) at omega_r x 2c/sigma_Z (Eq. (23) for "
-             "gamma >> gamma_th); a density in theta^2 at theta = 0"),
+             "[G24v1] Eqs. (14), (23): Nb x Eq. (14) (exact omega_-+) at omega_r x 2c/sigma_Z (Eq. (23) "
+             "for gamma >> gamma_th); a density in theta^2 at theta = 0"),
     Quantity("coherence_gain", "1", "coherent / incoherent photons", r"$K$",
              "[G24v1] Eq. (24): K = sqrt(pi) Nb b^2 / 8 at every detuning (erratum: typeset like "
              "sqrt(pi/8))"),
     Quantity("photons_soft", "1", "soft-line photons per positron (all angles, bandwidth omega_-/n)",
              r"$N_{soft}$",
-             "[G24v1] Eq. (12a) integrated over theta^2 and phi (bracket at its small-angle value 1) at the "
-             "exact "
-             "soft edge: S(omega_-) omega_-/n, S = alpha n q^2 G(n x)/(2 Omega gamma^2), G(0) = pi/2"),
+             "[G24v1] Eq. (12a) integrated over theta^2 and phi (bracket at its small-angle value 1) at "
+             "the exact soft edge: S(omega_-) omega_-/n, S = alpha n q^2 G(n x)/(2 Omega gamma^2), G(0) = "
+             "pi/2"),
     Quantity("photons_coh", "1", "coherent photons per bunch (all angles)", r"$N^{\gamma}_{coh}$",
              "[G24v1] Eqs. (12a), (16), (18), (20), (21): Nb^2 (b^2/4) sqrt(pi) (c/sigma_Z) S_R(omega_r), "
              "S_R = Eq. (12a) integrated over theta^2 and phi with F_R = exp(-(omega sigma_R theta/c)^2); "
@@ -98,8 +95,7 @@ VARIABLES: dict[str, Quantity] = {q.name: q for q in [
     Quantity("photons_incoh", "1", "incoherent photons per bunch in the coherent bandwidth (all angles)",
              r"$N^{\gamma}_{incoh}$",
              "[G24v1] Eqs. (12a), (16), (23): Nb S(omega_r) 2c/sigma_Z, S = Eq. (12a) integrated over "
-             "theta^2 "
-             "and phi"),
+             "theta^2 and phi"),
     Quantity("energy_fraction", "1", "share of the bunch energy radiated coherently", r"$f_E$",
              "energy conservation: photons_coh hbar omega_r / (Nb E); physical only below 1"),
     Quantity("linewidth_coh", "1", "relative energy spread of the coherent line", r"$\delta_{coh}$",
@@ -127,8 +123,8 @@ VARIABLES: dict[str, Quantity] = {q.name: q for q in [
     Quantity("effective_length", "m", "effective radiating length with dechanneling and absorption "
                                       "(incoherent)",
              r"$L_{eff}$",
-             "model beyond [G24v1]: channeled fraction exp(-z/L_d), photon survival exp(-(L-z)/L_a): "
-             "L_eff = L_d L_a/(L_a - L_d) (exp(-L/L_a) - exp(-L/L_d)); L_a from xraydb, L_d as "
+             "model beyond [G24v1]: channeled fraction exp(-z/L_d), photon survival exp(-(L-z)/L_a): L_eff "
+             "= L_d L_a/(L_a - L_d) (exp(-L/L_a) - exp(-L/L_d)); L_a from xraydb, L_d as "
              "dechanneling_length"),
     Quantity("optimal_thickness", "m", "crystal thickness that maximises the incoherent effective length",
              r"$L^*$",
@@ -138,12 +134,11 @@ VARIABLES: dict[str, Quantity] = {q.name: q for q in [
              r"$N^{\gamma}_{coh,exit}$",
              "model beyond [G24v1]: photons_coh x (L_coh/L)^2, L_coh = effective_length with the amplitude "
              "attenuation length 2 L_a (coherent amplitudes add, so the channeled fraction exp(-z/L_d) "
-             "enters "
-             "squared); L_a from xraydb, L_d as dechanneling_length"),
+             "enters squared); L_a from xraydb, L_d as dechanneling_length"),
     Quantity("optimal_thickness_coh", "m", "crystal thickness that maximises the coherent yield leaving it",
              r"$L^*_{coh}$",
-             "model beyond [G24v1]: L* = L_d 2L_a/(2L_a - L_d) ln(2L_a/L_d), the maximum of photons_coh_exit "
-             "over L (amplitude attenuation length 2 L_a); L_a from xraydb"),
+             "model beyond [G24v1]: L* = L_d 2L_a/(2L_a - L_d) ln(2L_a/L_d), the maximum of "
+             "photons_coh_exit over L (amplitude attenuation length 2 L_a); L_a from xraydb"),
 ]}
 
 #: optional outputs that need photon attenuation lengths (xraydb tables sent to the workers)
@@ -258,14 +253,12 @@ def variable_attrs(name: str, *, tuned: bool, length_model: str, dechanneling_so
     if name in _TRANSVERSE:
         if point_like is None:
             out["source"] += ("; F_R with the sweep's sigma_r, or F_R = 1 without one: a transversely "
-                              "point-like "
-                              "bunch (upper bound)")
+                              "point-like bunch (upper bound)")
         elif point_like:
             out["source"] += "; no sigma_r given: F_R = 1, a transversely point-like bunch (upper bound)"
         else:
             out["source"] += "; F_R with the sweep's sigma_r"
     if dielectric == "xraydb" and name in _DIELECTRIC:
         out["source"] += ("; model beyond [G24v1]: effective hbar omega_p = E sqrt(2 delta(E)) from "
-                          "xraydb's f1 "
-                          "at the resonance (dielectric = xraydb)")
+                          "xraydb's f1 at the resonance (dielectric = xraydb)")
     return out

@@ -248,7 +248,8 @@ def test_dielectric_xraydb_is_the_free_electron_model_with_the_effective_plasma_
     free = loads('crystal = "w-110"\nthickness = "0.2 mm"\nn_positrons = 1e9\nphoton_energy = "8.3 keV"\n'
                  '[axes]\nperiod = { resonant_with = "photon_energy" }\namplitude = "0.3 angstrom"\n'
                  'energy = "13.6 GeV"\nsigma_z = "9 um"\nbunching = 1.0\n')
-    real = loads(free.text.replace('photon_energy = "8.3 keV"', 'photon_energy = "8.3 keV"\ndielectric = "xraydb"'))
+    real = loads(free.text.replace('photon_energy = "8.3 keV"',
+                                   'photon_energy = "8.3 keV"\ndielectric = "xraydb"'))
     assert free.coords["period"][0] == pytest.approx(3.19e-6, abs=0.005e-6)
     assert real.coords["period"][0] == pytest.approx(3.46e-6, abs=0.005e-6)
 
