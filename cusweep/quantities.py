@@ -67,8 +67,8 @@ VARIABLES: dict[str, Quantity] = {q.name: q for q in [
     Quantity("n_soft", "1/rad**2",
              "the paper's soft-line N_ph: photons per positron per unit solid-angle-theta^2 at zero angle",
              r"$N_{ph}$",
-             "[G24v1] Eq. (15) with lambda_- (erratum: paper prints lambda_+), Eq. (13) omega_-+; Eq. (14) is "
-             "d2N/(domega dtheta^2) at theta = 0, so this is a density in theta^2, not a count"),
+             "[G24v1] Eq. (15) with lambda_- (erratum: paper prints lambda_+), Eq. (13) omega_-+; Eq. (14) "
+             "is d2N/(domega dtheta^2) at theta = 0, so this is a density in theta^2, not a count"),
     Quantity("n_coh", "1/rad**2",
              "the paper's N_coh: coherent photons per bunch per unit solid-angle-theta^2 at zero angle",
              r"$N_{coh}$", "[G24v1] Eqs. (14), (20), (21): Eq. (14) with the exact omega_-+ of Eq. (12b) at "
