@@ -182,6 +182,29 @@ def test_facility_fills_energy_charge_and_sigma_z():
     assert s.scalars["n_positrons"] == 1e8
 
 
+def test_sigma_r_and_dielectric_keys(monkeypatch):
+    axes = SINGLE_AXES
+    top = 'crystal = "diamond-110"\nthickness = "1.4 mm"\nn_positrons = 1e9\n'
+    s = spec.loads(sweep(top, axes))
+    # absent: no sigma_r (F_R = 1, a point-like bunch), the paper's free-electron dielectric; neither is
+    # recorded, so sweeps written before these keys keep their fingerprints
+    assert "sigma_r" not in s.scalars and "dielectric" not in s.scalars and s.dielectric == "free-electron"
+    s = spec.loads(sweep(top + 'sigma_r = "12 um"\ndielectric = "free-electron"\n', axes))
+    assert s.scalars["sigma_r"] == pytest.approx(12e-6) and "sigma_r" not in s.dims
+    assert "dielectric" not in s.scalars
+    x = spec.loads(sweep(top + 'sigma_r = "12 um"\ndielectric = "xraydb"\n', axes))
+    assert x.dielectric == "xraydb" and x.fingerprint() != s.fingerprint()
+    # a facility row that gives sigma_r fills it, unless the file gives one
+    lcls = dataclasses.replace(materials.facility("lcls"), sigma_r=25e-6)
+    monkeypatch.setattr(materials, "facility", lambda name, key="facility": lcls)
+    axes_p = '[axes]\nperiod = "14 um"\namplitude = "0.1 nm"\nbunching = 0.1\n'
+    f = spec.loads(sweep('crystal = "diamond-110"\nthickness = "1.4 mm"\nfacility = "lcls"\n', axes_p))
+    assert f.scalars["sigma_r"] == 25e-6
+    given = 'crystal = "diamond-110"\nthickness = "1.4 mm"\nfacility = "lcls"\nsigma_r = "1 um"\n'
+    f = spec.loads(sweep(given, axes_p))
+    assert f.scalars["sigma_r"] == pytest.approx(1e-6)
+
+
 @pytest.mark.parametrize("name", sorted(materials.facilities()))
 def test_every_facility_preset(name):
     f = materials.facility(name)
