@@ -299,6 +299,7 @@ def facilities_table() -> str:
         "charge [pC]",
         "n_positrons",
         "sigma_z [um]",
+        "sigma_r [um]",
         "photon [keV]",
         "date",
     ]
@@ -313,6 +314,7 @@ def facilities_table() -> str:
                 _num(None if f.bunch_charge is None else f.bunch_charge * 1e12),
                 _num(f.n_positrons),
                 _num(None if f.sigma_z is None else f.sigma_z * 1e6),
+                _num(None if f.sigma_r is None else f.sigma_r * 1e6),
                 _num(None if f.photon_energy is None else f.photon_energy / 1e3),
                 f.date or "-",
             ]
@@ -320,7 +322,9 @@ def facilities_table() -> str:
     lines = [
         "Facility beam presets. Positron beams at XFELs are hypothetical: these are the facilities'",
         "electron-bunch parameters used as if the bunch were made of positrons (FACET-II has a planned",
-        "positron source). n_positrons = bunch charge / e unless the source gives the count.",
+        "positron source). n_positrons = bunch charge / e unless the source gives the count. sigma_r (rms",
+        "transverse bunch size) only where the source gives one; without it photons_coh assumes a",
+        "transversely point-like bunch (an upper bound).",
         "'-' = not given.",
         "",
         _render(headers, rows),
