@@ -23,7 +23,6 @@ Angular frequencies in rad/s, lengths in cm, energies in eV (CGS inside). Never 
 """
 
 import numpy as np
-from scipy import special
 
 from .. import constants as k
 from ._util import asfloat, out
@@ -37,6 +36,10 @@ POINT_LIKE = "transversely point-like bunch (upper bound)"
 
 #: μ at and above which H(A, μ) is computed by Gauss–Laguerre quadrature instead of the closed form
 MU_QUADRATURE = 50.0
+#: μ below which the damping is negligible (H = G to 1e-13)
+MU_NEGLIGIBLE = 1e-15
+#: |A| below which H(A, μ) is its first-order expansion around A = 0
+A_NEGLIGIBLE = 1e-9
 _LAGUERRE_X, _LAGUERRE_W = np.polynomial.laguerre.laggauss(64)
 #: |z| at and above which e^z E1(z) is summed from its asymptotic series (error below 1e-16 there)
 _ASYMPTOTIC = 40.0
@@ -65,6 +68,8 @@ def sinc2_integral(A):
     >>> f"{sinc2_integral(0.0):.6f}"
     '1.570796'
     """
+    from scipy import special  # imported on first use: scipy.special costs ~0.3 s at import
+
     A = asfloat(A)
     si, _ = special.sici(2.0 * A)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -75,6 +80,8 @@ def sinc2_integral(A):
 
 def _e1_scaled(z):
     """e^z E1(z) for complex z off the negative real axis (principal branch), bounded for |z| → ∞."""
+    from scipy import special
+
     z = np.asarray(z, dtype=np.complex128)
     res = np.empty_like(z)
     big = np.abs(z) >= _ASYMPTOTIC
@@ -95,6 +102,8 @@ def _e1_scaled(z):
 
 def _ei_scaled_cut(x):
     """e^{−x} E1(−x − i0) = −e^{−x} Ei(x) + iπ e^{−x} for x > 0 (the lower lip of the cut)."""
+    from scipy import special
+
     x = np.asarray(x, dtype=np.float64)
     res = np.empty(x.shape, dtype=np.complex128)
     big = x >= _ASYMPTOTIC
@@ -115,6 +124,11 @@ def _ei_scaled_cut(x):
 
 def _damped_closed(A, mu):
     """H(A, μ) for 0 < μ, by the exponential integral (1-D arrays of equal length)."""
+    with np.errstate(all="ignore"):
+        return _damped_closed_unguarded(A, mu)
+
+
+def _damped_closed_unguarded(A, mu):
     res = np.empty(A.shape, dtype=np.float64)
     zero = A == 0.0
     pos = A > 0.0
@@ -176,7 +190,8 @@ def sinc2_integral_damped(A, mu):
     A, mu = A.ravel(), mu.ravel()
     res = np.full(A.shape, np.nan)
     ok = np.isfinite(A) & np.isfinite(mu) & (mu >= 0.0)
-    undamped = ok & (mu == 0.0)
+    # μ below 1e-15 changes H by less than μ(1 + ln(2/μ)) < 1e-13 relative: G itself (and no 0 × log 0)
+    undamped = ok & (mu < MU_NEGLIGIBLE)
     if undamped.any():
         res[undamped] = sinc2_integral(A[undamped])
     infinite = np.isfinite(A) & (mu == np.inf)  # n = 0: nothing radiates
@@ -184,7 +199,14 @@ def sinc2_integral_damped(A, mu):
     quad = ok & (mu >= MU_QUADRATURE)
     if quad.any():
         res[quad] = _damped_quadrature(A[quad], mu[quad])
-    closed = ok & (mu > 0.0) & (mu < MU_QUADRATURE)
+    closed = ok & (mu >= MU_NEGLIGIBLE) & (mu < MU_QUADRATURE)
+    # |A| below 1e-9: H(A) = H(0) + A (1 − μ H(0)) + O(A²) (from H' = sinc²A − μH), exact to 1e-18; the
+    # closed form would lose digits to ln|A| there
+    tiny = closed & (np.abs(A) < A_NEGLIGIBLE)
+    if tiny.any():
+        h0 = _damped_closed(np.zeros(int(tiny.sum())), mu[tiny])
+        res[tiny] = h0 + A[tiny] * (1.0 - mu[tiny] * h0)
+    closed &= ~tiny
     if closed.any():
         res[closed] = _damped_closed(A[closed], mu[closed])
     return out(res.reshape(shape))
