@@ -65,14 +65,15 @@ def design_from_spec(spec: Any, at: Mapping[str, Any] | Sequence[str] = ()) -> D
 
 #: keys of a design point given by flags (--at NAME=VALUE) that are not sweep axes
 _FLAG_TOP = ("crystal", "thickness", "n_positrons", "bunch_charge", "photon_energy", "length_model",
-             "dechanneling_model", "facility")
+             "dechanneling_model", "facility", "sigma_r", "dielectric")
 _FLAG_AXES = ("period", "amplitude", "energy", "sigma_z")
 
 
 def design_from_flags(items: Sequence[str]) -> Design:
     """A design point given entirely by ``NAME=VALUE`` items (``--at`` without ``--sweep``/``--store``):
     crystal, thickness, n_positrons (or bunch_charge), period, amplitude, energy, sigma_z, optionally
-    photon_energy, length_model, dechanneling_model or a facility preset. Validated as a one-point sweep."""
+    photon_energy, sigma_r, dielectric, length_model, dechanneling_model or a facility preset. Validated as a
+    one-point sweep."""
     import json
 
     from .spec import loads
