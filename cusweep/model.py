@@ -47,7 +47,8 @@ class Setup:
     crystals: dict[str, Crystal]
     length_model: str = "thickness"
     dechanneling_model: str = "ksg"
-    attenuation: dict[str, Any] = field(default_factory=dict)  # optional: crystal -> (energies eV, lengths m)
+    #: optional crystal -> (energies eV, lengths m) tables, used only for materials xraydb does not know
+    attenuation: dict[str, Any] = field(default_factory=dict)
 
     @property
     def tuned(self) -> bool:
@@ -438,9 +439,11 @@ class _Inputs:
         return self._table("attenuation", energy_ev)
 
     def _crystal_table(self, name: str, kind: str):
-        if kind == "attenuation" and name in self.setup.attenuation:
+        table = tables(self.setup.crystals[name])[kind]
+        # a table given with the Setup is used only for a material the lazy tables do not know
+        if kind == "attenuation" and name in self.setup.attenuation and np.isnan(table[1]).all():
             return self.setup.attenuation[name]
-        return tables(self.setup.crystals[name])[kind]
+        return table
 
     def _table(self, kind: str, energy_ev):
         """A crystal's xraydb table (``tables``) interpolated at photon energies [eV]."""
