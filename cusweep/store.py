@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import SpecError, StoreError
+from .errors import NotAStoreError, SpecError, StoreError
 from .quantities import VARIABLES
 
 if TYPE_CHECKING:
@@ -146,6 +146,13 @@ def stored_chunks(path: str, plan: Plan) -> tuple[int, ...]:
     return tuple(chunks)
 
 
+def stored_outputs(path: str, plan: Plan) -> tuple[str, ...]:
+    """The outputs of ``plan`` that the store at ``path`` holds (a default sweep stored by a cusweep with
+    fewer outputs holds fewer; the fingerprint does not count the default outputs)."""
+    root = _group(path)
+    return tuple(n for n in plan.outputs if n in root)
+
+
 def _group(path: str) -> zarr.Group:
     import zarr
 
@@ -179,6 +186,8 @@ def prepare(path: str, plan: Plan, *, overwrite: bool = False) -> bool:
     try:
         clear(path)
         write_template(path, plan)
+    except StoreError:
+        raise
     except OSError as exc:
         raise StoreError(f"cannot create store {path}: {os_message(exc)}") from None
     return True
@@ -259,21 +268,6 @@ def clear(path: str) -> None:
             for entry in fs.ls(root, detail=False):
                 if entry.rstrip("/").rsplit("/", 1)[-1] != META_GROUP:
                     fs.rm(entry, recursive=True)
-
-
-def remove(path: str) -> None:
-    if is_local(path):
-        p = _local(path)
-        if os.path.isdir(p):
-            shutil.rmtree(p)
-        elif os.path.exists(p):
-            os.remove(p)
-    else:
-        import fsspec
-
-        fs, root = fsspec.core.url_to_fs(path)
-        if fs.exists(root):
-            fs.rm(root, recursive=True)
 
 
 def write_template(path: str, plan: Plan) -> None:
@@ -610,7 +604,7 @@ def open_store(path: str) -> xr.Dataset:
     import xarray as xr
 
     if not exists(path):
-        raise SpecError(
+        raise NotAStoreError(
             f"STORE: {path} is not a cusweep store (no Zarr group there); "
             "run `cusweep run SWEEP.toml --store PATH` first"
         )
@@ -628,6 +622,3 @@ def open_store(path: str) -> xr.Dataset:
             )
     return ds.drop_vars([n for n in BOOKKEEPING if n in ds.variables])
 
-
-def variables_in(path: str) -> list[str]:
-    return [n for n in open_store(path).data_vars if n in VARIABLES]

@@ -29,7 +29,7 @@ def paths(tmp_path_factory, local_client):
 
 @pytest.fixture(scope="module")
 def datasets(paths):
-    return {name: cusweep.open(p) for name, p in paths.items()}
+    return {name: cusweep.open(p).ds for name, p in paths.items()}
 
 
 def channeling_amplitude(ds, period):
@@ -146,7 +146,7 @@ def test_query_best_report_infer_import_neither_execute_nor_plan(paths):
     code = f"""
 import sys, cusweep
 import cusweep.query as query, cusweep.maps, cusweep.best as best, cusweep.report, cusweep.infer as infer
-ds = cusweep.open({paths['optimum']!r})
+ds = cusweep.open({paths['optimum']!r}).ds
 query.count(ds, "feasible")
 best.best(ds, "n_coh")
 infer.infer_b(infer.design_from_store(ds, ["period=14 um", "amplitude=1.5 angstrom"]), measured=1e14)

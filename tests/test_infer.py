@@ -38,7 +38,7 @@ def paths(tmp_path_factory, local_client):
 
 @pytest.fixture(scope="module")
 def datasets(paths):
-    return {name: cusweep.open(p) for name, p in paths.items()}
+    return {name: cusweep.open(p).ds for name, p in paths.items()}
 
 
 @pytest.mark.parametrize("name", ["tuned", "detuned"])
@@ -143,4 +143,4 @@ def test_cli_store_point_needs_at(paths, capsys):
     err = capsys.readouterr().err
     assert "several values; pick the design point with --at" in err and "period" in err
     with pytest.raises(SpecError, match="--at"):
-        design_from_store(cusweep.open(paths["tuned"]), ["period=14"])
+        design_from_store(cusweep.open(paths["tuned"]).ds, ["period=14"])

@@ -30,7 +30,7 @@ def paths(tmp_path_factory, local_client):
 
 @pytest.fixture(scope="module")
 def datasets(paths):
-    return {name: cusweep.open(p) for name, p in paths.items()}
+    return {name: cusweep.open(p).ds for name, p in paths.items()}
 
 
 HC = 1.239841984e-6  # h c [eV m]
