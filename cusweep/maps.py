@@ -123,9 +123,11 @@ def _display_factor(name: str) -> float:
     return DISPLAY[name].factor if name in DISPLAY else 1.0
 
 
-def _model_fields(s: _Slice, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """``names`` evaluated by the model (the stored sweep's setup) on the slice's coordinates, each on the
-    (y, x) grid; {} when the model cannot be rebuilt from the dataset (no stored sweep text)."""
+def _model_fields(s: _Slice, names: Sequence[str], axes: Mapping[str, np.ndarray] | None = None
+                  ) -> dict[str, np.ndarray]:
+    """``names`` evaluated by the model (the stored sweep's setup) on the slice's coordinates (``axes``:
+    other values of x and y, store units), each on the (y, x) grid; {} when the model cannot be rebuilt
+    from the dataset (no stored sweep text)."""
     from .model import evaluate
     from .stored import setup_of
 
@@ -138,6 +140,7 @@ def _model_fields(s: _Slice, names: Sequence[str]) -> dict[str, np.ndarray]:
         return {}
     coords = {d: np.asarray(s.ds[d].values) if d in (s.x, s.y) else np.asarray(s.ds[d].values)[[s.at[d]]]
               for d in dims}
+    coords.update(axes or {})
     shape = tuple(len(coords[d]) for d in dims)
     values = evaluate(setup, coords, tuple(names))
     out = {}
@@ -148,6 +151,34 @@ def _model_fields(s: _Slice, names: Sequence[str]) -> dict[str, np.ndarray]:
         grid = np.moveaxis(full, [dims.index(s.y), dims.index(s.x)], [0, 1])
         out[name] = np.asarray(grid.reshape(grid.shape[0], grid.shape[1]), dtype=np.float64)
     return out
+
+
+#: the boundary lines are traced on a grid this many times finer than the store's (model-evaluated margins)
+FINE = 4
+
+
+def _fine_fields(s: _Slice, grid: _Grid, names: Sequence[str], logs: Mapping[str, bool],
+                 categorical: Mapping[str, bool]) -> tuple[_Grid, dict[str, np.ndarray]]:
+    """A grid FINE times finer than the slice's (in the axes' coordinates) and the margins of the
+    constraints ``names`` evaluated there by the model; ({}) when the model cannot be rebuilt."""
+    if any(categorical.values()) or not names:
+        return grid, {}
+
+    def finer(c: np.ndarray, log: bool) -> np.ndarray:
+        c = np.asarray(c, dtype=np.float64)
+        t = np.log(c) if log else c
+        u = np.interp(np.linspace(0, len(c) - 1, (len(c) - 1) * FINE + 1), np.arange(len(c)), t)
+        return np.exp(u) if log else u
+
+    xs = finer(s.ds[s.x].values, logs[s.x])
+    ys = finer(s.ds[s.y].values, logs[s.y])
+    margins = {c.name: c.margin for c in feasibility.CONSTRAINTS if c.name in names}
+    values = _model_fields(s, tuple(margins.values()), {s.x: xs, s.y: ys})
+    if not values:
+        return grid, {}
+    fx, fy = _display_factor(s.x), _display_factor(s.y)
+    fine = _Grid(xs / fx, ys / fy, grid.xe, grid.ye, grid.xlog, grid.ylog)
+    return fine, {n: values[m] for n, m in margins.items() if m in values}
 
 
 def _contour_fields(s: _Slice) -> dict[str, tuple[np.ndarray, float]]:
@@ -280,12 +311,16 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
         fields = {}  # a boundary between two crystals means nothing: only the infeasible cells are shaded
         if notes is not None:
             notes.append("no boundary lines across a categorical axis (crystal); infeasible cells hatched")
+    # the boundary lines are traced on a grid FINE times finer than the store's, the margins evaluated
+    # there by the model: a margin that is not a power law of the axes (n l / L_d(C) near C = 1) is then
+    # traced as closely as one that is
+    fine = _fine_fields(s, grid, [n for n in fields if n != "transmission"], logs, categorical)
     for name, (field, level) in fields.items():
         ok = np.isfinite(field)
         if not ok.any() or not (field[ok].min() < level < field[ok].max()):
             continue  # the boundary is not inside the plotted range
         label, color, style = CONTOURS.get(name, _contours().get(name, (name, "black", "-")))
-        traced = grid.lines(field, level)
+        traced = fine[0].lines(fine[1][name], level) if name in fine[1] else grid.lines(field, level)
         for seg in traced:
             ax.plot(seg[:, 0], seg[:, 1], color=color, linestyle=style, linewidth=1.6)
         if traced:

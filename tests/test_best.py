@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import cusweep
+from cusweep import feasibility
 from cusweep.best import best, evaluate_point, setup_from_store
 from cusweep.cli import main
 from cusweep.errors import CusweepError, SpecError
@@ -130,7 +131,9 @@ def test_cli_best(paths, capsys):
     assert main(["best", paths["optimum"], "--by", "n_coh", "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["refined"]["period"] == pytest.approx(20e-6)
-    assert set(out["refined"]["margins"]) >= {"q/q_ch", "C", "gamma_th/gamma", "coherence"}
+    # a margin for every constraint of the one feasibility table, and each constraint described
+    assert set(out["refined"]["margins"]) == {c.ratio for c in feasibility.CONSTRAINTS}
+    assert set(out["constraints"]) == {c.name for c in feasibility.CONSTRAINTS}
     assert main(["best", paths["tuned"], "--facility", "lcls"]) == 0
     text = capsys.readouterr().out
     assert "facility lcls" in text and "refined" in text and "channeling: q/q_ch < 1" in text

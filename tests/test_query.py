@@ -5,9 +5,9 @@ loaded store, counts and top-K equal a sorted selection, unsafe or malformed exp
 from __future__ import annotations
 
 import json
-import re
 import math
 import os
+import re
 import subprocess
 
 import dask
