@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RTOL", "count", "dim_order", "names_in", "nodes", "parse", "query", "resolve", "units_of"]
 
-#: relative tolerance under which two floats compare equal (design.md §4)
+#: relative tolerance under which two floats compare equal (docs/guide.md, "Asking the store")
 RTOL = 1e-9
 #: numpy dtype kinds of text labels (the crystal dim; "T" is numpy 2's StringDType, as zarr 3 reads them)
 TEXT_KINDS = "USOT"

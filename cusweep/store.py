@@ -1,7 +1,7 @@
 """Zarr v3 store: template with attrs, chunk-aligned block writes, the per-block ``done`` ledger, a lock.
 
 Layout of a store (a Zarr v3 group):
-  <coords and variables>   as in design.md §3, written through xarray's template (compute=False)
+  <coords and variables>   as in docs/store.md, written through xarray's template (compute=False)
   done                     bool, one element and one Zarr chunk per block, set after the block's data
   block_checksum           uint64, one per block: xxh3-64 digest of the block's written chunks (for --verify)
   _cusweep/                a Zarr group holding the run lock (``lock``, fcntl.flock on local stores)

@@ -14,7 +14,8 @@ import xarray as xr
 
 from cusweep import store
 from cusweep.cli import main
-from cusweep.execute import BENDING, FLAGS
+from cusweep.execute import FEASIBLE, counted
+from cusweep.feasibility import CONSTRAINTS, MARGINS, feasible
 from cusweep.model import evaluate
 from cusweep.plan import make_plan
 from cusweep.spec import loads
@@ -86,7 +87,19 @@ def test_edges_are_stored_flagged_and_counted(edge_run, capsys):
     same(ds["above_threshold"], gamma > gamma_th)
     same(ds["channeling"], ds["q"] < ds["q_ch"])
     edge = ~ds["channeling"] | (c >= 1) | ~ds["above_threshold"] | ~ds["coherent_regime"]
-    same(ds["feasible"], ~edge)
+    # feasible also needs n l <= L_d(C) (the dechanneling constraint), so it lies inside ~edge, and it is
+    # the AND of every constraint of the one table, its margins by the model on the whole grid
+    assert not bool((ds["feasible"] & edge).any())
+    plan = make_plan(loads(text))
+    full = evaluate(plan.setup, plan.coords, (*MARGINS, "feasible"))
+    margins = {m: full[m].reshape([len(plan.coords[d]) if d in plan.setup.natural_dims(m) else 1
+                                   for d in plan.dims]) for m in MARGINS}
+    shape = tuple(len(plan.coords[d]) for d in plan.dims)
+    on_grid = full["feasible"].reshape([len(plan.coords[d]) if d in plan.setup.natural_dims("feasible") else 1
+                                        for d in plan.dims])
+    np.testing.assert_array_equal(np.broadcast_to(on_grid, shape), np.broadcast_to(feasible(margins), shape))
+    stored = ds["feasible"].transpose(*[d for d in plan.dims if d in ds["feasible"].dims]).values
+    np.testing.assert_array_equal(stored, full["feasible"])
     assert bool(ds["feasible"].any())  # and the paper's point is feasible
 
     # NaN only where a quantity has no real value: the exact ω∓ below threshold
@@ -109,12 +122,17 @@ def test_edges_are_stored_flagged_and_counted(edge_run, capsys):
         else:
             assert bool((y > 0).all()), f"{variant}: {name} not positive everywhere"
 
-    # the run summary counts the edges of this run, on each flag's own dims
+    # the run summary counts the points where each constraint of the one feasibility table fails, on its
+    # margin's own dims (the model's margins on the whole grid), and the points not feasible
     counts = summary_counts(out)
-    for flag in FLAGS:
-        da = ds[flag]
-        assert counts[flag] == (int((~da).sum()), int(da.size)), flag
-    assert counts[BENDING] == (int((c >= 1).sum()), int(c.size))
+    assert set(counts) == set(counted())
+    plan = make_plan(loads(text))
+    margins = evaluate(plan.setup, plan.coords, MARGINS)
+    for con in CONSTRAINTS:
+        m = margins[con.margin]
+        assert counts[con.name] == (int((~con.holds(m)).sum()), int(m.size)), con.name
+    da = ds[FEASIBLE]
+    assert counts[FEASIBLE] == (int((~da).sum()), int(da.size))
     assert f"{make_plan(loads(text)).n_blocks} blocks computed" in out
 
 
