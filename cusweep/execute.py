@@ -12,7 +12,6 @@ import logging
 import os
 import shutil
 import signal
-import sys
 import threading
 import time
 import uuid
@@ -278,7 +277,7 @@ def run_sweep(
     scheduler: str | None = None,
     workers: int | None = None,
     overwrite: bool = False,
-    progress: bool = False,
+    progress: Any = None,
     dashboard: bool = False,
     echo: Any = None,
     security: Any = None,
@@ -294,7 +293,9 @@ def run_sweep(
     security : ``distributed.security.Security`` for a ``tls://`` scheduler (default: Dask's config)
     workers : number of LocalCluster worker processes (default 2)
     overwrite : replace a store that holds a different sweep
-    progress : show a progress bar on stderr
+    progress : a text stream (e.g. ``sys.stderr``) to draw a progress bar on; None: no bar
+    echo : a callable that receives notes for people (the dashboard's address, a layout note); default:
+        the notes are dropped
     """
     spec = spec_or_path if isinstance(spec_or_path, SweepSpec) else load(spec_or_path)
     plan = make_plan(spec)
@@ -364,7 +365,7 @@ def _store_layout(path: str, plan: Plan, say: Any) -> Plan:
 
 
 def _run_blocks(
-    client: Any, plan: Plan, path: str, pending: list[int], summary: RunSummary, progress: bool
+    client: Any, plan: Plan, path: str, pending: list[int], summary: RunSummary, progress: Any
 ) -> None:
     from distributed import as_completed
     from distributed.client import FutureCancelledError
@@ -388,7 +389,7 @@ def _run_blocks(
         total=len(pending),
         unit="block",
         disable=not progress,
-        file=sys.stderr,
+        file=progress if progress not in (None, False, True) else None,
         mininterval=0.5,
         dynamic_ncols=True,
         desc="cusweep",

@@ -45,12 +45,12 @@ def check_path(path: str, *, new: bool = True) -> None:
     exist (a typo would otherwise grow a new directory tree)."""
     text = str(path)
     if not text.strip():
-        raise SpecError("--store: empty path; give the store's directory, e.g. --store sweep.zarr")
+        raise SpecError("store: empty path; give the store's directory, e.g. sweep.zarr")
     if not is_local(text):
         protocol = text.split("://", 1)[0]
         if protocol == "memory":
             raise SpecError(
-                f"--store: {text}: an in-memory store lives in one process and Dask workers cannot reach "
+                f"store: {text}: an in-memory store lives in one process and Dask workers cannot reach "
                 "it; give a directory path or an object-store URL such as s3://bucket/sweep.zarr"
             )
         import fsspec
@@ -59,7 +59,7 @@ def check_path(path: str, *, new: bool = True) -> None:
             fsspec.get_filesystem_class(protocol)
         except (ValueError, ImportError) as exc:
             raise SpecError(
-                f"--store: {text}: the protocol {protocol}:// is not available ({' '.join(str(exc).split())}"
+                f"store: {text}: the protocol {protocol}:// is not available ({' '.join(str(exc).split())}"
                 "); give a directory path or a URL such as s3://bucket/sweep.zarr (pip install s3fs)"
             ) from None
         return
@@ -67,7 +67,7 @@ def check_path(path: str, *, new: bool = True) -> None:
     parent = os.path.dirname(p)
     if new and not os.path.lexists(p) and not os.path.isdir(parent):
         raise SpecError(
-            f"--store: the directory {parent} does not exist; create it first, or check the path {text}"
+            f"store: the directory {parent} does not exist; create it first, or check the path {text}"
         )
 
 
@@ -215,7 +215,7 @@ def check_target(path: str, plan: Plan, *, overwrite: bool = False) -> bool:
     ``--overwrite`` replaces cusweep stores only. True when ``path`` holds this sweep's complete template
     (resume); False when the template is still to be written (also after a run killed while writing it)."""
     not_a_store = SpecError(
-        f"--store: {path} exists and is not a cusweep store; choose another --store (--overwrite replaces "
+        f"store: {path} exists and is not a cusweep store; choose another store path (overwriting replaces "
         "cusweep stores only, never other files)"
     )
     if exists(path):
@@ -229,8 +229,8 @@ def check_target(path: str, plan: Plan, *, overwrite: bool = False) -> bool:
         if fp == plan.fingerprint:
             return template_complete(path)
         raise SpecError(
-            f"--store: {path} holds a different sweep (fingerprint {fp[:12]} != "
-            f"{plan.fingerprint[:12]}); use another --store, or --overwrite to replace it"
+            f"store: {path} holds a different sweep (fingerprint {fp[:12]} != "
+            f"{plan.fingerprint[:12]}); use another store path, or overwrite it (cusweep run --overwrite)"
         )
     if is_local(path) and os.path.lexists(_local(path)):
         p = _local(path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 from ..errors import SpecError
@@ -104,7 +105,7 @@ def main(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         workers=args.workers,
         overwrite=args.overwrite,
-        progress=not args.no_progress and not os.environ.get("CUSWEEP_NO_PROGRESS"),
+        progress=None if args.no_progress or os.environ.get("CUSWEEP_NO_PROGRESS") else sys.stderr,
         dashboard=args.dashboard,
         echo=say,
         security=security,
