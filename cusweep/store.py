@@ -215,8 +215,8 @@ def check_target(path: str, plan: Plan, *, overwrite: bool = False) -> bool:
     ``--overwrite`` replaces cusweep stores only. True when ``path`` holds this sweep's complete template
     (resume); False when the template is still to be written (also after a run killed while writing it)."""
     not_a_store = SpecError(
-        f"store: {path} exists and is not a cusweep store; choose another store path (overwriting replaces "
-        "cusweep stores only, never other files)"
+        f"store: {path} exists and is not a cusweep store; choose another store path (cusweep run "
+        "--overwrite replaces cusweep stores only, never other files)"
     )
     if exists(path):
         fp = fingerprint_of(path)
