@@ -18,7 +18,7 @@ from .query import _is_bool, _is_str, _offsets, _on_dims, dim_order, names_in, p
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["columns_for", "iter_points", "list_points", "records", "top_points"]
+__all__ = ["columns_for", "iter_points", "list_points", "records", "top_points", "values_at"]
 
 #: grid points read per batch when streaming every matching point (``iter_points``)
 ROWS_PER_BATCH = 65536
@@ -151,9 +151,10 @@ def list_points(ds: xr.Dataset, expr: str, limit: int | None) -> tuple[dict[str,
     return _expand(ds, sub, flat, limit), more
 
 
-def records(ds: xr.Dataset, points: Mapping[str, np.ndarray], columns: Sequence[str]) -> list[dict[str, Any]]:
-    """Values (store units; bools, str labels) of ``columns`` at the grid points ``points``
-    (dim -> index array), one dict per point; the variables are read chunk-wise with vectorised indexing."""
+def values_at(ds: xr.Dataset, points: Mapping[str, np.ndarray], columns: Sequence[str]
+              ) -> dict[str, np.ndarray]:
+    """Values (store units; bools, str labels) of ``columns`` at the grid points ``points`` (dim -> index
+    array), one array per column; the variables are read chunk-wise with vectorised indexing."""
     import dask
 
     n = len(next(iter(points.values()))) if points else 0
@@ -173,11 +174,16 @@ def records(ds: xr.Dataset, points: Mapping[str, np.ndarray], columns: Sequence[
             lazy[c] = np.asarray(data)[index]
     keys = list(lazy)
     values = dask.compute(*[lazy[key] for key in keys])
-    cols = dict(zip(keys, values, strict=True))
-    out = []
-    for i in range(n):
-        out.append({c: _py(cols[c][i]) for c in columns})
-    return out
+    return {k: np.asarray(v) for k, v in zip(keys, values, strict=True)}
+
+
+def records(ds: xr.Dataset, points: Mapping[str, np.ndarray], columns: Sequence[str]) -> list[dict[str, Any]]:
+    """``values_at`` as one dict per point (Python scalars: bool, float, str)."""
+    cols = values_at(ds, points, columns)
+    n = len(next(iter(points.values()))) if points else 0
+    lists = {c: [_py(x) for x in cols[c].tolist()] if cols[c].dtype.kind in "OUST" else cols[c].tolist()
+             for c in columns}
+    return [{c: lists[c][i] for c in columns} for i in range(n)]
 
 
 def _py(x: Any) -> Any:

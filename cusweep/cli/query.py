@@ -15,6 +15,8 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+
 from ..errors import QueryError
 from ._common import open_store, out, say
 
@@ -60,7 +62,7 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from ..query import count, dim_order, parse, units_of
-    from ..top import columns_for, iter_points, list_points, records, top_points
+    from ..top import columns_for, iter_points, list_points, top_points, values_at
 
     parse(args.expr)  # syntax first: a malformed expression never touches the store
     if args.top is not None and not args.by:
@@ -84,13 +86,13 @@ def main(args: argparse.Namespace) -> int:
     more = False
     if args.by:
         k = args.top if args.top is not None else (args.limit or math.prod(int(n) for n in ds.sizes.values()))
-        batches: Iterable[list[dict[str, Any]]] = [records(ds, top_points(ds, args.expr, args.by, k,
-                                                                           ascending=args.asc), columns)]
+        batches: Iterable[dict[str, np.ndarray]] = [
+            values_at(ds, top_points(ds, args.expr, args.by, k, ascending=args.asc), columns)]
     elif args.limit:
         points, more = list_points(ds, args.expr, args.limit)
-        batches = [records(ds, points, columns)]
+        batches = [values_at(ds, points, columns)]
     else:
-        batches = (records(ds, p, columns) for p in iter_points(ds, args.expr))
+        batches = (values_at(ds, p, columns) for p in iter_points(ds, args.expr))
     n = _write(batches, columns, units, coords, args.format, args.si)
     if n == 0 and args.format == "table":
         say("(no matching grid points)")
@@ -105,16 +107,19 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write(batches: Iterable[list[dict[str, Any]]], columns: Sequence[str], units: dict[str, str],
+def _write(batches: Iterable[dict[str, np.ndarray]], columns: Sequence[str], units: dict[str, str],
            coords: set[str], fmt: str, si: bool) -> int:
-    """Write rows batch by batch to stdout in ``fmt``; returns how many were written."""
+    """Write batches of columns (name -> values at the points) to stdout in ``fmt``, formatted column by
+    column; returns how many rows were written."""
     n = 0
     if fmt == "json":
         sys.stdout.write("[")
+        keys = [json.dumps(c) + ": " for c in columns]
         for batch in batches:
-            for r in batch:
-                sys.stdout.write(("," if n else "") + "\n " + json.dumps(_json_row(r, columns, coords),
-                                                                          allow_nan=False))
+            texts = [_json_cells(batch[c], c in coords) for c in columns]
+            for row in zip(*texts, strict=True):
+                fields = ", ".join(k + v for k, v in zip(keys, row, strict=True))
+                sys.stdout.write(("," if n else "") + "\n {" + fields + "}")
                 n += 1
         sys.stdout.write("\n]\n" if n else "]\n")
         return n
@@ -124,17 +129,25 @@ def _write(batches: Iterable[list[dict[str, Any]]], columns: Sequence[str], unit
         w = csv.writer(sys.stdout, lineterminator="\n")
         w.writerow([header(c, units[c], si=True) for c in columns])
         for batch in batches:
-            for r in batch:
-                w.writerow([_csv_cell(r[c], c in coords) for c in columns])
-                n += 1
+            cells = list(zip(*[_csv_cells(batch[c], c in coords) for c in columns], strict=True))
+            w.writerows(cells)
+            n += len(cells)
         return n
     widths: list[int] | None = None
     for batch in batches:
-        lines, widths = table_lines(batch, columns, units, si=si, widths=widths, head=n == 0)
+        rows = _rows(batch, columns)
+        lines, widths = table_lines(rows, columns, units, si=si, widths=widths, head=n == 0)
         if lines:
             sys.stdout.write("\n".join(lines) + "\n")
-        n += len(batch)
+        n += len(rows)
     return n
+
+
+def _rows(batch: dict[str, np.ndarray], columns: Sequence[str]) -> list[dict[str, Any]]:
+    lists = {c: [str(x) for x in batch[c].tolist()] if batch[c].dtype.kind in "OUST" else batch[c].tolist()
+             for c in columns}
+    n = len(lists[columns[0]]) if columns else 0
+    return [{c: lists[c][i] for c in columns} for i in range(n)]
 
 
 def table_lines(rows: Sequence[dict[str, Any]], columns: Sequence[str], units: dict[str, str], *,
@@ -153,26 +166,34 @@ def table_lines(rows: Sequence[dict[str, Any]], columns: Sequence[str], units: d
     return lines, widths
 
 
-def _coord(x: Any) -> Any:
-    """A coordinate value to 15 significant digits (the grid value, without linspace's last-bit noise)."""
-    return float(f"{x:.15g}") if isinstance(x, float) and math.isfinite(x) else x
+def _coord_texts(a: np.ndarray, fmt: Any) -> list[str]:
+    """Texts of a coordinate column, each grid value formatted once (a column holds few distinct values)."""
+    uniq, inverse = np.unique(a, return_inverse=True)
+    texts = np.asarray([fmt(float(f"{x:.15g}")) if math.isfinite(x) else fmt(x) for x in uniq.tolist()],
+                       dtype=object)
+    return texts[inverse.reshape(-1)].tolist()  # type: ignore[no-any-return]
 
 
-def _json_row(r: dict[str, Any], columns: Sequence[str], coords: set[str]) -> dict[str, Any]:
-    row = {}
-    for c in columns:
-        v = r[c]
-        if isinstance(v, float) and not math.isfinite(v):
-            v = None
-        row[c] = _coord(v) if c in coords else v
-    return row
+def _csv_cells(a: np.ndarray, coord: bool) -> list[str]:
+    """A column as CSV texts (store units): floats exact (coordinates to 15 significant digits), bools
+    true/false, NaN as nan."""
+    if a.dtype == bool:
+        return np.where(a, "true", "false").tolist()  # type: ignore[no-any-return]
+    if a.dtype.kind == "f":
+        return _coord_texts(a, repr) if coord else list(map(repr, a.tolist()))
+    return [str(x) for x in a.tolist()]
 
 
-def _csv_cell(x: Any, coord: bool) -> str:
-    if x is None:
-        return "nan"
-    if isinstance(x, bool):
-        return "true" if x else "false"
-    if isinstance(x, float):
-        return repr(_coord(x)) if coord else repr(x)
-    return str(x)
+def _json_float(x: float) -> str:
+    return repr(x) if math.isfinite(x) else "null"
+
+
+def _json_cells(a: np.ndarray, coord: bool) -> list[str]:
+    """A column as JSON texts (store units): NaN as null, coordinates to 15 significant digits."""
+    if a.dtype == bool:
+        return np.where(a, "true", "false").tolist()  # type: ignore[no-any-return]
+    if a.dtype.kind == "f":
+        return _coord_texts(a, _json_float) if coord else list(map(_json_float, a.tolist()))
+    if a.dtype.kind in "iu":
+        return [str(x) for x in a.tolist()]
+    return [json.dumps(str(x)) for x in a.tolist()]
