@@ -50,6 +50,10 @@ NOT_REFINED = ("bunching", "n_positrons")
 _NEEDED = (*feasibility.MARGINS, "feasible")
 
 
+#: the grid indices of a facility preset (``cusweep.select.facility_at``; kept under its former name)
+facility_selection = facility_at
+
+
 def margin_label(c: feasibility.Constraint) -> str:
     """How a margin is shown: ``channeling: q/q_ch < 1``."""
     return f"{c.name}: {c.ratio} {'<' if c.strict else '<='} 1"

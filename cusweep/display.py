@@ -12,16 +12,14 @@ Pure Python and numpy (no xarray).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 __all__ = ["DISPLAY", "DisplayUnit", "display_unit", "format_number", "format_value", "header", "to_display"]
 
 
-@dataclass(frozen=True)
-class DisplayUnit:
+class DisplayUnit(NamedTuple):
     """A display unit: ``value_in_store_units / factor`` is the value in this unit."""
 
     label: str  #: for people, e.g. "µm"

@@ -729,3 +729,18 @@ class _CallableModule(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _CallableModule
+
+
+#: names that moved out of this module (ranking, selection, display units), still importable from here
+#: until every caller imports them from their new modules
+_MOVED = {"format_value": "display", "DISPLAY": "display", "parse_at": "select", "coord_value": "select",
+          "nearest_index": "select", "scalar": "select", "top_points": "top", "list_points": "top",
+          "records": "top", "columns_for": "top"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(f"cusweep.{_MOVED[name]}"), name)
+    raise AttributeError(f"module 'cusweep.query' has no attribute {name!r}")
