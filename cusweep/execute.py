@@ -82,6 +82,12 @@ class RunSummary:
                 )
         return "\n".join(lines)
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every field (counts per constraint of ``cusweep.feasibility`` and ``feasible``)."""
+        import dataclasses
+
+        return dataclasses.asdict(self)
+
 
 def _plan_task(plan: Plan) -> Plan:
     """Worker task whose result is the plan, the one dependency of every block task."""

@@ -200,6 +200,23 @@ class StoredSweep:
 
         return dim_order(self.ds)
 
+    # -- display units
+    def units(self, name: str, *, si: bool = False) -> str:
+        """The unit ``name`` is shown in (``cusweep.display``; ``si``: its store units); "" if none."""
+        from .display import display_unit
+        from .query import resolve, units_of
+
+        name = resolve(self.ds, name)
+        return display_unit(name, units_of(self.ds, name), si=si)
+
+    def format(self, name: str, value: Any, *, si: bool = False) -> str:
+        """A store value of ``name`` for people, in its display unit: ``14 µm``."""
+        from .display import format_value
+        from .query import resolve, units_of
+
+        name = resolve(self.ds, name)
+        return format_value(name, value, plain=False, si=si, units=units_of(self.ds, name))
+
     # -- ledger
     def done(self) -> np.ndarray:
         """The completion ledger: one bool per block."""
@@ -333,7 +350,8 @@ class StoredSweep:
 
 
 def plan_of(path: str, spec: SweepSpec, fingerprint: Any) -> Plan:
-    """The plan of the stored sweep ``spec`` on the block layout of the store at ``path``."""
+    """The plan of the stored sweep ``spec`` on the block layout of the store at ``path``, with the outputs
+    the store holds."""
     from .plan import make_plan
 
     plan = make_plan(spec)
@@ -341,6 +359,9 @@ def plan_of(path: str, spec: SweepSpec, fingerprint: Any) -> Plan:
         raise StoreError(
             f"{path}: the stored sweep no longer gives the same plan (cusweep version change?); cannot verify"
         )
+    held = store.stored_outputs(path, plan)
+    if held != plan.outputs:  # a default sweep stored by a cusweep with fewer outputs
+        plan = dataclasses.replace(plan, outputs=held, var_dims={n: plan.var_dims[n] for n in held})
     return plan.with_chunks(store.stored_chunks(path, plan))
 
 

@@ -155,6 +155,14 @@ def test_questions_through_the_object(paths, tmp_path):
     assert rep.to_dict()["rows"][0]["facility"] == rep[0].facility
 
 
+def test_the_sweep_knows_its_display_units(paths):
+    sweep = cusweep.open(paths["tuned"])
+    assert sweep.units("period") == "µm" and sweep.units("period", si=True) == "m"
+    assert sweep.units("n_coh") == "" and sweep.units("Energy") == "GeV"  # names matched ignoring case
+    assert sweep.format("amplitude", 1.27e-10) == "1.27 Å" and sweep.format("energy", 13.6e9, si=True) == \
+        "1.36e+10 eV"
+
+
 def test_display_units_format_without_float_noise():
     assert display.format_value("period", 1.7749999999999998e-05) == "17.75 um"
     assert display.format_value("period", 1.7749999999999998e-05, plain=False) == "17.75 µm"
