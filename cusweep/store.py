@@ -146,6 +146,11 @@ def stored_chunks(path: str, plan: Plan) -> tuple[int, ...]:
     return tuple(chunks)
 
 
+def group_attrs(path: str) -> dict[str, Any]:
+    """The attributes of the store's root group."""
+    return dict(_group(path).attrs)
+
+
 def stored_outputs(path: str, plan: Plan) -> tuple[str, ...]:
     """The outputs of ``plan`` that the store at ``path`` holds (a default sweep stored by a cusweep with
     fewer outputs holds fewer; the fingerprint does not count the default outputs)."""

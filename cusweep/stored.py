@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import store
-from .errors import StoreError
+from .errors import NotAStoreError, StoreError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -167,32 +167,52 @@ class StoredSweep:
     def __init__(self, path: str | Any):
         self.path = str(path)
         self.local = store.is_local(self.path)
-        self.ds: xr.Dataset = store.open_store(self.path)
+        if not store.exists(self.path):
+            raise NotAStoreError(
+                f"STORE: {self.path} is not a cusweep store (no Zarr group there); run `cusweep run "
+                f"SWEEP.toml --store {self.path}` first"
+            )
 
     def __repr__(self) -> str:
         dims = ", ".join(f"{d}={n}" for d, n in self.ds.sizes.items())
         return f"StoredSweep({self.path!r}, dims=({dims}), variables={len(self.ds.data_vars)})"
 
+    @functools.cached_property
+    def ds(self) -> xr.Dataset:
+        """The lazy ``xarray.Dataset`` of the sweep (opened on first use; StoreError when an array of the
+        store was deleted)."""
+        return store.open_store(self.path)
+
+    @functools.cached_property
+    def attrs(self) -> dict[str, Any]:
+        """The store's group attributes (read once, without opening the dataset)."""
+        return store.group_attrs(self.path)
+
     # -- the sweep, its model and its layout
     @functools.cached_property
     def spec(self) -> SweepSpec:
         """The validated sweep the store was made from (from its stored sweep text)."""
-        return spec_of(self.ds, self.path)
+        text = self.attrs.get("sweep")
+        if not text:
+            raise StoreError(f"{self.path}: the store's attrs hold no sweep text (not a cusweep store, or "
+                             "made by a cusweep older than 0.1); recompute it with `cusweep run`")
+        return _spec_from_text(str(text), f"{self.path} (stored sweep)")
 
     @functools.cached_property
     def setup(self) -> Setup:
         """The model setup of the sweep (``Setup.from_spec`` of ``spec``, as a run builds it)."""
-        return setup_of(self.ds, self.path)
+        self.spec  # noqa: B018  (a clear error when there is no sweep text)
+        return _setup_from_text(str(self.attrs["sweep"]), f"{self.path} (stored sweep)")
 
     @functools.cached_property
     def plan(self) -> Plan:
         """The plan of the stored sweep on the store's block layout (StoreError when the stored sweep no
         longer gives the stored fingerprint, e.g. after a cusweep upgrade that changed the model)."""
-        return plan_of(self.path, self.spec, self.ds.attrs.get("fingerprint"))
+        return plan_of(self.path, self.spec, self.attrs.get("fingerprint"))
 
     @property
     def name(self) -> str:
-        return str(self.ds.attrs.get("name", self.spec.name))
+        return str(self.attrs.get("name", self.spec.name))
 
     @property
     def dims(self) -> tuple[str, ...]:

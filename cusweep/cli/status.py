@@ -26,23 +26,10 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from .. import store
-    from ..errors import NotAStoreError
-    from ..stored import Status
+    from ..stored import StoredSweep
 
-    if not store.exists(args.store):
-        raise NotAStoreError(
-            f"STORE: {args.store} is not a cusweep store; run `cusweep run SWEEP.toml --store "
-            f"{args.store}` first"
-        )
-    # the ledger and the plan only: a damaged store (arrays deleted) still gets its status
-    from ..execute import stored_plan, verify
-
-    done = store.done_mask(args.store)
-    status = Status(args.store, int(done.sum()), int(done.size))
-    if args.verify:
-        status.damaged, status.verified = list(verify(args.store)), True
-    elif status.done:
-        status.damaged = list(store.missing_chunks(args.store, stored_plan(args.store)))
+    # the ledger and the plan only: a damaged store (an array deleted) still gets its status
+    sweep = StoredSweep(args.store)
+    status = sweep.verify() if args.verify else sweep.status()
     out(status.text())
     return 0 if status.complete else 1
