@@ -141,6 +141,6 @@ def test_cli_bad_input_exit_2(argv, words, capsys):
 def test_cli_store_point_needs_at(paths, capsys):
     assert main(["infer-b", "--measured", "1e14", "--store", paths["tuned"]]) == 2
     err = capsys.readouterr().err
-    assert "several values; pick the design point with at" in err and "period" in err
+    assert "several values; pick the design point with --at" in err and "period" in err
     with pytest.raises(SpecError, match="^at: period="):
         design_from_store(cusweep.open(paths["tuned"]).ds, ["period=14"])

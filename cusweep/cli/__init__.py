@@ -63,10 +63,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: phrases of library messages that name a parameter inside the text, as the command line says them
+_PHRASES = (("design point with at,", "design point with --at,"), ("e.g. at ", "e.g. --at "),
+            ("(choose with at ", "(choose with --at "), ("relax the where condition", "relax --where"))
+
+
 def flagged(message: str) -> str:
-    """A library message whose leading parameter name (``at: ...``, ``facility lcls: ...``) is shown as
-    the command-line flag that gives it (``--at: ...``)."""
-    return _PARAM.sub(lambda m: FLAGS[m.group(1)], message, count=1)
+    """A library message as the command line shows it: its leading parameter name (``at: ...``,
+    ``facility lcls: ...``) as the flag that gives it (``--at: ...``), and the few phrases that name a
+    parameter inside the text likewise."""
+    message = _PARAM.sub(lambda m: FLAGS[m.group(1)], message, count=1)
+    for library, cli in _PHRASES:
+        message = message.replace(library, cli)
+    return message
 
 
 def _dispatch(args: argparse.Namespace) -> int:

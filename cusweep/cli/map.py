@@ -35,13 +35,14 @@ def add_arguments(m: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from ..maps import check_output, save_figure
+    from . import flagged  # the notes name parameters: shown as flags
 
     check_output(args.output)
     sweep = open_store(args.store)
     fig = sweep.map(args.x, args.y, args.var, at=args.at, facility=args.facility)
     info = fig.cusweep  # type: ignore[attr-defined]
     for n in info["notes"]:
-        say(f"cusweep: map: {n}")
+        say(f"cusweep: map: {flagged(n)}")
     save_figure(fig, args.output)
     drawn = ", ".join(info["contours"]) or "none inside the plotted range"
     out(f"wrote {args.output} ({info['var']} over {info['x']} x {info['y']}; contours: {drawn})")
