@@ -161,7 +161,8 @@ class StoredSweep:
     ----------
     path : the store's path or URL
     local : True for a directory on this machine, False for an fsspec URL (s3://...)
-    ds : the lazy ``xarray.Dataset`` of the sweep (store units; ``units`` in each variable's attrs)
+
+    ``ds`` is the lazy ``xarray.Dataset`` of the sweep (store units; ``units`` in each variable's attrs).
     """
 
     def __init__(self, path: str | Any):
