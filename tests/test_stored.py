@@ -200,3 +200,22 @@ def test_iter_points_batches_are_bounded(paths):
     ds = cusweep.open(paths["tuned"]).ds
     sizes = [len(b["period"]) for b in iter_points(ds, "feasible", batch=100)]
     assert max(sizes) <= 100 and sum(sizes) == cusweep.open(paths["tuned"]).count("feasible")
+
+
+def test_infer_b_function_takes_a_sweep_a_store_or_at(paths):
+    from pathlib import Path
+
+    from cusweep import infer
+
+    sweep_file = Path(__file__).resolve().parents[1] / "sweeps" / "paper_point.toml"
+    res = cusweep.infer_b(measured=4.58e14, sweep=str(sweep_file))
+    ref = infer.infer_b(infer.design_from_spec(cusweep.load_spec(sweep_file)), measured=4.58e14)
+    assert res.b == ref.b and res.b == pytest.approx(math.sqrt(0.1), rel=2e-3)
+    at = ["crystal=diamond-110", "thickness=1.4 mm", "n_positrons=1.56e9", "period=14 um",
+          "amplitude=1.27 angstrom", "energy=13.6 GeV", "sigma_z=9 um"]
+    assert cusweep.infer_b(measured=4.58e14, at=at).b == res.b
+    from_store = cusweep.infer_b(measured=1e13, store=paths["detuned"],
+                                 at=["period=14 um", "amplitude=1.2 angstrom", "photon_energy=8.3 keV"])
+    assert 0 < from_store.b < 1
+    with pytest.raises(SpecError, match="give the design point"):
+        cusweep.infer_b(measured=1e14)
