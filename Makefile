@@ -1,12 +1,14 @@
 # Two entry points for a new user (see README):
 #   make demo   install into .venv and run the paper's Sec. V sweep into ./paper_sec5.zarr, then summarise it
-#   make test   install into .venv (with test extras) and run lint, type checks and the whole test suite
+#   make test   install into .venv (with test extras) and run lint, type checks, the docs build and the whole
+#               test suite (which also executes the example notebook)
+#   make docs   build the documentation (docs/, Sphinx, warnings are errors) into docs/_build/html
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint docs bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,11 +29,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check cusweep tests benchmarks
 	$(VENV)/bin/mypy
 
-test: $(STAMP) lint
+docs: $(STAMP)
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+test: $(STAMP) lint docs
 	$(VENV)/bin/python -m pytest
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) *.zarr .pytest_cache .hypothesis
+	rm -rf $(VENV) *.zarr .pytest_cache .hypothesis docs/_build

@@ -37,18 +37,10 @@ def codecs() -> dict[str, tuple[Any, ...]]:
 
 
 def count_flags(values: dict[str, np.ndarray]) -> dict[str, tuple[int, int]]:
-    """What compute_block does besides evaluate and write_block: count the False cells of the flags."""
-    from cusweep.execute import BENDING, FLAGS
+    """What compute_block does besides evaluate and write_block: count where each constraint fails."""
+    from cusweep.execute import block_counts
 
-    counts = {
-        f: (int(values[f].size - np.count_nonzero(values[f])), int(values[f].size))
-        for f in FLAGS
-        if f in values
-    }
-    if "bending_parameter" in values:
-        cb = values["bending_parameter"]
-        counts[BENDING] = (int(np.count_nonzero(~(cb < 1.0))), int(cb.size))
-    return counts
+    return block_counts(values)
 
 
 def _median(fn: Any, repeat: int) -> tuple[float, Any]:

@@ -2,23 +2,20 @@
 of a store (chunk-wise), then refined off-grid in the continuous CU parameters with scipy.optimize.
 
 Refinement: SLSQP over every swept numeric dim the variable depends on (period, amplitude, energy, sigma_z,
-thickness, photon_energy; not bunching or n_positrons, not the dims fixed by ``--facility`` or by an
-equality in ``--where``), in log space within the grid's bounds (linear for a dim whose grid starts at 0),
+thickness, photon_energy; not bunching or n_positrons, not the dims fixed by ``facility`` or by an
+equality in ``where``), in log space within the grid's bounds (linear for a dim whose grid starts at 0),
 from the best few grid points; the other dims stay at the grid-best values.
-The model is re-evaluated through ``cusweep.model.evaluate`` with the Setup rebuilt from the store's attrs;
-the feasibility conditions become inequality constraints with a small margin:
-
-    q/q_ch < 1,  C < 1,  γth/γ < 1,  λr·n/(πσZ) < 1
-
-plus ``--where`` comparisons of a variable or dim with a number. The refined design is re-checked with the
-full ``--where`` expression; if the optimiser finds nothing better or leaves the region, the grid design
+The model is re-evaluated through ``cusweep.model.evaluate`` with the Setup of the stored sweep
+(``cusweep.stored.setup_of``, the route a run takes); every constraint of ``cusweep.feasibility`` becomes
+an inequality on its margin (the model quantity that must stay below 1), kept a small distance inside,
+plus ``where`` comparisons of a variable or dim with a number. The refined design is re-checked with the
+full ``where`` expression; if the optimiser finds nothing better or leaves the region, the grid design
 is reported as the refined one, with a note.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,32 +23,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import CusweepError, QueryError, SpecError
-from .quantities import ABSORPTION_OUTPUTS, VARIABLES
-from .query import (
-    And,
-    Compare,
-    Name,
-    Num,
-    convert,
-    dim_order,
-    format_value,
-    parse,
-    resolve,
-    scalar,
-    top_points,
-    units_of,
-)
+from . import feasibility
+from .display import format_number, format_value
+from .errors import NoFeasibleDesign, QueryError, SpecError
+from .quantities import VARIABLES
+from .query import And, Compare, Name, Num, convert, dim_order, parse, resolve, units_of
+from .select import facility_at, scalar
+from .stored import evaluate_point, setup_of
+from .top import top_points
 
 if TYPE_CHECKING:
     import xarray as xr
 
     from .model import Setup
 
-__all__ = ["BestResult", "best", "cli_best", "evaluate_point", "margins", "setup_from_store"]
+__all__ = ["BestResult", "Design", "best", "evaluate_point", "margins", "setup_from_store"]
 
-#: hc [eV m]
-HC_EV_M = 1.239841984e-6
 #: constraints are kept this far (relative) inside their boundary, so the refined design is feasible
 MARGIN = 1e-6
 #: grid points the refinement starts from
@@ -59,102 +46,40 @@ STARTS = 8
 #: dims never refined: the yields grow monotonically with them (as b^2 and Nb^2), so the largest grid value
 #: is already the best, and b is what the experiment measures (`cusweep infer-b`), not a design choice
 NOT_REFINED = ("bunching", "n_positrons")
-#: margins reported: key -> (label, what it must stay below)
-MARGINS = {
-    "q/q_ch": "channeling: q/q_ch < 1",
-    "C": "bending parameter: C < 1",
-    "gamma_th/gamma": "threshold: gamma_th/gamma < 1",
-    "coherence": "coherence: lambda_r n/(pi sigma_z) < 1",
-    "thickness/L_d": "thickness / dechanneling length (information)",
-}
-_NEEDED = ("q", "q_ch", "bending_parameter", "gamma", "gamma_th", "resonance_energy", "n_periods",
-           "dechanneling_length", "feasible")
+#: model outputs every design is evaluated with: the margins of every constraint, and feasible
+_NEEDED = (*feasibility.MARGINS, "feasible")
+
+
+#: the grid indices of a facility preset (``cusweep.select.facility_at``; kept under its former name)
+facility_selection = facility_at
+
+
+def margin_label(c: feasibility.Constraint) -> str:
+    """How a margin is shown: ``channeling: q/q_ch < 1``."""
+    return f"{c.name}: {c.ratio} {'<' if c.strict else '<='} 1"
 
 
 # ------------------------------------------------------------------------------------------ the model
 
 
 def setup_from_store(ds: xr.Dataset, *, attenuation: bool = False) -> Setup:
-    """The model Setup of the sweep a store was made from (rebuilt from its group attrs)."""
-    from .materials import Crystal
-    from .model import Setup
+    """The model Setup of the sweep a store was made from (``cusweep.stored.setup_of``); ``attenuation``
+    adds photon attenuation tables when the stored sweep did not need them."""
+    setup = setup_of(ds)
+    if attenuation and not setup.attenuation:
+        import dataclasses
 
-    attrs = ds.attrs
-    if "scalars" not in attrs or "crystals" not in attrs:
-        raise SpecError("STORE: the store's attrs have no 'scalars'/'crystals' (made by an older cusweep?); "
-                        "recompute it with `cusweep run`")
-    crystals = {}
-    for name, fields in dict(attrs["crystals"]).items():
-        kw: dict[str, Any] = {k: (math.nan if v is None else v) for k, v in dict(fields).items()}
-        crystals[name] = Crystal(**kw)
-    att: dict[str, Any] = {}
-    if attenuation:
-        att = _attenuation_tables(crystals)
-    return Setup(dims=dim_order(ds), scalars=dict(attrs["scalars"]), crystals=crystals,
-                 length_model=str(attrs.get("length_model", "thickness")),
-                 dechanneling_model=str(attrs.get("dechanneling_model", "ksg")), attenuation=att)
+        from .model import attenuation_tables
+        from .stored import spec_of
+
+        setup = dataclasses.replace(setup, attenuation=attenuation_tables(spec_of(ds)))
+    return setup
 
 
-def _attenuation_tables(crystals: Mapping[str, Any]) -> dict[str, Any]:
-    """xraydb attenuation tables for crystals that are built in (the stored crystal attrs carry no
-    density/formula); NaN tables otherwise."""
-    from . import materials
-
-    energies = np.geomspace(100.0, 1.0e6, 2001)
-    out = {}
-    builtin = materials.crystals()
-    for name in crystals:
-        c = builtin.get(name)
-        lengths = np.full_like(energies, np.nan) if c is None else materials.attenuation_length(c, energies)
-        out[name] = (energies, np.asarray(lengths, dtype=np.float64))
-    return out
-
-
-def evaluate_point(setup: Setup, point: Mapping[str, Any], outputs: tuple[str, ...]) -> dict[str, Any]:
-    """The model's outputs at one design point (dim -> value, every dim of the setup): scalars."""
-    from .model import evaluate
-
-    coords = {d: np.asarray([point[d]]) for d in setup.dims}
-    values = evaluate(setup, coords, outputs)
-    out: dict[str, Any] = {}
-    for k, v in values.items():
-        x = np.asarray(v).reshape(-1)[0]
-        out[k] = bool(x) if np.asarray(v).dtype == bool else float(x)
-    return out
-
-
-def margins(values: Mapping[str, Any], point: Mapping[str, Any], thickness: float | None) -> dict[str, float]:
-    """The constraint ratios at a point (each must stay < 1 for a feasible design)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lam_r = HC_EV_M / values["resonance_energy"]
-        out = {
-            "q/q_ch": values["q"] / values["q_ch"],
-            "C": values["bending_parameter"],
-            "gamma_th/gamma": values["gamma_th"] / values["gamma"],
-            "coherence": lam_r * values["n_periods"] / (math.pi * float(point["sigma_z"])),
-        }
-        if thickness is not None and values["dechanneling_length"] > 0:
-            out["thickness/L_d"] = thickness / values["dechanneling_length"]
-        elif thickness is not None:
-            out["thickness/L_d"] = math.inf
-    return {k: float(v) for k, v in out.items()}
-
-
-def _thickness(setup: Setup, point: Mapping[str, Any]) -> float | None:
-    if "thickness" in point:
-        return float(point["thickness"])
-    t = setup.scalars.get("thickness")
-    return None if t is None else float(t)
-
-
-# ------------------------------------------------------------------------------------------ selection
-
-
-def facility_selection(ds: xr.Dataset, name: str) -> tuple[dict[str, int], list[str]]:
-    """Grid indices fixing a facility preset (``maps.facility_at``: energy within 5% of a grid value)."""
-    from .maps import facility_at
-
-    return facility_at(ds, name)
+def margins(values: Mapping[str, Any]) -> dict[str, float]:
+    """The margin of every constraint of ``cusweep.feasibility`` at a point, keyed by its ratio
+    (``q/q_ch``, ``C``, ...): each must stay below 1 (at most 1 where not strict) for a feasible design."""
+    return {c.ratio: float(values[c.margin]) for c in feasibility.CONSTRAINTS}
 
 
 # ------------------------------------------------------------------------------------------ best
@@ -162,7 +87,9 @@ def facility_selection(ds: xr.Dataset, name: str) -> tuple[dict[str, int], list[
 
 @dataclass
 class Design:
-    point: dict[str, Any]  # dim -> store value
+    """One design: its point (dim -> store value), the value maximised, the margins and feasibility."""
+
+    point: dict[str, Any]
     value: float
     margins: dict[str, float]
     feasible: bool
@@ -170,6 +97,9 @@ class Design:
 
 @dataclass
 class BestResult:
+    """The best design on the grid and refined off the grid; ``text()`` for people (display units),
+    ``to_dict()`` for machines (store units)."""
+
     by: str
     constraint: str
     grid: Design
@@ -177,29 +107,42 @@ class BestResult:
     refined_dims: tuple[str, ...]
     notes: list[str] = field(default_factory=list)
     facility: str | None = None
+    edges: list[dict[str, str]] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
+        """``{"by", "grid", "refined", "edges", "constraints", ...}``, values in store units."""
         def design(d: Design) -> dict[str, Any]:
             return {**{k: _jsonable(v) for k, v in d.point.items()}, self.by: _jsonable(d.value),
                     "margins": {k: _jsonable(v) for k, v in d.margins.items()}, "feasible": d.feasible}
 
+        constraints = {c.name: {"condition": c.text, "margin": c.ratio, "strict": c.strict,
+                                "grid": _jsonable(self.grid.margins.get(c.ratio)),
+                                "refined": _jsonable(self.refined.margins.get(c.ratio)), "source": c.source}
+                       for c in feasibility.CONSTRAINTS}
         return {"by": self.by, "maximised_subject_to": self.constraint, "facility": self.facility,
                 "grid": design(self.grid), "refined": design(self.refined),
-                "refined_dims": list(self.refined_dims), "notes": self.notes}
+                "refined_dims": list(self.refined_dims), "edges": list(self.edges),
+                "constraints": constraints, "units": "store units (m, eV, 1)", "notes": self.notes}
 
-    def text(self) -> str:
+    to_json = to_dict
+
+    def text(self, *, si: bool = False) -> str:
+        """The two designs side by side in display units (``si``: store units), with the margins."""
         rows = [("", "grid", "refined")]
         for d in self.grid.point:
             fixed = "" if d in self.refined_dims else " (fixed)"
-            rows.append((d, format_value(d, self.grid.point[d]),
-                         format_value(d, self.refined.point[d]) + fixed))
+            rows.append((d, format_value(d, self.grid.point[d], plain=False, si=si, units=_units(d)),
+                         format_value(d, self.refined.point[d], plain=False, si=si, units=_units(d)) + fixed))
         gain = ""
         if self.grid.value and math.isfinite(self.grid.value):
             gain = f"  ({(self.refined.value / self.grid.value - 1):+.2%})"
-        rows.append((self.by, f"{self.grid.value:.6g}", f"{self.refined.value:.6g}{gain}"))
-        for k, label in MARGINS.items():
-            if k in self.grid.margins:
-                rows.append((label, f"{self.grid.margins[k]:.6g}", f"{self.refined.margins[k]:.6g}"))
+        u = _units(self.by)
+        rows.append((self.by, format_value(self.by, self.grid.value, plain=False, si=si, units=u),
+                     format_value(self.by, self.refined.value, plain=False, si=si, units=u) + gain))
+        for c in feasibility.CONSTRAINTS:
+            if c.ratio in self.grid.margins:
+                rows.append((margin_label(c), format_number(self.grid.margins[c.ratio]),
+                             format_number(self.refined.margins[c.ratio])))
         w0 = max(len(r[0]) for r in rows)
         w1 = max(len(r[1]) for r in rows)
         head = f"best {self.by} (maximised) subject to {self.constraint}"
@@ -208,11 +151,23 @@ class BestResult:
         lines = [head] + [f"{a:<{w0}}  {b:<{w1}}  {c}".rstrip() for a, b, c in rows]
         if self.refined_dims:
             lines.append(f"refined: SLSQP over {', '.join(self.refined_dims)} (log space, within the grid's "
-                         "bounds), other dims at the grid values; margins must stay < 1")
+                         "bounds), other dims at the grid values; margins must stay below 1")
         else:
-            lines.append("refined: nothing to refine (see the note); margins must stay < 1")
+            lines.append("refined: nothing to refine (see the note); margins must stay below 1")
+        for e in self.edges:
+            lines.append(f"edge: the grid's best {e['dim']} is at the {e['edge']} end of its grid; a wider "
+                         "sweep may find better designs")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
+
+
+def _units(name: str) -> str:
+    q = VARIABLES.get(name)
+    if q is not None:
+        return q.units
+    from .quantities import COORDS
+
+    return COORDS[name].units if name in COORDS else "1"
 
 
 def _jsonable(v: Any) -> Any:
@@ -223,12 +178,15 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def best(ds: xr.Dataset, by: str = "n_coh", *, where: str | None = None, facility: str | None = None
-         ) -> BestResult:
-    """The design maximising ``by`` where ``feasible`` (and ``where``) holds: on the grid, then refined."""
-    by = resolve(ds, by, "--by variable")
+def best(ds: xr.Dataset, by: str = "n_coh", *, where: str | None = None, facility: str | None = None,
+         setup: Setup | None = None) -> BestResult:
+    """The design maximising ``by`` where ``feasible`` (and ``where``) holds: on the grid, then refined.
+
+    ``setup``: the model setup of the store (default: rebuilt from the stored sweep, ``setup_of``).
+    SpecError for a bad ``by``/``where``/``facility``; NoFeasibleDesign when no grid point qualifies."""
+    by = resolve(ds, by, "variable to maximise")
     if by in ds.sizes or ds[by].dtype == bool:
-        raise QueryError(f"best: --by {by}: give a numeric variable to maximise, e.g. --by n_coh")
+        raise QueryError(f"best: by={by}: give a numeric variable to maximise, e.g. by=n_coh")
     if "feasible" not in ds.data_vars:
         raise SpecError("best: the store has no 'feasible' variable; recompute it with the default outputs")
     expr = "feasible" if not where else f"feasible and ({where})"
@@ -236,31 +194,37 @@ def best(ds: xr.Dataset, by: str = "n_coh", *, where: str | None = None, facilit
     notes: list[str] = []
     sub = ds
     if facility:
-        at, fnotes = facility_selection(ds, facility)
+        at, fnotes = facility_at(ds, facility)
         notes += fnotes
         sub = ds.isel({d: [i] for d, i in at.items()})
     pts = top_points(sub, expr, by, STARTS)
     if len(pts[next(iter(pts))]) == 0:
-        raise CusweepError(f"best: no grid point satisfies {expr}" + (f" at {facility}" if facility else "")
-                           + "; relax --where or sweep a wider grid")
+        at_text = f" at {facility}" if facility else ""
+        raise NoFeasibleDesign(f"best: no grid point satisfies {expr}{at_text}; relax the where condition or "
+                               "sweep a wider grid")
     dims = dim_order(sub)
     starts = [{d: scalar(np.asarray(sub[d].values)[pts[d][j]]) for d in dims}
               for j in range(len(pts[dims[0]]))]
     grid_point = starts[0]
     named = [resolve(ds, n) for n in _names(where)]
-    needs_att = any(n in ABSORPTION_OUTPUTS for n in (by, *named))
-    setup = setup_from_store(ds, attenuation=needs_att)
+    if setup is None:
+        setup = setup_of(ds)
     outputs = tuple(o for o in dict.fromkeys((by, *_NEEDED, *named)) if o in VARIABLES)
     grid_vals = evaluate_point(setup, grid_point, outputs)
     stored = float(sub[by].isel({d: int(pts[str(d)][0]) for d in sub[by].dims}).values)
     if not np.isclose(grid_vals[by], stored, rtol=1e-5, equal_nan=True):
         notes.append(f"model value {grid_vals[by]:.6g} at the grid point differs from the stored "
                      f"{stored:.6g} (store made by another cusweep version?)")
-    grid = Design(grid_point, stored, margins(grid_vals, grid_point, _thickness(setup, grid_point)),
-                  bool(grid_vals["feasible"]))
+    grid = Design(grid_point, stored, margins(grid_vals), bool(grid_vals["feasible"]))
+    edges = []
+    for d in dims:
+        if sub.sizes[d] > 1 and sub[d].dtype.kind == "f" and d not in NOT_REFINED:
+            i = int(pts[d][0])
+            if i in (0, sub.sizes[d] - 1):
+                edges.append({"dim": d, "edge": "lower" if i == 0 else "upper"})
 
     deps = setup.natural_dims(by)
-    pinned = _pinned(where, ds)  # dims fixed by an equality in --where
+    pinned = _pinned(where, ds)  # dims fixed by an equality in where
     free = tuple(d for d in dims if sub.sizes[d] > 1 and d in deps and sub[d].dtype.kind == "f"
                  and d not in NOT_REFINED and d not in pinned)
     if not free:
@@ -276,10 +240,9 @@ def best(ds: xr.Dataset, by: str = "n_coh", *, where: str | None = None, facilit
             notes.append("the optimiser found no better feasible design than the grid point")
         else:
             point, value, vals = found
-            refined = Design(point, value, margins(vals, point, _thickness(setup, point)),
-                             bool(vals["feasible"]))
+            refined = Design(point, value, margins(vals), bool(vals["feasible"]))
     return BestResult(by=by, constraint=expr, grid=grid, refined=refined, refined_dims=free, notes=notes,
-                      facility=facility)
+                      facility=facility, edges=edges)
 
 
 def _names(where: str | None) -> list[str]:
@@ -371,11 +334,12 @@ def _refine(setup: Setup, starts: list[dict[str, Any]], by: str, free: tuple[str
             return -math.log(v) if v > 0 else 1e6
         return -v / scale
 
-    def ratio(name: str) -> Any:
+    def ratio(c: feasibility.Constraint) -> Any:
+        inside = MARGIN if c.strict else 0.0
+
         def f(u: np.ndarray) -> float:
-            v = values(u)
-            m = margins(v, v, None)[name]
-            return 1.0 - MARGIN - m if math.isfinite(m) else -1.0
+            m = float(values(u)[c.margin])
+            return 1.0 - inside - m if math.isfinite(m) else -1.0
         return f
 
     def user(name: str, op: str, limit: float) -> Any:
@@ -388,7 +352,7 @@ def _refine(setup: Setup, starts: list[dict[str, Any]], by: str, free: tuple[str
             return g - (MARGIN if op in ("<", ">") else 0.0) if math.isfinite(g) else -1.0
         return f
 
-    cons = [{"type": "ineq", "fun": ratio(k)} for k in ("q/q_ch", "C", "gamma_th/gamma", "coherence")]
+    cons = [{"type": "ineq", "fun": ratio(c)} for c in feasibility.CONSTRAINTS]
     extra_outputs = {name for name, _, _ in extra}
     if extra_outputs - set(outputs) - set(setup.dims):
         outputs = tuple(dict.fromkeys((*outputs, *[n for n in extra_outputs if n in VARIABLES])))
@@ -444,25 +408,3 @@ def _where_holds(setup: Setup, point: Mapping[str, Any], vals: Mapping[str, Any]
     mask = query(one, where)
     pick = {d: point[d] for d in labels if d in mask.dims}
     return bool(np.asarray(mask.sel(pick).values).all())
-
-
-# ------------------------------------------------------------------------------------------ CLI
-
-
-def cli_best(args: Any) -> int:
-    """``cusweep best STORE --by VAR [--facility NAME] [--where EXPR] [--format table|json]``."""
-    import json
-
-    from .query import open_for_query
-
-    if args.where:
-        parse(args.where)
-    ds = open_for_query(args.store)
-    result = best(ds, args.by, where=args.where, facility=args.facility)
-    if args.format == "json":
-        print(json.dumps(result.to_json(), indent=1, allow_nan=False))
-    else:
-        print(result.text())
-    for n in result.notes if args.format == "json" else ():
-        print(f"cusweep: best: {n}", file=sys.stderr)
-    return 0

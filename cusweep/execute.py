@@ -12,7 +12,6 @@ import logging
 import os
 import shutil
 import signal
-import sys
 import threading
 import time
 import uuid
@@ -22,16 +21,34 @@ from typing import Any
 
 import numpy as np
 
-from . import store
+from . import feasibility, store
 from .errors import CusweepError, SpecError, StoreError, one_line
 from .model import evaluate
 from .plan import Plan, make_plan
 from .spec import SweepSpec, load
 
-#: flags whose False cells are counted in the run summary (physics edges, not errors)
-FLAGS = ("above_threshold", "channeling", "coherent_regime", "feasible")
-#: also counted in the run summary: points with C >= 1 (over-bent, no channeling)
-BENDING = "bending_parameter < 1"
+#: counted in the run summary besides every constraint of cusweep.feasibility: points not feasible
+FEASIBLE = "feasible"
+
+
+def counted() -> tuple[str, ...]:
+    """The names the run summary counts, in order: every constraint of ``cusweep.feasibility``, then
+    ``feasible`` (physics edges, not errors)."""
+    return (*(c.name for c in feasibility.CONSTRAINTS), FEASIBLE)
+
+
+def block_counts(values: dict[str, np.ndarray]) -> dict[str, tuple[int, int]]:
+    """{constraint name or "feasible": (points where it fails, points)} over ``values`` (a block's model
+    outputs: the margins of ``cusweep.feasibility`` and ``feasible``, each on its own dims)."""
+    counts = {}
+    for c in feasibility.CONSTRAINTS:
+        if c.margin in values:
+            m = values[c.margin]
+            counts[c.name] = (int(np.count_nonzero(~c.holds(m))), int(np.size(m)))
+    if FEASIBLE in values:
+        f = values[FEASIBLE]
+        counts[FEASIBLE] = (int(f.size - np.count_nonzero(f)), int(f.size))
+    return counts
 
 
 @dataclass
@@ -57,13 +74,19 @@ class RunSummary:
         else:
             head += "; nothing to compute (the store is complete)"
         lines = [head]
-        for flag in (*FLAGS, BENDING):
+        for flag in counted():
             if flag in self.flags_total:
                 lines.append(
                     f"  {flag}: false at {self.flags_false[flag]:,} of {self.flags_total[flag]:,} "
                     "points computed in this run"
                 )
         return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field (counts per constraint of ``cusweep.feasibility`` and ``feasible``)."""
+        import dataclasses
+
+        return dataclasses.asdict(self)
 
 
 def _plan_task(plan: Plan) -> Plan:
@@ -73,20 +96,20 @@ def _plan_task(plan: Plan) -> Plan:
 
 def compute_block(plan: Plan, path: str, block_id: int) -> tuple[int, int, int, dict[str, tuple[int, int]]]:
     """Worker task: evaluate one block's owned outputs and write their chunks. Returns
-    (block_id, points, checksum, {flag: (false count, size)})."""
+    (block_id, points, checksum, {constraint: (points where it fails, size)}).
+
+    The constraint margins are evaluated with the outputs (memoised intermediates, so nearly free) on the
+    blocks that own them (as if stored), so each point of a margin's own dims is counted once."""
     index = plan.block_index(block_id)
     owned = plan.owned_outputs(index)
-    values = evaluate(plan.setup, plan.block_coords(index), owned)
-    crc = store.write_block(path, plan, index, values)
-    counts = {
-        f: (int(values[f].size - np.count_nonzero(values[f])), int(values[f].size))
-        for f in FLAGS
-        if f in values
-    }
-    if "bending_parameter" in values:  # C >= 1: over-bent, no channeling (a physics edge, counted)
-        c = values["bending_parameter"]
-        counts[BENDING] = (int(np.count_nonzero(~(c < 1.0))), int(c.size))
-    return block_id, plan.block_points(index), crc, counts
+    margins = tuple(
+        m for m in (*feasibility.MARGINS, FEASIBLE)
+        if m not in owned
+        and all(i == 0 for d, i in zip(plan.dims, index, strict=True) if d not in plan.setup.natural_dims(m))
+    )
+    values = evaluate(plan.setup, plan.block_coords(index), owned + margins)
+    crc = store.write_block(path, plan, index, {k: values[k] for k in owned})
+    return block_id, plan.block_points(index), crc, block_counts(values)
 
 
 def check_disk(path: str, plan: Plan, pending: int) -> None:
@@ -260,7 +283,7 @@ def run_sweep(
     scheduler: str | None = None,
     workers: int | None = None,
     overwrite: bool = False,
-    progress: bool = False,
+    progress: Any = None,
     dashboard: bool = False,
     echo: Any = None,
     security: Any = None,
@@ -276,7 +299,9 @@ def run_sweep(
     security : ``distributed.security.Security`` for a ``tls://`` scheduler (default: Dask's config)
     workers : number of LocalCluster worker processes (default 2)
     overwrite : replace a store that holds a different sweep
-    progress : show a progress bar on stderr
+    progress : a text stream (e.g. ``sys.stderr``) to draw a progress bar on; None: no bar
+    echo : a callable that receives notes for people (the dashboard's address, a layout note); default:
+        the notes are dropped
     """
     spec = spec_or_path if isinstance(spec_or_path, SweepSpec) else load(spec_or_path)
     plan = make_plan(spec)
@@ -331,6 +356,11 @@ def _store_layout(path: str, plan: Plan, say: Any) -> Plan:
     """``plan`` on the block layout of the existing store of the same sweep (a resume with another
     chunk_mb keeps the store's chunks: the data do not depend on them, the ledger does)."""
     chunks = store.stored_chunks(path, plan)
+    held = store.stored_outputs(path, plan)
+    if held != plan.outputs:  # a default sweep stored by a cusweep with fewer outputs: resume with those
+        import dataclasses
+
+        plan = dataclasses.replace(plan, outputs=held, var_dims={n: plan.var_dims[n] for n in held})
     if chunks == plan.chunks:
         return plan
     say(
@@ -341,7 +371,7 @@ def _store_layout(path: str, plan: Plan, say: Any) -> Plan:
 
 
 def _run_blocks(
-    client: Any, plan: Plan, path: str, pending: list[int], summary: RunSummary, progress: bool
+    client: Any, plan: Plan, path: str, pending: list[int], summary: RunSummary, progress: Any
 ) -> None:
     from distributed import as_completed
     from distributed.client import FutureCancelledError
@@ -365,7 +395,7 @@ def _run_blocks(
         total=len(pending),
         unit="block",
         disable=not progress,
-        file=sys.stderr,
+        file=progress if progress not in (None, False, True) else None,
         mininterval=0.5,
         dynamic_ncols=True,
         desc="cusweep",
@@ -382,7 +412,8 @@ def _run_blocks(
                         "ran it died repeatedly (KilledWorker; often out of memory: lower "
                         "chunk_mb or give workers more memory); rerun to resume"
                     ) from None
-                if isinstance(exc, FutureCancelledError | OSError) or "CommClosed" in type(exc).__name__:
+                lost = isinstance(exc, FutureCancelledError | OSError) and not isinstance(exc, CusweepError)
+                if lost or "CommClosed" in type(exc).__name__:
                     reason = getattr(exc, "reason", "connection-lost")
                     if "connection-lost" in reason or client.status != "running":
                         address = getattr(getattr(client, "scheduler", None), "address", None) or ""
@@ -429,19 +460,16 @@ def status(path: str) -> tuple[int, int]:
 
 
 def stored_plan(path: str, spec_text: str | None = None) -> Plan:
-    """The plan of the sweep stored in ``path`` (or of ``spec_text``), on the store's block layout."""
+    """The plan of the sweep stored in ``path`` (or of ``spec_text``), on the store's block layout: the
+    route every reader takes (``cusweep.stored.plan_of``)."""
     import zarr
 
     from .spec import loads
+    from .stored import plan_of
 
     root = zarr.open_group(store._store_arg(path), mode="r")
     spec = loads(spec_text or str(root.attrs["sweep"]), source=f"{path} (stored sweep)")
-    plan = make_plan(spec)
-    if plan.fingerprint != root.attrs.get("fingerprint"):
-        raise StoreError(
-            f"{path}: the stored sweep no longer gives the same plan (cusweep version change?); cannot verify"
-        )
-    return plan.with_chunks(store.stored_chunks(path, plan))
+    return plan_of(path, spec, root.attrs.get("fingerprint"))
 
 
 def verify(path: str, spec_text: str | None = None) -> list[int]:

@@ -17,21 +17,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import feasibility
+from .display import format_value
 from .errors import SpecError
-from .query import format_value
 
 if TYPE_CHECKING:
     from .model import Setup
 
-__all__ = ["Inference", "design_from_flags", "design_from_spec", "design_from_store", "infer_b", "n_coh_unit",
-           "cli_infer_b"]
+__all__ = ["Inference", "design_from_flags", "design_from_spec", "design_from_store", "infer_b", "n_coh_unit"]
 
 #: model inputs whose relative uncertainty can be propagated (dims/scalars, and crystal parameters)
 INPUTS = ("n_positrons", "sigma_z", "thickness", "energy", "period", "amplitude", "photon_energy")
@@ -60,17 +59,17 @@ def design_from_spec(spec: Any, at: Mapping[str, Any] | Sequence[str] = ()) -> D
     coords = {d: xr.Variable((d,), np.asarray(spec.coords[d]), attrs={"units": COORDS[d].units})
               for d in spec.dims}
     ds = xr.Dataset(coords=coords)
-    return _pick(ds, setup, at, source="--sweep")
+    return _pick(ds, setup, at, source="sweep")
 
 
-#: keys of a design point given by flags (--at NAME=VALUE) that are not sweep axes
+#: keys of a design point given as NAME=VALUE items (``at``) that are not sweep axes
 _FLAG_TOP = ("crystal", "thickness", "n_positrons", "bunch_charge", "photon_energy", "length_model",
              "dechanneling_model", "facility", "sigma_r", "dielectric")
 _FLAG_AXES = ("period", "amplitude", "energy", "sigma_z")
 
 
 def design_from_flags(items: Sequence[str]) -> Design:
-    """A design point given entirely by ``NAME=VALUE`` items (``--at`` without ``--sweep``/``--store``):
+    """A design point given entirely by ``NAME=VALUE`` items (``at`` without a sweep or a store):
     crystal, thickness, n_positrons (or bunch_charge), period, amplitude, energy, sigma_z, optionally
     photon_energy, sigma_r, dielectric, length_model, dechanneling_model or a facility preset. Validated as a
     one-point sweep."""
@@ -82,12 +81,12 @@ def design_from_flags(items: Sequence[str]) -> Design:
     axes: list[str] = []
     for item in items:
         if "=" not in str(item):
-            raise SpecError(f"--at: {item!r} is not NAME=VALUE; write e.g. period=\"14 um\"")
+            raise SpecError(f"at: {item!r} is not NAME=VALUE; write e.g. period=\"14 um\"")
         k, v = (t.strip() for t in str(item).split("=", 1))
         v = v.strip("\"'")
         if k not in _FLAG_TOP + _FLAG_AXES:
             allowed = ", ".join(_FLAG_TOP + _FLAG_AXES)
-            raise SpecError(f"--at: {k!r} is not a design input; use {allowed}")
+            raise SpecError(f"at: {k!r} is not a design input; use {allowed}")
         try:
             literal = json.dumps(float(v)) if k in ("n_positrons",) else json.dumps(v)
         except ValueError:
@@ -95,23 +94,23 @@ def design_from_flags(items: Sequence[str]) -> Design:
         (axes if k in _FLAG_AXES else top).append(f"{k} = {literal}")
     text = "\n".join([*top, "[axes]", *axes, "bunching = 1.0", ""])
     try:
-        spec = loads(text, source="--at")
+        spec = loads(text, source="at")
     except SpecError as exc:
         msg = str(exc).removeprefix("axes.")
-        raise SpecError(f"--at: {msg} (without --sweep or --store, --at gives the whole design point)") \
+        raise SpecError(f"at: {msg} (without a sweep or a store, at gives the whole design point)") \
             from None
     return design_from_spec(spec)
 
 
 def design_from_store(ds: Any, at: Mapping[str, Any] | Sequence[str] = ()) -> Design:
     """The design point of a store (pick multi-valued dims with ``at``)."""
-    from .best import setup_from_store
+    from .stored import setup_of
 
-    return _pick(ds, setup_from_store(ds), at, source="--store")
+    return _pick(ds, setup_of(ds), at, source="store")
 
 
 def _pick(ds: Any, setup: Setup, at: Mapping[str, Any] | Sequence[str], source: str) -> Design:
-    from .query import parse_at, scalar
+    from .select import parse_at, scalar
 
     idx = parse_at(ds, at)
     point: dict[str, Any] = {}
@@ -127,7 +126,7 @@ def _pick(ds: Any, setup: Setup, at: Mapping[str, Any] | Sequence[str], source: 
     if missing:
         d = missing[0]
         raise SpecError(f"{source}: {', '.join(missing)} {'has' if len(missing) == 1 else 'have'} several "
-                        f"values; pick the design point with --at, e.g. --at {d}=\"{_example(ds, d)}\"")
+                        f"values; pick the design point with at, e.g. at {d}=\"{_example(ds, d)}\"")
     return Design(setup, point)
 
 
@@ -159,7 +158,7 @@ def _perturbed(setup: Setup, point: Mapping[str, Any], name: str, factor: float)
         return dataclasses.replace(setup, crystals=crystals), p
     value = setup.scalars.get(name)
     if value is None:
-        raise SpecError(f"--rel-error: {name} is not an input of this design (photon_energy is only one when "
+        raise SpecError(f"rel_errors: {name} is not an input of this design (photon_energy is only one when "
                         "the sweep gives it)")
     return dataclasses.replace(setup, scalars={**setup.scalars, name: float(value) * factor}), p
 
@@ -195,7 +194,8 @@ class Inference:
         if self.samples and self.b_mc is not None and self.b_mc_err is not None:
             lines.append(f"b = {self.b_mc:.4g} ± {self.b_mc_err:.2g}  (Monte Carlo, {self.samples} draws: "
                          f"median, half the 16-84 % range)")
-        where = ", ".join(f"{d} = {format_value(d, v)}" for d, v in self.point.items() if d != "bunching")
+        where = ", ".join(f"{d} = {format_value(d, v, plain=False)}" for d, v in self.point.items()
+                          if d != "bunching")
         label = "K(b=1)"
         if self.measured == "n_coh":
             label = "N_coh(b=1) [1/rad^2, per unit theta^2 at zero angle]"
@@ -216,33 +216,32 @@ def infer_b(design: Design, *, measured: float | None = None, gain: float | None
     from .formulary import inverse
 
     if (measured is None) == (gain is None):
-        raise SpecError("infer-b: give exactly one of --measured N and --gain K")
+        raise SpecError("infer_b: give exactly one of measured and gain")
     rel = dict(rel_errors or {})
     for name, r in rel.items():
         if name not in INPUTS + CRYSTAL_INPUTS:
             allowed = ", ".join(INPUTS + CRYSTAL_INPUTS)
-            raise SpecError(f"--rel-error: unknown input {name!r}; use one of {allowed}")
+            raise SpecError(f"rel_errors: unknown input {name!r}; use one of {allowed}")
         if not (math.isfinite(r) and r >= 0):
-            raise SpecError(f"--rel-error: {name}={r!r}; give a relative 1-sigma >= 0, e.g. {name}=0.05")
+            raise SpecError(f"rel_errors: {name}={r!r}; give a relative 1-sigma >= 0, e.g. {name}=0.05")
     value = measured if measured is not None else gain
     assert value is not None
     if not (math.isfinite(value) and value >= 0):
-        raise SpecError(f"infer-b: the measured value {value!r} must be a finite number >= 0")
+        raise SpecError(f"infer_b: the measured value {value!r} must be a finite number >= 0")
     if not (math.isfinite(error) and error >= 0):
-        raise SpecError(f"--error: {error!r}; give the 1-sigma of the measurement (>= 0)")
+        raise SpecError(f"error: {error!r}; give the 1-sigma of the measurement (>= 0)")
     if isinstance(samples, bool) or not isinstance(samples, int) or not 0 <= samples <= MAX_SAMPLES:
-        raise SpecError(f"--samples: {samples!r}; give a whole number of Monte Carlo draws from 0 to "
-                        f"{MAX_SAMPLES}, e.g. --samples 2000")
+        raise SpecError(f"samples: {samples!r}; give a whole number of Monte Carlo draws from 0 to "
+                        f"{MAX_SAMPLES}, e.g. 2000")
     setup, point = design.setup, design.point
     notes = list(design.notes)
     shown = {**{k: v for k, v in point.items() if k != "bunching"},
              **{k: v for k, v in setup.scalars.items() if v is not None and k not in point}}
     contributions: dict[str, float] = {}
-    flags = evaluate_point(setup, {**point, "bunching": 1.0},
-                           ("feasible", "channeling", "above_threshold", "coherent_regime"))
+    flags = evaluate_point(setup, {**point, "bunching": 1.0}, (*feasibility.MARGINS, "feasible"))
     if not flags["feasible"]:
-        failed = [k for k in ("channeling", "above_threshold", "coherent_regime") if not flags[k]]
-        why = f" ({', '.join(failed)} false)" if failed else " (C >= 1)"
+        failed = feasibility.failed(flags)
+        why = f" ({', '.join(f'{c.name}: {c.text} fails' for c in failed)})" if failed else ""
         notes.append(f"the design point is not feasible{why}: the paper's Eq. (22) does not apply")
     # b² = value / value(b = 1): N_coh ∝ b² (Eq. 22); K ∝ b² (tuned: √π Nb b²/8, Eq. 24; detuned: the
     # ratio of the stored yields), so both measurements invert the same way, through the model
@@ -256,7 +255,7 @@ def infer_b(design: Design, *, measured: float | None = None, gain: float | None
         rel_unit = math.hypot(rel_unit, abs(s) * r)
     ignored = [k for k, v in parts.items() if v == 0 and rel[k] > 0]
     if ignored:
-        notes.append(f"--rel-error {', '.join(ignored)}: {target} does not depend on it here")
+        notes.append(f"rel_errors {', '.join(ignored)}: {target} does not depend on it here")
     b, b_err = inverse.bunching_from_yield(value, unit, error, rel_unit * unit)
     if value > 0:
         contributions = {"measurement": 0.5 * error / value, **{k: 0.5 * v for k, v in parts.items()}}
@@ -306,47 +305,3 @@ def _monte_carlo(res: Inference, setup: Setup, point: Mapping[str, Any], value: 
             f"the linear and Monte Carlo 1 sigma disagree ({res.b_err:.2g} vs {res.b_mc_err:.2g}): the model "
             "is not linear over the inputs' uncertainties here (at a resonance the derivative of sinc^2 is "
             "zero, so the linear estimate misses the spread); quote the Monte Carlo")
-
-
-def _rel_errors(items: Sequence[str]) -> dict[str, float]:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise SpecError(f"--rel-error: {item!r} is not NAME=REL; write e.g. n_positrons=0.05")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = float(v)
-        except ValueError:
-            raise SpecError(f"--rel-error: {item!r}: {v!r} is not a number; write e.g. "
-                            f"{k.strip()}=0.05") from None
-    return out
-
-
-def cli_infer_b(args: Any) -> int:
-    """``cusweep infer-b (--measured N | --gain K) [--error S] (--sweep FILE | --store STORE) [--at ...]``."""
-    rel = _rel_errors(args.rel_error)
-    if args.sweep and args.store:
-        raise SpecError("infer-b: give the design point with one of --sweep SWEEP.toml, --store STORE or "
-                        "--at NAME=VALUE ..., not both --sweep and --store")
-    if not args.sweep and not args.store:
-        if not args.at:
-            raise SpecError("infer-b: give the design point: --sweep SWEEP.toml, --store STORE --at ..., "
-                            "or --at crystal=diamond-110 thickness='1.4 mm' n_positrons=1.56e9 "
-                            "period='14 um' amplitude='1.27 angstrom' energy='13.6 GeV' sigma_z='9 um'")
-        design = design_from_flags(args.at)
-    elif args.sweep:
-        from .spec import load
-
-        design = design_from_spec(load(args.sweep), args.at)
-    else:
-        from .store import open_store
-
-        design = design_from_store(open_store(args.store), args.at)
-    res = infer_b(design, measured=args.measured, gain=args.gain, error=args.error, rel_errors=rel,
-                  samples=int(getattr(args, "samples", 0) or 0))
-    print(res.text())
-    if not math.isfinite(res.b):
-        print("cusweep: infer-b: b is undefined (N_coh(b=1) is not positive at this design point)",
-              file=sys.stderr)
-        return 1
-    return 0

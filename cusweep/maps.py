@@ -1,10 +1,11 @@
 """Feasibility maps: a colour map of one variable over two dims of a store, at fixed values of the others,
 with the boundaries of the paper's validity conditions drawn as contours and the infeasible region shaded.
 
-Contours (each drawn only where its boundary lies inside the plotted range, and named in the legend):
-q = q_ch (channeling limit), C = 1 (bending parameter), γ = γth (radiation at zero angle exists),
-λr = πσZ/n (coherence condition of Eq. (22)), L_d = L (dechanneling length = crystal thickness) and,
-when the store holds it, T = 0.5 (photon transmission; a model beyond the paper).
+Contours (each drawn only where its boundary lies inside the plotted range, and named in the legend): the
+boundary of every constraint of ``cusweep.feasibility`` (margin = 1: q = q_ch, C = 1, γ = γth,
+λr = πσZ/n, n·l = L_d, ...), its margin evaluated by the model on the slice's coordinates, and, when the
+store holds it, T = 0.5 (photon transmission; a model beyond the paper). A constraint added to the table
+is drawn with no change here.
 
 matplotlib is imported only when a map is drawn; figures are drawn on the Agg canvas without touching
 pyplot's global state (no backend switch, no figure registry), so maps work headless and in notebooks.
@@ -14,35 +15,52 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import SpecError
-from .query import DISPLAY, TEXT_KINDS, dim_order, format_value, parse_at, resolve, scalar, units_of
+from . import feasibility
+from .display import DISPLAY, format_value
+from .errors import CusweepError, SpecError
+from .query import TEXT_KINDS, dim_order, resolve, units_of
+from .select import FACILITY_ENERGY_TOLERANCE, facility_at, label_value, resolve_at, scalar
 
 if TYPE_CHECKING:
     import xarray as xr
     from matplotlib.figure import Figure
 
-__all__ = ["CONTOURS", "map_figure", "save_figure", "facility_at", "cli_map"]
+__all__ = ["CONTOURS", "FACILITY_ENERGY_TOLERANCE", "facility_at", "map_figure", "save_figure"]
 
-#: speed of light x Planck constant [eV m] (lambda = HC / E)
-HC_EV_M = 1.239841984e-6
 FORMATS = (".png", ".svg", ".pdf")
 
-#: contour name -> (legend label, colour, line style)
-CONTOURS: dict[str, tuple[str, str, Any]] = {
-    "channeling": (r"$q = q_{ch}$ (channeling limit)", "white", "-"),
-    "bending": (r"$C = 1$ (bending parameter)", "#ff7f0e", "--"),
-    "threshold": (r"$\gamma = \gamma_{th}$ (threshold)", "#d62728", "-."),
-    "coherence": (r"$\lambda_r = \pi\sigma_Z/n$ (coherence condition)", "#e377c2", ":"),
-    "dechanneling": (r"$L_d = L$ (dechanneling length = thickness)", "#17becf", (0, (5, 1, 1, 1))),
-    "transmission": (r"$T = 0.5$ (photon absorption; model beyond the paper)", "#bcbd22", (0, (3, 1))),
+#: legend labels of known constraints (typeset); any other constraint is labelled by its ``text``
+_LABELS = {
+    "channeling": r"$q = q_{ch}$ (channeling limit)",
+    "bending": r"$C = 1$ (bending parameter)",
+    "threshold": r"$\gamma = \gamma_{th}$ (threshold)",
+    "coherence": r"$\lambda_r = \pi\sigma_Z/n$ (coherence condition)",
+    "dechanneling": r"$n l = L_d$ (dechanneling length)",
 }
+_STYLES: tuple[tuple[str, Any], ...] = (
+    ("white", "-"), ("#ff7f0e", "--"), ("#d62728", "-."), ("#e377c2", ":"), ("#17becf", (0, (5, 1, 1, 1))),
+    ("#9467bd", (0, (1, 1))), ("#8c564b", (0, (5, 2))), ("#7f7f7f", (0, (3, 1, 1, 1, 1, 1))),
+)
+
+
+def _contours() -> dict[str, tuple[str, str, Any]]:
+    out: dict[str, tuple[str, str, Any]] = {}
+    for i, c in enumerate(feasibility.CONSTRAINTS):
+        color, style = _STYLES[i % len(_STYLES)]
+        out[c.name] = (_LABELS.get(c.name, f"{c.text} ({c.name})"), color, style)
+    out["transmission"] = (r"$T = 0.5$ (photon absorption; model beyond the paper)", "#bcbd22", (0, (3, 1)))
+    return out
+
+
+#: contour name -> (legend label, colour, line style): one per constraint of cusweep.feasibility, and
+#: the photon transmission T = 0.5 (drawn when the store holds it)
+CONTOURS: dict[str, tuple[str, str, Any]] = _contours()
 
 
 @dataclass
@@ -69,80 +87,6 @@ class _Slice:
         return np.broadcast_to(values.astype(np.float64), (ny, nx)).copy()
 
 
-#: a facility preset's energy must lie this close (relative) to a grid value of the store
-FACILITY_ENERGY_TOLERANCE = 0.05
-
-
-def facility_at(ds: xr.Dataset, name: str) -> tuple[dict[str, int], list[str]]:
-    """The grid indices that fix a facility preset's energy, n_positrons and sigma_z where they are dims
-    of the store (nearest grid value; the energy must lie within 5% of one, else SpecError), and notes on
-    what could not be matched. Like a sweep file's ``facility``, never the photon energy."""
-    from . import materials
-
-    fac = materials.facility(name, key="--facility")
-    at: dict[str, int] = {}
-    notes: list[str] = []
-    scalars = ds.attrs.get("scalars", {}) or {}
-    for dim in ("energy", "n_positrons", "sigma_z"):
-        value = getattr(fac, dim)
-        if value is None:
-            continue
-        if dim in ds.sizes:
-            coord = np.asarray(ds[dim].values, dtype=np.float64)
-            i = int(np.argmin(np.abs(coord - value)))
-            at[dim] = i
-            off = abs(coord[i] - value)
-            if dim == "energy" and off > FACILITY_ENERGY_TOLERANCE * value:
-                shown = ", ".join(format_value(dim, v) for v in coord[:8])
-                shown += ", ..." if len(coord) > 8 else ""
-                raise SpecError(
-                    f"--facility {fac.name}: its energy {format_value(dim, value)} is not within "
-                    f"{FACILITY_ENERGY_TOLERANCE:.0%} of the store's energy grid ({shown}); run a sweep that "
-                    "includes it"
-                )
-            if off > 0.01 * abs(value):
-                notes.append(f"{fac.name} {dim} {format_value(dim, value)} is not on the grid; nearest grid "
-                             f"value {format_value(dim, coord[i])} used")
-        elif scalars.get(dim) is not None and abs(float(scalars[dim]) - value) > 0.01 * abs(value):
-            notes.append(f"{fac.name} {dim} {format_value(dim, value)} differs from the store's "
-                         f"{format_value(dim, float(scalars[dim]))}, which is used")
-    return at, notes
-
-
-def resolve_at(ds: xr.Dataset, x: str, y: str, at: Mapping[str, Any] | Sequence[str] | None,
-               facility: str | None = None) -> tuple[dict[str, int], list[str]]:
-    """Every dim other than x, y -> grid index: from ``at`` (nearest grid value), else the facility preset,
-    else the first grid value (reported in the notes)."""
-    given = parse_at(ds, at or {})
-    for d in (x, y):
-        if d in given:
-            raise SpecError(f"--at: {d} is an axis of the map (--x/--y); fix only the other dims")
-    notes: list[str] = []
-    fixed: dict[str, int] = {}
-    if facility:
-        fac_at, notes = facility_at(ds, facility)
-        clash = sorted(set(given) & set(fac_at))
-        if clash:
-            raise SpecError(f"--at {clash[0]}: --facility {facility} fixes {clash[0]} already; drop one")
-        fixed.update({d: i for d, i in fac_at.items() if d not in (x, y)})
-    fixed.update(given)
-    for d in dim_order(ds):
-        if d in (x, y) or d in fixed:
-            continue
-        fixed[d] = 0
-        if ds.sizes[d] > 1:
-            notes.append(f"{d} not given; using its first grid value {_label_value(ds, d, 0)} "
-                         f"(choose with --at {d}=VALUE)")
-    return fixed, notes
-
-
-def _label_value(ds: xr.Dataset, dim: str, i: int) -> str:
-    v = np.asarray(ds[dim].values)[i]
-    if isinstance(v, str | np.str_):
-        return str(v)
-    return format_value(dim, float(v), plain=False)
-
-
 def _edges(c: np.ndarray, log: bool) -> np.ndarray:
     c = np.asarray(c, dtype=np.float64)
     if len(c) == 1:
@@ -167,7 +111,7 @@ def _axis_label(ds: xr.Dataset, name: str) -> str:
     long_name = attrs.get("long_name", name)
     symbol = attrs.get("symbol", "")
     if name in DISPLAY:
-        unit = DISPLAY[name][0]
+        unit = DISPLAY[name].label
     else:
         u = units_of(ds, name)
         unit = "" if u in ("1", "", "dimensionless") else u
@@ -176,45 +120,82 @@ def _axis_label(ds: xr.Dataset, name: str) -> str:
 
 
 def _display_factor(name: str) -> float:
-    return DISPLAY[name][1] if name in DISPLAY else 1.0
+    return DISPLAY[name].factor if name in DISPLAY else 1.0
+
+
+def _model_fields(s: _Slice, names: Sequence[str], axes: Mapping[str, np.ndarray] | None = None
+                  ) -> dict[str, np.ndarray]:
+    """``names`` evaluated by the model (the stored sweep's setup) on the slice's coordinates (``axes``:
+    other values of x and y, store units), each on the (y, x) grid; {} when the model cannot be rebuilt
+    from the dataset (no stored sweep text)."""
+    from .model import evaluate
+    from .stored import setup_of
+
+    try:
+        setup = setup_of(s.ds)
+    except CusweepError:
+        return {}
+    dims = setup.dims
+    if set(dims) != set(dim_order(s.ds)):
+        return {}
+    coords = {d: np.asarray(s.ds[d].values) if d in (s.x, s.y) else np.asarray(s.ds[d].values)[[s.at[d]]]
+              for d in dims}
+    coords.update(axes or {})
+    shape = tuple(len(coords[d]) for d in dims)
+    values = evaluate(setup, coords, tuple(names))
+    out = {}
+    for name, v in values.items():
+        keep = setup.natural_dims(name)
+        own = [n if d in keep else 1 for d, n in zip(dims, shape, strict=True)]
+        full = np.broadcast_to(np.asarray(v).reshape(own), shape)
+        grid = np.moveaxis(full, [dims.index(s.y), dims.index(s.x)], [0, 1])
+        out[name] = np.asarray(grid.reshape(grid.shape[0], grid.shape[1]), dtype=np.float64)
+    return out
+
+
+#: the boundary lines are traced on a grid this many times finer than the store's (model-evaluated margins)
+FINE = 4
+
+
+def _fine_fields(s: _Slice, grid: _Grid, names: Sequence[str], logs: Mapping[str, bool],
+                 categorical: Mapping[str, bool]) -> tuple[_Grid, dict[str, np.ndarray]]:
+    """A grid FINE times finer than the slice's (in the axes' coordinates) and the margins of the
+    constraints ``names`` evaluated there by the model; ({}) when the model cannot be rebuilt."""
+    if any(categorical.values()) or not names:
+        return grid, {}
+
+    def finer(c: np.ndarray, log: bool) -> np.ndarray:
+        c = np.asarray(c, dtype=np.float64)
+        t = np.log(c) if log else c
+        u = np.interp(np.linspace(0, len(c) - 1, (len(c) - 1) * FINE + 1), np.arange(len(c)), t)
+        return np.exp(u) if log else u
+
+    xs = finer(s.ds[s.x].values, logs[s.x])
+    ys = finer(s.ds[s.y].values, logs[s.y])
+    margins = {c.name: c.margin for c in feasibility.CONSTRAINTS if c.name in names}
+    values = _model_fields(s, tuple(margins.values()), {s.x: xs, s.y: ys})
+    if not values:
+        return grid, {}
+    fx, fy = _display_factor(s.x), _display_factor(s.y)
+    fine = _Grid(xs / fx, ys / fy, grid.xe, grid.ye, grid.xlog, grid.ylog)
+    return fine, {n: values[m] for n, m in margins.items() if m in values}
 
 
 def _contour_fields(s: _Slice) -> dict[str, tuple[np.ndarray, float]]:
-    """name -> (field, level) for every boundary the store has the variables for."""
+    """name -> (field, level): the margin of every constraint of ``cusweep.feasibility`` (level 1),
+    evaluated by the model on the slice (the store's own margin variables when the model cannot be
+    rebuilt), and the stored photon transmission (level 0.5)."""
+    margins = _model_fields(s, feasibility.MARGINS)
     out: dict[str, tuple[np.ndarray, float]] = {}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        q, q_ch = s.get("q"), s.get("q_ch")
-        if q is not None and q_ch is not None:
-            out["channeling"] = (q / q_ch, 1.0)
-        c = s.get("bending_parameter")
-        if c is not None:
-            out["bending"] = (c, 1.0)
-        g, g_th = s.get("gamma"), s.get("gamma_th")
-        if g is not None and g_th is not None:
-            out["threshold"] = (g_th / g, 1.0)
-        er, n, sz = s.get("resonance_energy"), s.get("n_periods"), s.get("sigma_z")
-        if er is not None and n is not None and sz is not None:
-            out["coherence"] = (HC_EV_M / er * n / (math.pi * sz), 1.0)
-        elif (cr := s.get("coherent_regime")) is not None:
-            out["coherence"] = (1.0 - cr, 0.5)
-        ld = s.get("dechanneling_length")
-        thick: Any = s.get("thickness")
-        if thick is None and (s.ds.attrs.get("scalars") or {}).get("thickness") is not None:
-            thick = float(s.ds.attrs["scalars"]["thickness"])
-        if ld is not None and thick is not None:
-            out["dechanneling"] = (thick / ld, 1.0)
-            if c is not None:
-                # L_d(C) = (1 - C)^2 L_d(0) with L_d(0) independent of the CU: L_d = L where
-                # C = 1 - sqrt(L / L_d(0)), so C / (1 - sqrt(L / L_d(0))) = 1 there; a power law of the CU
-                # parameters like C itself, which the grid traces exactly (inf where no such C exists)
-                ld0 = ld / (1.0 - c) ** 2
-                c_star = 1.0 - np.sqrt(thick / ld0)
-                ratio = np.where((c < 1.0) & (c_star > 0.0), c / c_star, np.inf)
-                if np.array_equal(ratio >= 1.0, thick / ld >= 1.0):  # the same boundary
-                    out["dechanneling"] = (ratio, 1.0)
-        t = s.get("transmission")
-        if t is not None:
-            out["transmission"] = (t, 0.5)
+    for c in feasibility.CONSTRAINTS:
+        m = margins.get(c.margin)
+        if m is None:
+            m = s.get(c.margin)
+        if m is not None:
+            out[c.name] = (m, 1.0)
+    t = s.get("transmission")
+    if t is not None:
+        out["transmission"] = (t, 0.5)
     return out
 
 
@@ -238,18 +219,18 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
     from matplotlib.patches import Patch, PathPatch
 
     dims = dim_order(ds)
-    x = _dim_name(ds, x, "--x")
-    y = _dim_name(ds, y, "--y")
+    x = _dim_name(ds, x, "x")
+    y = _dim_name(ds, y, "y")
     if x == y:
-        raise SpecError(f"--x and --y are both {x!r}; give two different dims")
-    for d, flag in ((x, "--x"), (y, "--y")):
+        raise SpecError(f"x and y are both {x!r}; give two different dims")
+    for d, flag in ((x, "x"), (y, "y")):
         if ds.sizes[d] < 2:
             multi = [e for e in dims if ds.sizes[e] > 1 and e not in (x, y)]
             raise SpecError(f"{flag}: {d} has a single grid value; map over a swept dim"
                             + (f" ({', '.join(multi)})" if multi else ""))
-    var = resolve(ds, var, "--var variable")
+    var = resolve(ds, var, "variable to map")
     if var in ds.sizes:
-        raise SpecError(f"--var: {var} is a dim; give a variable, e.g. --var n_coh")
+        raise SpecError(f"var: {var} is a dim; give a variable, e.g. var=n_coh")
     fixed, msgs = resolve_at(ds, x, y, at, facility)
     if notes is not None:
         notes.extend(msgs)
@@ -305,15 +286,18 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
     feasible = s.get("feasible")
     if feasible is not None and var != "feasible":
         infeasible = np.where(np.isnan(feasible), 0.0, 1.0 - feasible)
-        # shade along the same smooth boundaries as the lines: infeasible where the largest of the ratios
-        # q/q_ch, C, gamma_th/gamma, lambda_r n/(pi sigma_Z) reaches 1 (the store's flag otherwise)
-        ratios = [fields[k][0] for k in ("channeling", "bending", "threshold", "coherence")
-                  if k in fields and fields[k][1] == 1.0]
+        # shade along the same smooth boundaries as the lines: infeasible where the largest margin of the
+        # constraints reaches 1 (the store's flag where that does not reproduce it)
+        ratios = [fields[c.name][0] for c in feasibility.CONSTRAINTS if c.name in fields]
         region, level = infeasible, 0.5
-        if len(ratios) == 4 and not any(categorical.values()):
+        if len(ratios) == len(feasibility.CONSTRAINTS) and not any(categorical.values()):
             with np.errstate(invalid="ignore"):
                 worst = np.max(ratios, axis=0)
-            if np.array_equal(np.nan_to_num(worst, nan=np.inf) >= 1.0, infeasible > 0.5):
+            worst = np.nan_to_num(worst, nan=np.inf)
+            beyond = np.zeros(worst.shape, dtype=bool)
+            for c in feasibility.CONSTRAINTS:
+                beyond |= ~c.holds(np.nan_to_num(fields[c.name][0], nan=np.inf))
+            if np.array_equal(beyond, infeasible > 0.5):
                 region, level = worst, 1.0
         if infeasible.max() > 0.5:
             paths = grid.cells(infeasible > 0.5) if any(categorical.values()) else grid.filled(region, level)
@@ -327,12 +311,16 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
         fields = {}  # a boundary between two crystals means nothing: only the infeasible cells are shaded
         if notes is not None:
             notes.append("no boundary lines across a categorical axis (crystal); infeasible cells hatched")
+    # the boundary lines are traced on a grid FINE times finer than the store's, the margins evaluated
+    # there by the model: a margin that is not a power law of the axes (n l / L_d(C) near C = 1) is then
+    # traced as closely as one that is
+    fine = _fine_fields(s, grid, [n for n in fields if n != "transmission"], logs, categorical)
     for name, (field, level) in fields.items():
         ok = np.isfinite(field)
         if not ok.any() or not (field[ok].min() < level < field[ok].max()):
             continue  # the boundary is not inside the plotted range
-        label, color, style = CONTOURS[name]
-        traced = grid.lines(field, level)
+        label, color, style = CONTOURS.get(name, _contours().get(name, (name, "black", "-")))
+        traced = fine[0].lines(fine[1][name], level) if name in fine[1] else grid.lines(field, level)
         for seg in traced:
             ax.plot(seg[:, 0], seg[:, 1], color=color, linestyle=style, linewidth=1.6)
         if traced:
@@ -344,11 +332,11 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
         leg = ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2,
                         fontsize=8, frameon=False)
         leg.set_in_layout(True)
-        if any(h.get_label() == CONTOURS["channeling"][0] for h in handles):
-            # white line on a light legend background: draw its legend entry in black
-            for line in leg.get_lines():
-                if line.get_label() == CONTOURS["channeling"][0]:
-                    line.set_color("black")
+        white = {label for label, color, _ in CONTOURS.values() if color == "white"}
+        # a white line on a light legend background: draw its legend entry in black
+        for line in leg.get_lines():
+            if line.get_label() in white:
+                line.set_color("black")
 
     for d, set_scale, set_label, set_ticks, axis, edges in (
             (x, ax.set_xscale, ax.set_xlabel, ax.set_xticks, ax.xaxis, xe),
@@ -367,7 +355,7 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
     ax.set_xlim(xe[0], xe[-1])
     ax.set_ylim(ye[0], ye[-1])
 
-    fixed_text = ", ".join(f"{_short(ds, d)} = {_label_value(ds, d, i)}" for d, i in fixed.items()
+    fixed_text = ", ".join(f"{_short(ds, d)} = {label_value(ds, d, i)}" for d, i in fixed.items()
                            if ds.sizes[d] > 1)
     const_text = _constants_text(ds, fixed)
     title = f"{ds[var].attrs.get('long_name', var)}"
@@ -469,7 +457,7 @@ def _constants_text(ds: xr.Dataset, fixed: Mapping[str, int]) -> str:
     parts = []
     for d, i in fixed.items():
         if ds.sizes[d] == 1:
-            parts.append(f"{_short(ds, d)} = {_label_value(ds, d, i)}")
+            parts.append(f"{_short(ds, d)} = {label_value(ds, d, i)}")
     scalars = ds.attrs.get("scalars") or {}
     if scalars.get("crystal"):
         parts.append(str(scalars["crystal"]))
@@ -510,11 +498,11 @@ def check_output(path: str) -> str:
     directory that does not exist: a typo would otherwise grow a new directory tree)."""
     ext = os.path.splitext(str(path))[1].lower()
     if ext not in FORMATS:
-        raise SpecError(f"-o: {path!r} has no .png, .svg or .pdf extension; name the file e.g. map.png")
+        raise SpecError(f"output: {path!r} has no .png, .svg or .pdf extension; name the file e.g. map.png")
     if os.path.isdir(str(path)):
         example = os.path.join(str(path), "map.png")
-        raise SpecError(f"-o: {path!r} is a directory; give a file name, e.g. {example}")
-    check_parent_dir("-o", str(path))
+        raise SpecError(f"output: {path!r} is a directory; give a file name, e.g. {example}")
+    check_parent_dir("output", str(path))
     return ext
 
 
@@ -531,21 +519,3 @@ def save_figure(fig: Figure, path: str) -> None:
     ext = check_output(path)
     fig.savefig(str(path), dpi=150 if ext == ".png" else None,
                 metadata={"Software": None} if ext == ".png" else None)
-
-
-def cli_map(args: Any) -> int:
-    """``cusweep map STORE --x DIM --y DIM --var VAR [--at DIM=VALUE ...] [--facility NAME] -o FILE``."""
-    from .query import open_for_query
-
-    check_output(args.output)
-    ds = open_for_query(args.store)
-    notes: list[str] = []
-    fig = map_figure(ds, args.x, args.y, args.var, at=args.at, facility=args.facility, notes=notes)
-    for n in notes:
-        print(f"cusweep: map: {n}", file=sys.stderr)
-    save_figure(fig, args.output)
-    info = fig.cusweep  # type: ignore[attr-defined]
-    drawn = ", ".join(info["contours"]) or "none inside the plotted range"
-    print(f"wrote {args.output} ({info['var']} over {info['x']} x {info['y']}; contours: {drawn})")
-    return 0
-

@@ -307,15 +307,13 @@ def make_plan(spec: SweepSpec) -> Plan:
 
 
 def _range_text(dim: str, values: np.ndarray) -> str:
-    from .units import format_quantity
+    """A dim's grid for people, in display units (``cusweep.display``): ``5 µm .. 40 µm``."""
+    from .display import format_value
 
     if dim == "crystal":
         return ", ".join(map(str, values))
     units = COORDS[dim].units
-    if units == "1":
-        f = lambda v: f"{v:.6g}"
-    else:
-        f = lambda v: format_quantity(float(v), units)
+    f = lambda v: format_value(dim, float(v), plain=False, units=units)
     if len(values) == 1:
         return f(values[0])
     return f"{f(values[0])} .. {f(values[-1])}"

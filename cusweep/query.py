@@ -17,38 +17,36 @@ values within a relative ``RTOL`` = 1e-9 as equal (``energy == 13.6 GeV`` finds 
 conversion differs in the last bit; ``period <= 14 um`` includes 14 um).
 
 Results are over the sweep's grid points: a mask that involves only some dims holds for every value of
-the others. Evaluation builds lazy xarray/dask masks on the store's chunks; counts are lazy sums, top-K
-and row listings reduce block by block, so memory stays bounded whatever the store size.
+the others. Evaluation builds lazy xarray/dask masks on the store's chunks; counts are lazy sums, so
+memory stays bounded whatever the store size. This module is the expression language only: ranking and
+row listings are in ``cusweep.top``, ``at=`` selection in ``cusweep.select``, display units in
+``cusweep.display``, and ``cusweep.open`` (``cusweep.stored``) is the object users start from.
 """
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
-import json
 import keyword
 import math
 import re
 import sys
 import types
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import QueryError, SpecError
+from .errors import QueryError
 from .quantities import ALL_DIMS
 
 if TYPE_CHECKING:
     import dask.array
     import xarray as xr
 
-__all__ = ["RTOL", "count", "format_value", "list_points", "parse", "parse_at", "query", "records",
-           "top_points", "cli_query"]
+__all__ = ["RTOL", "count", "dim_order", "names_in", "nodes", "parse", "query", "resolve", "units_of"]
 
-#: relative tolerance under which two floats compare equal (design.md §4)
+#: relative tolerance under which two floats compare equal (docs/guide.md, "Asking the store")
 RTOL = 1e-9
 #: numpy dtype kinds of text labels (the crystal dim; "T" is numpy 2's StringDType, as zarr 3 reads them)
 TEXT_KINDS = "USOT"
@@ -708,59 +706,6 @@ def _offsets(chunks: tuple[tuple[int, ...], ...]) -> list[np.ndarray]:
     return [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(np.int64) for c in chunks]
 
 
-def _block_topk(score: np.ndarray, offset: tuple[int, ...], shape: tuple[int, ...], k: int,
-                ascending: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The k best finite scores of one block (ties by flat index) and their flat indices in ``shape``."""
-    flat = np.asarray(score).reshape(-1)
-    idx = np.flatnonzero(~np.isnan(flat))
-    if idx.size == 0:
-        return np.empty(0), np.empty(0, dtype=np.int64)
-    vals = flat[idx].astype(np.float64)
-    key = vals if ascending else -vals
-    if idx.size > k:
-        kth = np.partition(key, k - 1)[k - 1]
-        keep = key <= kth
-        idx, vals, key = idx[keep], vals[keep], key[keep]
-    local = np.unravel_index(idx, score.shape)
-    glob = np.ravel_multi_index(tuple(li + o for li, o in zip(local, offset, strict=True)), shape)
-    order = np.lexsort((glob, key))[:k]
-    return vals[order], np.asarray(glob[order], dtype=np.int64)
-
-
-def _block_hits(mask: np.ndarray, offset: tuple[int, ...], shape: tuple[int, ...], need: int) -> np.ndarray:
-    idx = np.flatnonzero(np.asarray(mask).reshape(-1))[:need]
-    if idx.size == 0:
-        return np.empty(0, dtype=np.int64)
-    local = np.unravel_index(idx, mask.shape)
-    return np.asarray(np.ravel_multi_index(tuple(li + o for li, o in zip(local, offset, strict=True)), shape),
-                      dtype=np.int64)
-
-
-def _expand(ds: xr.Dataset, sub_dims: Sequence[str], flat: np.ndarray, limit: int | None
-            ) -> dict[str, np.ndarray]:
-    """Full-grid index arrays (dim -> indices) of the grid points under the sub-grid points ``flat``
-    (flat indices over ``sub_dims``), each expanded over the other dims in C order; at most ``limit``."""
-    dims = dim_order(ds)
-    other = [d for d in dims if d not in sub_dims]
-    other_shape = tuple(int(ds.sizes[d]) for d in other)
-    mult = math.prod(other_shape)
-    n_sub = len(flat) if limit is None else min(len(flat), -(-limit // max(mult, 1)))
-    flat = np.asarray(flat[:n_sub], dtype=np.int64)
-    sub_idx = np.unravel_index(flat, tuple(int(ds.sizes[d]) for d in sub_dims)) if sub_dims else ()
-    reps = np.repeat(np.arange(len(flat)), mult)
-    tile = np.tile(np.arange(mult), len(flat))
-    other_idx = np.unravel_index(tile, other_shape) if other else ()
-    out = {}
-    for d in dims:
-        if d in sub_dims:
-            out[d] = np.asarray(sub_idx[list(sub_dims).index(d)])[reps]
-        else:
-            out[d] = np.asarray(other_idx[other.index(d)])
-    if limit is not None:
-        out = {d: v[:limit] for d, v in out.items()}
-    return out
-
-
 def count(ds: xr.Dataset, expr: str) -> int:
     """Number of grid points where ``expr`` holds (a lazy, chunk-wise sum)."""
     mask = query(ds, expr)
@@ -771,333 +716,6 @@ def count(ds: xr.Dataset, expr: str) -> int:
     return int(n) * mult
 
 
-def top_points(ds: xr.Dataset, expr: str, by: str, k: int, *, ascending: bool = False
-               ) -> dict[str, np.ndarray]:
-    """Full-grid indices (dim -> index array, best first) of the ``k`` grid points where ``expr`` holds
-    with the largest (``ascending``: smallest) finite ``by``. Ties keep grid order. Chunk-wise: every block
-    contributes its own k best, merged at the end."""
-    import dask
-
-    if k < 1:
-        raise QueryError(f"query: --top {k}: give a positive number of points")
-    by = resolve(ds, by, "--by variable")
-    if _is_bool(ds, by) or _is_str(ds, by):
-        raise QueryError(f"query: --by {by}: rank by a numeric variable, e.g. --by n_coh")
-    mask = query(ds, expr)
-    value = ds[by]
-    sub = [d for d in dim_order(ds) if d in mask.dims or d in value.dims]
-    shape = tuple(int(ds.sizes[d]) for d in sub)
-    import dask.array as da
-
-    m = _on_dims(ds, mask, sub)
-    v = _on_dims(ds, value, sub)
-    score = da.where(m, v.astype(np.float64), np.nan)
-    offsets = _offsets(score.chunks)
-    blocks = score.to_delayed(optimize_graph=True)
-    tasks = [dask.delayed(_block_topk)(blocks[i], tuple(int(offsets[a][j]) for a, j in enumerate(i)), shape,
-                                       k, ascending) for i in np.ndindex(blocks.shape)]
-    parts = dask.compute(*tasks)
-    vals = np.concatenate([p[0] for p in parts]) if parts else np.empty(0)
-    flat = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, dtype=np.int64)
-    order = np.lexsort((flat, vals if ascending else -vals))[:k]
-    return _expand(ds, sub, flat[order], k)
-
-
-def list_points(ds: xr.Dataset, expr: str, limit: int | None) -> tuple[dict[str, np.ndarray], bool]:
-    """Full-grid indices of the first ``limit`` (None: all) grid points where ``expr`` holds, found block
-    by block (stops early), and whether more exist."""
-    import dask
-
-    mask = query(ds, expr)
-    sub = [str(d) for d in mask.dims]
-    other = math.prod(int(n) for d, n in ds.sizes.items() if d not in sub)
-    if other == 0:
-        return _expand(ds, sub, np.empty(0, dtype=np.int64), 0), False
-    need = None if limit is None else -(-(limit + 1) // other)  # sub-grid hits for limit + 1 points
-    if not sub:
-        hit = bool(np.asarray(mask.values))
-        flat = np.zeros(1 if hit else 0, dtype=np.int64)
-    else:
-        shape = tuple(int(ds.sizes[d]) for d in sub)
-        m = _on_dims(ds, mask, sub)
-        offsets = _offsets(m.chunks)
-        blocks = m.to_delayed(optimize_graph=True)
-        ids = list(np.ndindex(blocks.shape))
-        found: list[np.ndarray] = []
-        n_found = 0
-        batch = 8
-        for start in range(0, len(ids), batch):
-            chunk = ids[start:start + batch]
-            cap = need if need is not None else int(np.prod(shape))
-            parts = dask.compute(*[dask.delayed(_block_hits)(
-                blocks[i], tuple(int(offsets[a][j]) for a, j in enumerate(i)), shape, cap) for i in chunk])
-            for p in parts:
-                found.append(p)
-                n_found += len(p)
-            if need is not None and n_found >= need:
-                break
-        # blocks are visited in block order: report the hits found in grid (C) order
-        flat = np.sort(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
-    total_hint = len(flat) * other
-    more = limit is not None and total_hint > limit
-    return _expand(ds, sub, flat, limit), more
-
-
-def records(ds: xr.Dataset, points: Mapping[str, np.ndarray], columns: Sequence[str]) -> list[dict[str, Any]]:
-    """Values (store units; bools, str labels) of ``columns`` at the grid points ``points``
-    (dim -> index array), one dict per point; the variables are read chunk-wise with vectorised indexing."""
-    import dask
-
-    n = len(next(iter(points.values()))) if points else 0
-    lazy: dict[str, Any] = {}
-    for c in columns:
-        arr = ds[c]
-        if c in ds.sizes and arr.dims == (c,):
-            lazy[c] = np.asarray(arr.values)[points[c]] if n else np.empty(0)
-            continue
-        data = arr.data
-        index = tuple(points[str(d)] for d in arr.dims)
-        if not arr.dims:
-            lazy[c] = np.repeat(np.asarray(arr.values), n)
-        elif hasattr(data, "vindex"):
-            lazy[c] = data.vindex[index] if n else np.empty(0, dtype=arr.dtype)
-        else:
-            lazy[c] = np.asarray(data)[index]
-    keys = list(lazy)
-    values = dask.compute(*[lazy[key] for key in keys])
-    cols = dict(zip(keys, values, strict=True))
-    out = []
-    for i in range(n):
-        out.append({c: _py(cols[c][i]) for c in columns})
-    return out
-
-
-def scalar(x: Any) -> Any:
-    """An element of a coordinate array as a Python value (numpy scalars unwrapped; StringDType elements
-    are already str)."""
-    return x.item() if isinstance(x, np.generic) else x
-
-
-def _py(x: Any) -> Any:
-    if isinstance(x, np.bool_ | bool):
-        return bool(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.floating | float):
-        return float(x)
-    if isinstance(x, bytes):
-        return x.decode()
-    return x if isinstance(x, str) else str(x)
-
-
-# ------------------------------------------------------------------------------------------ --at values
-
-
-def parse_at(ds: xr.Dataset, items: Iterable[str] | Mapping[str, Any], *, key: str = "--at"
-             ) -> dict[str, int]:
-    """``dim=value`` items (or a mapping) -> dim -> index of the nearest grid value.
-
-    Values are strings with units for dims with units (``energy="13.6 GeV"``) or, in a mapping, plain
-    numbers in store units (``{"energy": 13.6e9}``); ``crystal`` takes a name. SpecError (one line) for
-    unknown dims, malformed items and values of the wrong dimension.
-    """
-    pairs: list[tuple[str, Any]] = []
-    if isinstance(items, Mapping):
-        pairs = list(items.items())
-    else:
-        for item in items:
-            if "=" not in str(item):
-                raise SpecError(f"{key}: {item!r} is not DIM=VALUE; write e.g. energy=\"13.6 GeV\"")
-            d, v = str(item).split("=", 1)
-            pairs.append((d.strip(), v.strip()))
-    out: dict[str, int] = {}
-    dims = dim_order(ds)
-    for d, v in pairs:
-        if d not in dims:
-            close = difflib.get_close_matches(d, dims, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"the store's dims: {', '.join(dims)}"
-            raise SpecError(f"{key}: {d!r} is not a dim of the store; {hint}")
-        if d in out:
-            raise SpecError(f"{key}: {d} is given twice; give each dim once")
-        out[d] = nearest_index(ds, d, v, key=key)
-    return out
-
-
-def coord_value(ds: xr.Dataset, dim: str, value: Any, *, key: str = "--at") -> float:
-    """A user value (string with units or number) in the store units of ``dim``."""
-    u = units_of(ds, dim)
-    if isinstance(value, int | float | np.floating | np.integer) and not isinstance(value, bool):
-        x = float(value)  # a number (Python API): in store units
-        if not math.isfinite(x):
-            raise SpecError(f"{key}: {dim}={value!r} is not a finite number; write e.g. "
-                            f"{dim}=\"{_EXAMPLES.get(dim, '0.1' if _dimensionless(u) else '1 ' + u)}\"")
-        return x
-    text = str(value).strip().strip("\"'")
-    try:
-        node = parse(text)
-    except QueryError:
-        node = None
-    if not isinstance(node, Num):
-        raise SpecError(f"{key}: {dim}={value!r} is not a number with units; write e.g. "
-                        f"{dim}=\"{_EXAMPLES.get(dim, '0.1' if _dimensionless(u) else '1 ' + u)}\"")
-    try:
-        return convert(node.value, node.unit, u, text=text, name=dim)
-    except QueryError as exc:
-        raise SpecError(f"{key}: {dim}={text!r}: " + str(exc).removeprefix("query: ")) from None
-
-
-def nearest_index(ds: xr.Dataset, dim: str, value: Any, *, key: str = "--at") -> int:
-    coord = np.asarray(ds[dim].values)
-    if coord.dtype.kind in TEXT_KINDS:
-        labels = [str(c) for c in coord]
-        lowered = [c.lower() for c in labels]
-        want = str(value).strip().strip("\"'").lower()
-        if want in lowered:
-            return lowered.index(want)
-        close = difflib.get_close_matches(want, lowered, n=1, cutoff=0.5)
-        hint = f"did you mean {labels[lowered.index(close[0])]!r}?" if close else "the store has: " + \
-            ", ".join(labels)
-        raise SpecError(f"{key}: {dim} has no value {value!r}; {hint}")
-    x = coord_value(ds, dim, value, key=key)
-    grid = coord.astype(np.float64)
-    i = int(np.argmin(np.abs(grid - x)))
-    # the nearest grid value, but not for a value beyond the grid (by more than half its end step)
-    lo, hi = float(grid.min()), float(grid.max())
-    order = np.sort(grid)
-    below = (order[1] - order[0]) / 2 if grid.size > 1 else 1e-6 * abs(lo)
-    above = (order[-1] - order[-2]) / 2 if grid.size > 1 else 1e-6 * abs(hi)
-    if not (lo - below <= x <= hi + above) or (x < 0 <= lo):
-        span = format_value(dim, lo) + ("" if grid.size == 1 else f" .. {format_value(dim, hi)}")
-        raise SpecError(f"{key}: {dim}={format_value(dim, x)} is outside the store's grid ({span}); give a "
-                        "value on the grid")
-    return i
-
-
-# ------------------------------------------------------------------------------------------ formatting
-
-#: display units for people (tables, maps): name -> (unit label, factor from store units, plain label)
-DISPLAY = {
-    "period": ("µm", 1e-6, "um"), "amplitude": ("Å", 1e-10, "angstrom"), "energy": ("GeV", 1e9, "GeV"),
-    "sigma_z": ("µm", 1e-6, "um"), "thickness": ("mm", 1e-3, "mm"), "photon_energy": ("keV", 1e3, "keV"),
-    "resonance_energy": ("keV", 1e3, "keV"), "photon_energy_minus": ("keV", 1e3, "keV"),
-    "photon_energy_plus": ("MeV", 1e6, "MeV"), "dechanneling_length": ("mm", 1e-3, "mm"),
-}
-
-
-def format_value(name: str, value: Any, *, plain: bool = True) -> str:
-    """A store value for people: display units for known names (``14 um``), %.6g otherwise."""
-    if isinstance(value, bool | np.bool_):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    x = float(value)
-    if name in DISPLAY:
-        label, factor, ascii_label = DISPLAY[name]
-        return f"{x / factor:.6g} {ascii_label if plain else label}"
-    return f"{x:.6g}"
-
-
-def _cell(x: Any) -> str:
-    if x is None:
-        return "nan"
-    if isinstance(x, bool):
-        return "true" if x else "false"
-    if isinstance(x, float):
-        return f"{x:.6g}"
-    return str(x)
-
-
-def render(rows: list[dict[str, Any]], columns: Sequence[str], units: Mapping[str, str], fmt: str) -> str:
-    """rows -> text in ``fmt`` (table: aligned, %.6g, units in the header; csv; json: NaN as null)."""
-    if fmt == "json":
-        clean = [{c: (None if isinstance(r[c], float) and not math.isfinite(r[c]) else r[c]) for c in columns}
-                 for r in rows]
-        return json.dumps(clean, indent=1, allow_nan=False)
-    if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(columns)
-        for r in rows:
-            w.writerow([_cell(r[c]) if not isinstance(r[c], float) else repr(r[c]) for c in columns])
-        return buf.getvalue().rstrip("\n")
-    header = [c if _dimensionless(units.get(c, "1")) else f"{c} [{units[c]}]" for c in columns]
-    body = [[_cell(r[c]) for c in columns] for r in rows]
-    widths = [max([len(h)] + [len(b[i]) for b in body]) for i, h in enumerate(header)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
-    lines += ["  ".join(x.rjust(w) for x, w in zip(b, widths, strict=True)) for b in body]
-    return "\n".join(lines)
-
-
-# ------------------------------------------------------------------------------------------ CLI
-
-
-def open_for_query(path: str) -> xr.Dataset:
-    """Open a store lazily; warn (stderr) when it is incomplete (unfinished blocks read as NaN/False)."""
-    from . import store
-
-    ds = store.open_store(path)
-    try:
-        done = store.done_mask(path)
-    except Exception:  # not our ledger: nothing to say
-        return ds
-    if not done.all():
-        print(f"cusweep: warning: {path} is incomplete ({int(done.sum())}/{done.size} blocks done); points "
-              "in unfinished blocks read as NaN / false; rerun `cusweep run` to finish it", file=sys.stderr)
-    return ds
-
-
-def columns_for(ds: xr.Dataset, expr: str, by: str | None = None, extra: Sequence[str] = ()) -> list[str]:
-    """Every dim, then every variable named in ``expr``, ``by`` and ``extra`` (resolved, no duplicates)."""
-    cols = list(dim_order(ds))
-    named = [resolve(ds, n) for n in names_in(parse(expr))]
-    if by:
-        named.append(resolve(ds, by, "--by variable"))
-    named += [resolve(ds, v, "--vars variable") for v in extra]
-    for n in named:
-        if n not in cols:
-            cols.append(n)
-    return cols
-
-
-def cli_query(args: Any) -> int:
-    """``cusweep query STORE EXPR [--count] [--top K --by VAR [--asc]] [--format] [--vars] [--limit]``."""
-    node = parse(args.expr)  # syntax first: a malformed expression never touches the store
-    del node
-    ds = open_for_query(args.store)
-    extra = [v.strip() for v in (args.vars or "").split(",") if v.strip()]
-    columns = columns_for(ds, args.expr, args.by, extra)
-    if args.count:
-        print(count(ds, args.expr))
-        return 0
-    if args.top is not None and not args.by:
-        raise QueryError("query: --top needs --by VAR (the variable to rank by), e.g. --top 10 --by n_coh")
-    if args.asc and not args.by:
-        raise QueryError("query: --asc ranks by --by VAR; give --by too, e.g. --top 10 --by n_coh --asc")
-    if args.limit is None or args.limit < 0:
-        raise QueryError(f"query: --limit {args.limit}: give 0 (all) or a positive number of rows")
-    more = False
-    if args.by:
-        k = args.top if args.top is not None else (args.limit or math.prod(int(n) for n in ds.sizes.values()))
-        points = top_points(ds, args.expr, args.by, k, ascending=args.asc)
-    else:
-        points, more = list_points(ds, args.expr, args.limit or None)
-    rows = records(ds, points, columns)
-    units = {c: units_of(ds, c) for c in columns}
-    if rows or args.format != "table":
-        print(render(rows, columns, units, args.format))
-    else:
-        print("(no matching grid points)", file=sys.stderr)
-    if args.by and (args.top is None or len(rows) < args.top):
-        matching = count(ds, args.expr)
-        if matching > len(rows):  # the rest have no finite value to rank by
-            print(f"cusweep: {matching - len(rows):,} matching grid point(s) have no finite {args.by} (NaN) "
-                  "and are not ranked", file=sys.stderr)
-    if more:
-        print(f"cusweep: showing the first {args.limit} matching grid points; more match (use --limit 0 for "
-              "all, --count to count them)", file=sys.stderr)
-    return 0
-
-
 # ------------------------------------------------------------------------------------------ cusweep.query
 
 
@@ -1106,8 +724,23 @@ class _CallableModule(types.ModuleType):
     the submodule is imported, Python binds the package attribute ``cusweep.query`` to the module, so the
     module itself is made callable (it calls :func:`query`)."""
 
-    def __call__(self, ds: xr.Dataset, expr: str) -> xr.DataArray:
-        return query(ds, expr)
+    def __call__(self, ds: Any, expr: str) -> xr.DataArray:
+        return query(getattr(ds, "ds", ds), expr)  # a Dataset or a StoredSweep
 
 
 sys.modules[__name__].__class__ = _CallableModule
+
+
+#: names that moved out of this module (ranking, selection, display units), still importable from here
+#: until every caller imports them from their new modules
+_MOVED = {"format_value": "display", "DISPLAY": "display", "parse_at": "select", "coord_value": "select",
+          "nearest_index": "select", "scalar": "select", "top_points": "top", "list_points": "top",
+          "records": "top", "columns_for": "top"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(f"cusweep.{_MOVED[name]}"), name)
+    raise AttributeError(f"module 'cusweep.query' has no attribute {name!r}")

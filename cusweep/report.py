@@ -1,6 +1,7 @@
 """The facilities report: for every facility preset whose beam energy is on the store's energy grid, the
 best feasible design on the grid, the feasible fraction, and a feasibility map (period x amplitude of the
-variable) at the best design; a summary table on stdout and in ``DIR/summary.csv``.
+variable) at the best design; a summary table (``Report.text()``, display units) and ``DIR/summary.csv``
+(store units, the unit in each column name).
 
 Positron beams at XFELs are hypothetical: the presets are electron-bunch parameters used as if the bunch
 were made of positrons (see ``cusweep facilities``).
@@ -11,20 +12,21 @@ from __future__ import annotations
 import csv
 import math
 import os
-import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .display import format_number, format_value
 from .errors import SpecError
-from .maps import FACILITY_ENERGY_TOLERANCE
-from .query import dim_order, format_value, scalar, top_points
+from .query import dim_order
+from .select import FACILITY_ENERGY_TOLERANCE, at_text, facility_at, scalar
+from .top import top_points
 
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["FacilityRow", "report", "cli_report"]
+__all__ = ["FacilityRow", "Report", "report", "summary_table"]
 
 #: a facility's energy must lie within this relative distance of a grid energy
 ENERGY_TOLERANCE = FACILITY_ENERGY_TOLERANCE
@@ -47,11 +49,43 @@ class FacilityRow:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Report:
+    """The facilities report: one row per facility preset, where its files were written."""
+
+    rows: list[FacilityRow]
+    var: str
+    outdir: str
+
+    def __iter__(self) -> Any:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> FacilityRow:
+        return self.rows[i]
+
+    def text(self) -> str:
+        """The summary table (display units) and where the maps are."""
+        return (summary_table(self.rows, self.var) + "\nPositron beams at XFELs are hypothetical "
+                f"(electron-bunch parameters used as positrons). Maps and summary.csv in {self.outdir}")
+
+    def notes(self) -> list[str]:
+        """Every row's notes, prefixed with its facility."""
+        return [f"{r.facility}: {n}" for r in self.rows for n in r.notes]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The rows in store units (m, eV)."""
+        return {"var": self.var, "outdir": self.outdir, "units": "store units (m, eV, 1)",
+                "rows": [{**{k: v for k, v in vars(r).items() if k != "design"}, "design": dict(r.design)}
+                         for r in self.rows]}
+
+
 def report(ds: xr.Dataset, outdir: str, var: str = "n_coh", *, x: str = "period", y: str = "amplitude",
-           fmt: str = "png") -> list[FacilityRow]:
-    """Write ``outdir/<facility>_<var>.<fmt>`` maps and ``outdir/summary.csv``; return the rows."""
+           fmt: str = "png") -> Report:
+    """Write ``outdir/<facility>_<var>.<fmt>`` maps and ``outdir/summary.csv``; return the Report."""
     from . import materials
-    from .best import facility_selection
     from .maps import check_parent_dir, map_figure, save_figure
 
     if "energy" not in ds.sizes:
@@ -62,8 +96,8 @@ def report(ds: xr.Dataset, outdir: str, var: str = "n_coh", *, x: str = "period"
         if d not in ds.sizes or ds.sizes[d] < 2:
             raise SpecError(f"report: the store needs a swept {d} dim for the maps")
     if os.path.exists(outdir) and not os.path.isdir(outdir):
-        raise SpecError(f"-o: {outdir} exists and is not a directory; give a directory for the maps")
-    check_parent_dir("-o", outdir)
+        raise SpecError(f"output: {outdir} exists and is not a directory; give a directory for the maps")
+    check_parent_dir("output", outdir)
     os.makedirs(outdir, exist_ok=True)
     grid = np.asarray(ds["energy"].values, dtype=np.float64)
     rows: list[FacilityRow] = []
@@ -77,7 +111,7 @@ def report(ds: xr.Dataset, outdir: str, var: str = "n_coh", *, x: str = "period"
             row.status = (f"skipped: energy {format_value('energy', fac.energy)} is not within "
                           f"{ENERGY_TOLERANCE:.0%} of a value of the store's energy grid ({shown})")
             continue
-        at, notes = facility_selection(ds, fac.name)
+        at, notes = facility_at(ds, fac.name)
         row.notes += notes
         row.grid_energy = float(grid[at["energy"]])
         sub = ds.isel({d: [j] for d, j in at.items()})
@@ -92,7 +126,7 @@ def report(ds: xr.Dataset, outdir: str, var: str = "n_coh", *, x: str = "period"
             fixed.update({d: v for d, v in row.design.items() if d not in (x, y)})
         else:
             row.status = "no feasible point"
-        at_values = {d: _at_text(d, v) for d, v in fixed.items() if d not in (x, y)}
+        at_values = {d: at_text(d, v) for d, v in fixed.items() if d not in (x, y)}
         fig = map_figure(ds, x, y, var, at=at_values, notes=row.notes)
         path = os.path.join(outdir, f"{fac.name}_{var}.{fmt}")
         save_figure(fig, path)
@@ -103,17 +137,7 @@ def report(ds: xr.Dataset, outdir: str, var: str = "n_coh", *, x: str = "period"
             if row.design and key not in row.design and scalars.get(key) is not None:
                 row.design[key] = scalars[key] if key == "crystal" else float(scalars[key])
     _write_csv(rows, os.path.join(outdir, "summary.csv"), var)
-    return rows
-
-
-def _at_text(dim: str, value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    from .query import DISPLAY
-
-    if dim in DISPLAY:
-        return f"{float(value) / DISPLAY[dim][1]!r} {DISPLAY[dim][2]}"
-    return repr(float(value))
+    return Report(rows, var, outdir)
 
 
 def _write_csv(rows: list[FacilityRow], path: str, var: str = "n_coh") -> None:
@@ -137,16 +161,17 @@ def _num(x: Any) -> str:
 
 
 def summary_table(rows: list[FacilityRow], var: str = "n_coh") -> str:
+    """The report's rows as an aligned table in display units (µm, Å, GeV)."""
     head = ("facility", "energy", f"best {var}", "period", "amplitude", "sigma_z", "b", "crystal", "feasible",
             "status")
     body = []
     for r in rows:
         d = r.design
-        body.append((r.facility, format_value("energy", r.energy),
-                     "" if r.best is None else f"{r.best:.3g}",
-                     format_value("period", d["period"]) if "period" in d else "",
-                     format_value("amplitude", d["amplitude"]) if "amplitude" in d else "",
-                     format_value("sigma_z", d["sigma_z"]) if "sigma_z" in d else "",
+        body.append((r.facility, format_value("energy", r.energy, plain=False),
+                     "" if r.best is None else format_number(r.best),
+                     format_value("period", d["period"], plain=False) if "period" in d else "",
+                     format_value("amplitude", d["amplitude"], plain=False) if "amplitude" in d else "",
+                     format_value("sigma_z", d["sigma_z"], plain=False) if "sigma_z" in d else "",
                      f"{d['bunching']:.3g}" if "bunching" in d else "", str(d.get("crystal", "")),
                      "" if r.feasible_fraction is None else f"{r.feasible_fraction:.1%}",
                      r.status))
@@ -154,18 +179,3 @@ def summary_table(rows: list[FacilityRow], var: str = "n_coh") -> str:
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths, strict=True)).rstrip() for b in body]
     return "\n".join(lines)
-
-
-def cli_report(args: Any) -> int:
-    """``cusweep report STORE -o DIR``: a map per facility and a summary table (stdout, DIR/summary.csv)."""
-    from .query import open_for_query
-
-    ds = open_for_query(args.store)
-    rows = report(ds, args.output)
-    print(summary_table(rows))
-    print("Positron beams at XFELs are hypothetical (electron-bunch parameters used as positrons). "
-          f"Maps and summary.csv in {args.output}")
-    for r in rows:
-        for n in r.notes:
-            print(f"cusweep: report: {r.facility}: {n}", file=sys.stderr)
-    return 0

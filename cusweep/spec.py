@@ -184,8 +184,9 @@ class SweepSpec:
     def fingerprint(self) -> str:
         """sha256 hex digest of everything that determines the stored data: dims, coordinates (exact
         bytes), scalars, crystal parameters (not their source text), length and dechanneling models,
-        outputs and dtype. Not included: name, description, the file text, chunk_mb, facility (which
-        only fills values that are included)."""
+        the outputs when they are listed (not the default list, so that a store of a default sweep stays
+        the same sweep when cusweep adds an output), and dtype. Not included: name, description, the file
+        text, chunk_mb, facility (which only fills values that are included)."""
         cached = self.__dict__.get("_fingerprint")
         if cached is None:
             cached = hashlib.sha256(_canonical_json(self).encode()).hexdigest()
@@ -249,9 +250,12 @@ def _canonical_json(spec: SweepSpec) -> str:
         "crystals": crystals,
         "length_model": spec.length_model,
         "dechanneling_model": spec.dechanneling_model,
-        "outputs": list(spec.outputs),
         "dtype": spec.dtype,
     }
+    # the outputs only when the sweep lists them: a default sweep stays the same sweep when a new cusweep
+    # version adds an output (its store is resumed with the outputs it holds)
+    if tuple(spec.outputs) != OUTPUTS:
+        content["outputs"] = list(spec.outputs)
     return json.dumps(content, sort_keys=True, separators=(",", ":"))
 
 

@@ -1,7 +1,7 @@
 """Zarr v3 store: template with attrs, chunk-aligned block writes, the per-block ``done`` ledger, a lock.
 
 Layout of a store (a Zarr v3 group):
-  <coords and variables>   as in design.md §3, written through xarray's template (compute=False)
+  <coords and variables>   as in docs/store.md, written through xarray's template (compute=False)
   done                     bool, one element and one Zarr chunk per block, set after the block's data
   block_checksum           uint64, one per block: xxh3-64 digest of the block's written chunks (for --verify)
   _cusweep/                a Zarr group holding the run lock (``lock``, fcntl.flock on local stores)
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import SpecError, StoreError
+from .errors import NotAStoreError, SpecError, StoreError
 from .quantities import VARIABLES
 
 if TYPE_CHECKING:
@@ -45,12 +45,12 @@ def check_path(path: str, *, new: bool = True) -> None:
     exist (a typo would otherwise grow a new directory tree)."""
     text = str(path)
     if not text.strip():
-        raise SpecError("--store: empty path; give the store's directory, e.g. --store sweep.zarr")
+        raise SpecError("store: empty path; give the store's directory, e.g. sweep.zarr")
     if not is_local(text):
         protocol = text.split("://", 1)[0]
         if protocol == "memory":
             raise SpecError(
-                f"--store: {text}: an in-memory store lives in one process and Dask workers cannot reach "
+                f"store: {text}: an in-memory store lives in one process and Dask workers cannot reach "
                 "it; give a directory path or an object-store URL such as s3://bucket/sweep.zarr"
             )
         import fsspec
@@ -59,7 +59,7 @@ def check_path(path: str, *, new: bool = True) -> None:
             fsspec.get_filesystem_class(protocol)
         except (ValueError, ImportError) as exc:
             raise SpecError(
-                f"--store: {text}: the protocol {protocol}:// is not available ({' '.join(str(exc).split())}"
+                f"store: {text}: the protocol {protocol}:// is not available ({' '.join(str(exc).split())}"
                 "); give a directory path or a URL such as s3://bucket/sweep.zarr (pip install s3fs)"
             ) from None
         return
@@ -67,7 +67,7 @@ def check_path(path: str, *, new: bool = True) -> None:
     parent = os.path.dirname(p)
     if new and not os.path.lexists(p) and not os.path.isdir(parent):
         raise SpecError(
-            f"--store: the directory {parent} does not exist; create it first, or check the path {text}"
+            f"store: the directory {parent} does not exist; create it first, or check the path {text}"
         )
 
 
@@ -146,6 +146,18 @@ def stored_chunks(path: str, plan: Plan) -> tuple[int, ...]:
     return tuple(chunks)
 
 
+def group_attrs(path: str) -> dict[str, Any]:
+    """The attributes of the store's root group."""
+    return dict(_group(path).attrs)
+
+
+def stored_outputs(path: str, plan: Plan) -> tuple[str, ...]:
+    """The outputs of ``plan`` that the store at ``path`` holds (a default sweep stored by a cusweep with
+    fewer outputs holds fewer; the fingerprint does not count the default outputs)."""
+    root = _group(path)
+    return tuple(n for n in plan.outputs if n in root)
+
+
 def _group(path: str) -> zarr.Group:
     import zarr
 
@@ -179,6 +191,8 @@ def prepare(path: str, plan: Plan, *, overwrite: bool = False) -> bool:
     try:
         clear(path)
         write_template(path, plan)
+    except StoreError:
+        raise
     except OSError as exc:
         raise StoreError(f"cannot create store {path}: {os_message(exc)}") from None
     return True
@@ -206,8 +220,8 @@ def check_target(path: str, plan: Plan, *, overwrite: bool = False) -> bool:
     ``--overwrite`` replaces cusweep stores only. True when ``path`` holds this sweep's complete template
     (resume); False when the template is still to be written (also after a run killed while writing it)."""
     not_a_store = SpecError(
-        f"--store: {path} exists and is not a cusweep store; choose another --store (--overwrite replaces "
-        "cusweep stores only, never other files)"
+        f"store: {path} exists and is not a cusweep store; choose another store path (cusweep run "
+        "--overwrite replaces cusweep stores only, never other files)"
     )
     if exists(path):
         fp = fingerprint_of(path)
@@ -220,8 +234,8 @@ def check_target(path: str, plan: Plan, *, overwrite: bool = False) -> bool:
         if fp == plan.fingerprint:
             return template_complete(path)
         raise SpecError(
-            f"--store: {path} holds a different sweep (fingerprint {fp[:12]} != "
-            f"{plan.fingerprint[:12]}); use another --store, or --overwrite to replace it"
+            f"store: {path} holds a different sweep (fingerprint {fp[:12]} != "
+            f"{plan.fingerprint[:12]}); use another store path, or overwrite it (cusweep run --overwrite)"
         )
     if is_local(path) and os.path.lexists(_local(path)):
         p = _local(path)
@@ -259,21 +273,6 @@ def clear(path: str) -> None:
             for entry in fs.ls(root, detail=False):
                 if entry.rstrip("/").rsplit("/", 1)[-1] != META_GROUP:
                     fs.rm(entry, recursive=True)
-
-
-def remove(path: str) -> None:
-    if is_local(path):
-        p = _local(path)
-        if os.path.isdir(p):
-            shutil.rmtree(p)
-        elif os.path.exists(p):
-            os.remove(p)
-    else:
-        import fsspec
-
-        fs, root = fsspec.core.url_to_fs(path)
-        if fs.exists(root):
-            fs.rm(root, recursive=True)
 
 
 def write_template(path: str, plan: Plan) -> None:
@@ -610,7 +609,7 @@ def open_store(path: str) -> xr.Dataset:
     import xarray as xr
 
     if not exists(path):
-        raise SpecError(
+        raise NotAStoreError(
             f"STORE: {path} is not a cusweep store (no Zarr group there); "
             "run `cusweep run SWEEP.toml --store PATH` first"
         )
@@ -628,6 +627,3 @@ def open_store(path: str) -> xr.Dataset:
             )
     return ds.drop_vars([n for n in BOOKKEEPING if n in ds.variables])
 
-
-def variables_in(path: str) -> list[str]:
-    return [n for n in open_store(path).data_vars if n in VARIABLES]

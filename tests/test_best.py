@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import cusweep
+from cusweep import feasibility
 from cusweep.best import best, evaluate_point, setup_from_store
 from cusweep.cli import main
 from cusweep.errors import CusweepError, SpecError
@@ -29,7 +30,7 @@ def paths(tmp_path_factory, local_client):
 
 @pytest.fixture(scope="module")
 def datasets(paths):
-    return {name: cusweep.open(p) for name, p in paths.items()}
+    return {name: cusweep.open(p).ds for name, p in paths.items()}
 
 
 def channeling_amplitude(ds, period):
@@ -130,7 +131,9 @@ def test_cli_best(paths, capsys):
     assert main(["best", paths["optimum"], "--by", "n_coh", "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["refined"]["period"] == pytest.approx(20e-6)
-    assert set(out["refined"]["margins"]) >= {"q/q_ch", "C", "gamma_th/gamma", "coherence"}
+    # a margin for every constraint of the one feasibility table, and each constraint described
+    assert set(out["refined"]["margins"]) == {c.ratio for c in feasibility.CONSTRAINTS}
+    assert set(out["constraints"]) == {c.name for c in feasibility.CONSTRAINTS}
     assert main(["best", paths["tuned"], "--facility", "lcls"]) == 0
     text = capsys.readouterr().out
     assert "facility lcls" in text and "refined" in text and "channeling: q/q_ch < 1" in text
@@ -146,7 +149,7 @@ def test_query_best_report_infer_import_neither_execute_nor_plan(paths):
     code = f"""
 import sys, cusweep
 import cusweep.query as query, cusweep.maps, cusweep.best as best, cusweep.report, cusweep.infer as infer
-ds = cusweep.open({paths['optimum']!r})
+ds = cusweep.open({paths['optimum']!r}).ds
 query.count(ds, "feasible")
 best.best(ds, "n_coh")
 infer.infer_b(infer.design_from_store(ds, ["period=14 um", "amplitude=1.5 angstrom"]), measured=1e14)

@@ -401,7 +401,7 @@ def test_s3_store_killed_run_resumes_identically(procs, s3, small_reference, tmp
     st = _cusweep("status", url, drop=("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"))
     assert st.returncode == 1 and st.stderr.count("\n") == 1, st.stderr
     assert "cannot access the object store" in st.stderr and "AWS_ACCESS_KEY_ID" in st.stderr
-    opened, local = cusweep.open(url), cusweep.open(str(ref))
+    opened, local = cusweep.open(url).ds, cusweep.open(str(ref)).ds
     opened.attrs.pop("created")
     local.attrs.pop("created")
     assert opened.load().identical(local.load())

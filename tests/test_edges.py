@@ -15,7 +15,8 @@ import xarray as xr
 
 from cusweep import store
 from cusweep.cli import main
-from cusweep.execute import BENDING, FLAGS
+from cusweep.execute import FEASIBLE, counted
+from cusweep.feasibility import CONSTRAINTS, MARGINS, feasible
 from cusweep.model import evaluate
 from cusweep.plan import make_plan
 from cusweep.spec import loads
@@ -92,6 +93,17 @@ def test_edges_are_stored_flagged_and_counted(edge_run, capsys):
     edge = (~ds["channeling"] | (c >= 1) | ~ds["above_threshold"] | ~ds["coherent_regime"] | too_long
             | ~(ds["energy_fraction"] < 1))
     same(ds["feasible"], ~edge)
+    # and it is the AND of every constraint of the one table, its margins by the model on the whole grid
+    plan = make_plan(loads(text))
+    full = evaluate(plan.setup, plan.coords, (*MARGINS, "feasible"))
+    margins = {m: full[m].reshape([len(plan.coords[d]) if d in plan.setup.natural_dims(m) else 1
+                                   for d in plan.dims]) for m in MARGINS}
+    shape = tuple(len(plan.coords[d]) for d in plan.dims)
+    on_grid = full["feasible"].reshape([len(plan.coords[d]) if d in plan.setup.natural_dims("feasible") else 1
+                                        for d in plan.dims])
+    np.testing.assert_array_equal(np.broadcast_to(on_grid, shape), np.broadcast_to(feasible(margins), shape))
+    stored = ds["feasible"].transpose(*[d for d in plan.dims if d in ds["feasible"].dims]).values
+    np.testing.assert_array_equal(stored, full["feasible"])
     assert bool(ds["feasible"].any())  # and the paper's point is feasible
 
     # NaN only where a quantity has no real value: the exact ħω∓ below threshold, and what is evaluated at
@@ -117,12 +129,17 @@ def test_edges_are_stored_flagged_and_counted(edge_run, capsys):
         else:
             assert bool((y.where(valid) > 0).sum() == valid.sum()), f"{variant}: {name} not positive"
 
-    # the run summary counts the edges of this run, on each flag's own dims
+    # the run summary counts the points where each constraint of the one feasibility table fails, on its
+    # margin's own dims (the model's margins on the whole grid), and the points not feasible
     counts = summary_counts(out)
-    for flag in FLAGS:
-        da = ds[flag]
-        assert counts[flag] == (int((~da).sum()), int(da.size)), flag
-    assert counts[BENDING] == (int((c >= 1).sum()), int(c.size))
+    assert set(counts) == set(counted())
+    plan = make_plan(loads(text))
+    margins = evaluate(plan.setup, plan.coords, MARGINS)
+    for con in CONSTRAINTS:
+        m = margins[con.margin]
+        assert counts[con.name] == (int((~con.holds(m)).sum()), int(m.size)), con.name
+    da = ds[FEASIBLE]
+    assert counts[FEASIBLE] == (int((~da).sum()), int(da.size))
     assert f"{make_plan(loads(text)).n_blocks} blocks computed" in out
 
 

@@ -30,7 +30,7 @@ def paths(tmp_path_factory, local_client):
 
 @pytest.fixture(scope="module")
 def datasets(paths):
-    return {name: cusweep.open(p) for name, p in paths.items()}
+    return {name: cusweep.open(p).ds for name, p in paths.items()}
 
 
 HC = 1.239841984e-6  # h c [eV m]
@@ -98,7 +98,7 @@ def test_unfixed_dims_take_the_first_value_and_say_so(datasets):
     notes: list[str] = []
     fig = map_figure(datasets["tuned"], "period", "amplitude", "q", notes=notes)
     assert fig.cusweep["at"]["energy"] == 8e9
-    assert any("energy not given" in n and "--at energy=" in n for n in notes)
+    assert any("energy not given" in n and "at energy=" in n for n in notes)
 
 
 def test_log_colour_scale_where_values_span_decades(datasets):
@@ -183,7 +183,7 @@ def test_facility_fixes_energy_and_bunch_length(datasets):
     # as for `best`: a preset energy more than 5% from every grid energy is refused, not silently moved
     with pytest.raises(SpecError, match="swissfel: its energy 5.8 GeV is not within 5%"):
         map_figure(datasets["tuned"], "period", "amplitude", "n_coh", facility="swissfel")
-    with pytest.raises(SpecError, match="--at energy: --facility lcls fixes energy already"):
+    with pytest.raises(SpecError, match="at energy: facility lcls fixes energy already"):
         map_figure(datasets["tuned"], "period", "amplitude", "n_coh", facility="lcls", at={"energy": "8 GeV"})
 
 

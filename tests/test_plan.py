@@ -3,6 +3,7 @@ every variable owned by exactly one block."""
 
 import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -118,6 +119,15 @@ def test_describe_mentions_everything():
     text = make_plan(loads(sweep_text(1, [30, 20, 5, 4, 3]))).describe()
     for word in ("grid points", "blocks", "period", "n_coh", "MB", "estimated time"):
         assert word in text
+
+
+def test_describe_shows_display_units_without_float_noise():
+    """The dry run's ranges are in display units (µm, Å, GeV), six significant digits at most."""
+    text = make_plan(load(ROOT / "sweeps" / "paper_sec5.toml")).describe()
+    rows = {line.split()[0]: line for line in text.splitlines()[2:7]}
+    assert "µm" in rows["period"] and "Å" in rows["amplitude"] and "GeV" in rows["energy"]
+    assert "µm" in rows["sigma_z"]
+    assert not re.search(r"\d\.\d{7,}", text), text
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "sweeps").glob("*.toml")), ids=lambda p: p.name)

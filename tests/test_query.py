@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 
 import dask
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 import cusweep
 import cusweep.query as q
+from cusweep import select, top
 from cusweep.cli import main
 from cusweep.errors import QueryError, SpecError
 
@@ -43,7 +45,7 @@ def paths(tmp_path_factory, local_client):
 
 @pytest.fixture(scope="module")
 def datasets(paths):
-    return {name: cusweep.open(p) for name, p in paths.items()}
+    return {name: cusweep.open(p).ds for name, p in paths.items()}
 
 
 @pytest.fixture
@@ -201,7 +203,7 @@ def test_random_top_k_equals_sorted_selection(name, paths, datasets, threads):
         idx = np.flatnonzero(~np.isnan(score))
         key = score[idx] if ascending else -score[idx]
         expected = score[idx[np.lexsort((idx, key))[:k]]]
-        pts = q.top_points(ds, text, by, k, ascending=ascending)
+        pts = top.top_points(ds, text, by, k, ascending=ascending)
         flat = np.ravel_multi_index(tuple(pts[d] for d in dims), arrays[dims[0]].shape)
         got = arrays[by].reshape(-1)[flat]
         assert np.array_equal(got, expected), (text, by, k, ascending)
@@ -287,7 +289,7 @@ def test_crystal_labels(datasets, paths, threads):
     # labels match ignoring case, as crystal names do in sweep files and in --at
     assert q.count(ds, "crystal == 'Si-110'") == n
     assert q.count(ds, "'SI-110' != crystal") == arrays["crystal"].size - n
-    assert np.asarray(ds.crystal)[q.parse_at(ds, ["crystal=SI-110"])["crystal"]] == "si-110"
+    assert np.asarray(ds.crystal)[select.parse_at(ds, ["crystal=SI-110"])["crystal"]] == "si-110"
 
 
 # ------------------------------------------------------------------------------------------ unsafe input
@@ -434,13 +436,18 @@ def test_cli_count_top_and_formats(paths, capsys, threads):
 
     assert main(["query", path, expr, "--top", "3", "--by", "q", "--asc", "--format", "csv"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split(",") == [*dims, "n_coh", "feasible", "q"]
+    # CSV: store units, named in the header
+    assert [h.split(" [")[0] for h in lines[0].split(",")] == [*dims, "n_coh", "feasible", "q"]
+    assert lines[0].startswith("period [m],amplitude [m],energy [eV]")
     qs = [float(x.split(",")[-1]) for x in lines[1:]]
     assert qs == sorted(qs) and len(qs) == 3 and math.isclose(qs[0], arrays["q"][ref].min())
 
     assert main(["query", path, "feasible and bunching == 1", "--limit", "4"]) == 0
     out = capsys.readouterr()
-    assert len(out.out.splitlines()) == 5 and "[m]" in out.out.splitlines()[0]
+    # table: display units, named in the header, no float noise
+    assert len(out.out.splitlines()) == 5 and "period [µm]" in out.out.splitlines()[0]
+    assert "amplitude [Å]" in out.out.splitlines()[0] and "energy [GeV]" in out.out.splitlines()[0]
+    assert not re.search(r"\d{9}", out.out), out.out
     assert "more match" in out.err
 
     assert main(["query", path, "n_coh > 1e30", "--format", "json"]) == 0
@@ -450,7 +457,7 @@ def test_cli_count_top_and_formats(paths, capsys, threads):
 def test_cli_top_says_how_many_points_have_nothing_to_rank(paths, capsys):
     """Below threshold the exact hard edge is NaN: such points match but cannot be ranked, and --top says
     so instead of silently returning fewer rows."""
-    ds = cusweep.open(paths["wide"])
+    ds = cusweep.open(paths["wide"]).ds
     below = int((~ds["above_threshold"]).sum())
     assert below > 0
     argv = ["query", paths["wide"], "not above_threshold", "--top", "3", "--by", "photon_energy_plus"]
@@ -502,18 +509,18 @@ def test_cli_subprocess_count_and_unsafe(paths, tmp_path):
 
 def test_parse_at_nearest_value(datasets):
     ds = datasets["tuned"]
-    idx = q.parse_at(ds, ["energy=13 GeV", "sigma_z=8um", "bunching=0.2"])
+    idx = select.parse_at(ds, ["energy=13 GeV", "sigma_z=8um", "bunching=0.2"])
     assert np.asarray(ds.energy)[idx["energy"]] == 13.6e9
     assert np.asarray(ds.sigma_z)[idx["sigma_z"]] == 9e-6
     assert np.asarray(ds.bunching)[idx["bunching"]] == 0.1
-    assert q.parse_at(ds, {"energy": 17e9}) == {"energy": 2}  # numbers: store units
+    assert select.parse_at(ds, {"energy": 17e9}) == {"energy": 2}  # numbers: store units
     for bad, word in [(["energy"], "not DIM=VALUE"), (["enrgy=1 GeV"], "did you mean 'energy'"),
                       (["energy=13.6"], "no units"), (["period=1 GeV"], "does not fit"),
                       (["energy=1000 GeV"], "outside the store's grid"),
                       (["sigma_z=-5 um"], "outside the store's grid"),
                       (["energy=8 GeV", "energy=13.6 GeV"], "energy is given twice")]:
         with pytest.raises(SpecError, match=word):
-            q.parse_at(ds, bad)
+            select.parse_at(ds, bad)
 
 
 def test_query_rejects_non_strings(datasets):

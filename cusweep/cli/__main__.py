@@ -1,0 +1,7 @@
+"""``python -m cusweep.cli``: the ``cusweep`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

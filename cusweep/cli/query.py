@@ -1,0 +1,199 @@
+"""``cusweep query STORE EXPR``: count, list or rank the grid points where an expression holds.
+
+Tables are in display units (``--si``: store units), the unit in each column header. CSV and JSON are in
+store units (CSV headers say which; JSON values as in the store schema), coordinates to 15 significant
+digits (the grid values without linspace's last-bit noise), variables exact. Rows are streamed: ``--limit 0``
+lists every matching point with bounded memory."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import QueryError
+from ._common import open_store, out, say
+
+NAME = "query"
+HELP = "select grid points by an expression"
+
+
+def add_arguments(q: argparse.ArgumentParser) -> None:
+    q.description = (
+        "Expressions: comparisons, and/or/not, parentheses, numbers with units (energy == 13.6 GeV, "
+        "period < 20 um), variable and coordinate names. Parsed, never evaluated as Python; evaluated "
+        "chunk by chunk. Tables are in display units (um, angstrom, GeV, keV; --si for store units); CSV "
+        "and JSON in store units (m, eV). See docs/cli.md and docs/store.md."
+    )
+    q.add_argument("store", metavar="STORE", help="the store's path or URL")
+    q.add_argument(
+        "expr",
+        metavar="EXPR",
+        help="the condition, e.g. \"n_coh > 1e15 and feasible and energy == 13.6 GeV\"; labels in quotes: "
+        "\"crystal == 'si-110'\"",
+    )
+    q.add_argument("--count", action="store_true", help="print only the number of matching points")
+    q.add_argument("--top", type=int, metavar="K", help="the K best matching points (with --by)")
+    q.add_argument("--by", metavar="VAR", help="variable to rank by (descending unless --asc)")
+    q.add_argument("--asc", action="store_true", help="rank ascending")
+    q.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="table (default, display units), csv (store units, units in the header), or json: a list of "
+        "objects with every dim and the named variables (store units)",
+    )
+    q.add_argument("--vars", metavar="V1,V2", help="extra columns")
+    q.add_argument(
+        "--limit",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="at most N rows without --top (default 1000; 0 = all, streamed)",
+    )
+    q.add_argument("--si", action="store_true", help="table in store units (m, eV) instead of display units")
+
+
+def main(args: argparse.Namespace) -> int:
+    from ..query import count, dim_order, parse, units_of
+    from ..top import columns_for, iter_points, list_points, top_points, values_at
+
+    parse(args.expr)  # syntax first: a malformed expression never touches the store
+    if args.top is not None and not args.by:
+        raise QueryError("query: --top needs --by VAR (the variable to rank by), e.g. --top 10 --by n_coh")
+    if args.asc and not args.by:
+        raise QueryError("query: --asc ranks by --by VAR; give --by too, e.g. --top 10 --by n_coh --asc")
+    if args.limit is None or args.limit < 0:
+        raise QueryError(f"query: --limit {args.limit}: give 0 (all) or a positive number of rows")
+    if args.top is not None and args.top < 1:
+        raise QueryError(f"query: --top {args.top}: give a positive number of points")
+    sweep = open_store(args.store)
+    ds = sweep.ds
+    extra = [v.strip() for v in (args.vars or "").split(",") if v.strip()]
+    columns = columns_for(ds, args.expr, args.by, extra, by_what="--by variable",
+                          extra_what="--vars variable")
+    if args.count:
+        out(str(count(ds, args.expr)))
+        return 0
+    units = {c: units_of(ds, c) for c in columns}
+    coords = set(dim_order(ds))
+    more = False
+    if args.by:
+        k = args.top if args.top is not None else (args.limit or math.prod(int(n) for n in ds.sizes.values()))
+        batches: Iterable[dict[str, np.ndarray]] = [
+            values_at(ds, top_points(ds, args.expr, args.by, k, ascending=args.asc), columns)]
+    elif args.limit:
+        points, more = list_points(ds, args.expr, args.limit)
+        batches = [values_at(ds, points, columns)]
+    else:
+        batches = (values_at(ds, p, columns) for p in iter_points(ds, args.expr))
+    n = _write(batches, columns, units, coords, args.format, args.si)
+    if n == 0 and args.format == "table":
+        say("(no matching grid points)")
+    if args.by and (args.top is None or n < args.top):
+        matching = count(ds, args.expr)
+        if matching > n:  # the rest have no finite value to rank by
+            say(f"cusweep: {matching - n:,} matching grid point(s) have no finite {args.by} (NaN) and are "
+                "not ranked")
+    if more:
+        say(f"cusweep: showing the first {args.limit} matching grid points; more match (use --limit 0 for "
+            "all, --count to count them)")
+    return 0
+
+
+def _write(batches: Iterable[dict[str, np.ndarray]], columns: Sequence[str], units: dict[str, str],
+           coords: set[str], fmt: str, si: bool) -> int:
+    """Write batches of columns (name -> values at the points) to stdout in ``fmt``, formatted column by
+    column; returns how many rows were written."""
+    n = 0
+    if fmt == "json":
+        sys.stdout.write("[")
+        keys = [json.dumps(c) + ": " for c in columns]
+        for batch in batches:
+            texts = [_json_cells(batch[c], c in coords) for c in columns]
+            for row in zip(*texts, strict=True):
+                fields = ", ".join(k + v for k, v in zip(keys, row, strict=True))
+                sys.stdout.write(("," if n else "") + "\n {" + fields + "}")
+                n += 1
+        sys.stdout.write("\n]\n" if n else "]\n")
+        return n
+    if fmt == "csv":
+        from ..display import header
+
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        w.writerow([header(c, units[c], si=True) for c in columns])
+        for batch in batches:
+            cells = list(zip(*[_csv_cells(batch[c], c in coords) for c in columns], strict=True))
+            w.writerows(cells)
+            n += len(cells)
+        return n
+    widths: list[int] | None = None
+    for batch in batches:
+        rows = _rows(batch, columns)
+        lines, widths = table_lines(rows, columns, units, si=si, widths=widths, head=n == 0)
+        if lines:
+            sys.stdout.write("\n".join(lines) + "\n")
+        n += len(rows)
+    return n
+
+
+def _rows(batch: dict[str, np.ndarray], columns: Sequence[str]) -> list[dict[str, Any]]:
+    lists = {c: [str(x) for x in batch[c].tolist()] if batch[c].dtype.kind in "OUST" else batch[c].tolist()
+             for c in columns}
+    n = len(lists[columns[0]]) if columns else 0
+    return [{c: lists[c][i] for c in columns} for i in range(n)]
+
+
+def table_lines(rows: Sequence[dict[str, Any]], columns: Sequence[str], units: dict[str, str], *,
+                si: bool = False, widths: list[int] | None = None, head: bool = True
+                ) -> tuple[list[str], list[int]]:
+    """Rows as aligned table lines in display units (``si``: store units), the unit in each header; the
+    column widths (pass them back for the next batch of a stream)."""
+    from ..display import format_number, header, to_display
+
+    heads = [header(c, units.get(c, "1"), si=si) for c in columns]
+    body = [[format_number(to_display(c, r[c], si=si)) for c in columns] for r in rows]
+    if widths is None:
+        widths = [max([len(h)] + [len(b[i]) for b in body]) for i, h in enumerate(heads)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True))] if head and rows else []
+    lines += ["  ".join(x.rjust(w) for x, w in zip(b, widths, strict=True)) for b in body]
+    return lines, widths
+
+
+def _coord_texts(a: np.ndarray, fmt: Any) -> list[str]:
+    """Texts of a coordinate column, each grid value formatted once (a column holds few distinct values)."""
+    uniq, inverse = np.unique(a, return_inverse=True)
+    texts = np.asarray([fmt(float(f"{x:.15g}")) if math.isfinite(x) else fmt(x) for x in uniq.tolist()],
+                       dtype=object)
+    return texts[inverse.reshape(-1)].tolist()  # type: ignore[no-any-return]
+
+
+def _csv_cells(a: np.ndarray, coord: bool) -> list[str]:
+    """A column as CSV texts (store units): floats exact (coordinates to 15 significant digits), bools
+    true/false, NaN as nan."""
+    if a.dtype == bool:
+        return np.where(a, "true", "false").tolist()  # type: ignore[no-any-return]
+    if a.dtype.kind == "f":
+        return _coord_texts(a, repr) if coord else list(map(repr, a.tolist()))
+    return [str(x) for x in a.tolist()]
+
+
+def _json_float(x: float) -> str:
+    return repr(x) if math.isfinite(x) else "null"
+
+
+def _json_cells(a: np.ndarray, coord: bool) -> list[str]:
+    """A column as JSON texts (store units): NaN as null, coordinates to 15 significant digits."""
+    if a.dtype == bool:
+        return np.where(a, "true", "false").tolist()  # type: ignore[no-any-return]
+    if a.dtype.kind == "f":
+        return _coord_texts(a, _json_float) if coord else list(map(_json_float, a.tolist()))
+    if a.dtype.kind in "iu":
+        return [str(x) for x in a.tolist()]
+    return [json.dumps(str(x)) for x in a.tolist()]

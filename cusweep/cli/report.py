@@ -1,0 +1,29 @@
+"""``cusweep report STORE -o DIR``: per-facility maps and a summary table."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import open_store, out, say
+
+NAME = "report"
+HELP = "per-facility maps and a summary table"
+
+
+def add_arguments(rp: argparse.ArgumentParser) -> None:
+    rp.description = (
+        "For every facility preset whose energy is on the store's grid (within 5%%): the best feasible "
+        "design and a map at its beam; the table goes to stdout (display units) and DIR/summary.csv "
+        "(store units, named in each column)."
+    )
+    rp.add_argument("store", metavar="STORE", help="the store's path or URL")
+    rp.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the maps and table")
+
+
+def main(args: argparse.Namespace) -> int:
+    sweep = open_store(args.store)
+    result = sweep.report(args.output)
+    out(result.text())
+    for n in result.notes():
+        say(f"cusweep: report: {n}")
+    return 0

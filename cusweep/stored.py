@@ -1,0 +1,392 @@
+"""``StoredSweep``: the one object for a written store (``cusweep.open(path)``).
+
+It opens the store once (one local-or-remote decision, one lazy ``xarray.Dataset``), rebuilds the sweep
+and the model setup by one route (the sweep file text kept in the store's attrs, parsed by
+``cusweep.spec`` and turned into a ``model.Setup`` exactly as a run does), holds the ledger (status,
+verify, repair, the run lock), selects grid points by ``at=`` values or a facility preset, evaluates the
+model at a point or on a slice, and answers the questions users ask of a store: ``query``, ``count``,
+``top``, ``best``, ``map``, ``report``.
+
+>>> sweep = cusweep.open("sec5.zarr")                        # doctest: +SKIP
+>>> sweep.status().text()                                    # doctest: +SKIP
+'sec5.zarr: 12/12 blocks done, complete'
+>>> sweep.top("feasible", by="n_coh", n=5)                    # doctest: +SKIP
+
+Reading never imports the executor (``cusweep.execute``) or the planner; ``status``, ``verify`` and
+``repair`` load the plan (the block layout) when called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import store
+from .errors import NotAStoreError, StoreError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
+    from matplotlib.figure import Figure
+
+    from .best import BestResult
+    from .model import Setup
+    from .plan import Plan
+    from .report import Report
+    from .spec import SweepSpec
+
+__all__ = ["Selection", "Status", "StoredSweep", "open", "setup_of", "spec_of"]
+
+
+# ------------------------------------------------------------------------------------------ one route
+
+
+@functools.lru_cache(maxsize=8)
+def _spec_from_text(text: str, source: str) -> SweepSpec:
+    from .spec import loads
+
+    return loads(text, source=source)
+
+
+def spec_of(ds: xr.Dataset, source: str = "the store") -> SweepSpec:
+    """The validated sweep a store was made from: its sweep file text (group attr ``sweep``), parsed again.
+
+    Every reader rebuilds the sweep this way (and the model setup from it, ``setup_of``), as a run does
+    from the file, so inline crystals, facility presets and models are those of the run."""
+    text = ds.attrs.get("sweep")
+    if not text:
+        raise StoreError(f"{source}: the store's attrs hold no sweep text (not a cusweep store, or made by a "
+                         "cusweep older than 0.1); recompute it with `cusweep run`")
+    return _spec_from_text(str(text), f"{source} (stored sweep)")
+
+
+@functools.lru_cache(maxsize=8)
+def _setup_from_text(text: str, source: str) -> Setup:
+    from .model import Setup, attenuation_tables
+    from .quantities import ABSORPTION_OUTPUTS
+
+    spec = _spec_from_text(text, source)
+    setup = Setup.from_spec(spec)
+    if not setup.attenuation and any(n in spec.outputs for n in ABSORPTION_OUTPUTS):
+        setup = dataclasses.replace(setup, attenuation=attenuation_tables(spec))
+    return setup
+
+
+def setup_of(ds: xr.Dataset, source: str = "the store") -> Setup:
+    """The model ``Setup`` of the sweep a store (or a plan's lazy dataset) holds: ``Setup.from_spec`` of
+    the stored sweep, the route a run takes (cached per sweep text)."""
+    spec_of(ds, source)  # a clear error when there is no sweep text
+    return _setup_from_text(str(ds.attrs["sweep"]), f"{source} (stored sweep)")
+
+
+def evaluate_point(setup: Setup, point: Mapping[str, Any], outputs: Sequence[str]) -> dict[str, Any]:
+    """The model's outputs at one design point (dim -> value in store units, every dim of the setup), as
+    Python scalars (bool or float)."""
+    from .model import evaluate
+
+    coords = {d: np.asarray([point[d]]) for d in setup.dims}
+    values = evaluate(setup, coords, tuple(outputs))
+    out: dict[str, Any] = {}
+    for k, v in values.items():
+        x = np.asarray(v).reshape(-1)[0]
+        out[k] = bool(x) if np.asarray(v).dtype == bool else float(x)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ results
+
+
+@dataclass
+class Status:
+    """Blocks done of a store, and damaged blocks (chunk files missing or, after ``verify``, checksums
+    that do not match)."""
+
+    path: str
+    done: int
+    total: int
+    damaged: list[int] = field(default_factory=list)
+    verified: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return self.done == self.total and not self.damaged
+
+    def text(self) -> str:
+        state = "complete" if self.done == self.total else \
+            "incomplete (rerun `cusweep run` with the same sweep to resume)"
+        lines = [f"{self.path}: {self.done}/{self.total} blocks done, {state}"]
+        fix = f"run `cusweep run SWEEP --store {self.path} --repair`"
+        if self.damaged and self.verified:
+            lines.append(f"{self.path}: {len(self.damaged)} block(s) fail their checksum: "
+                         f"{self.damaged[:20]}; {fix}")
+        elif self.damaged:
+            lines.append(f"{self.path}: damaged: {len(self.damaged)} done block(s) have chunk files missing: "
+                         f"{self.damaged[:20]}; {fix}")
+        elif self.verified:
+            lines.append(f"{self.path}: every done block matches its checksum")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"store": self.path, "done": self.done, "total": self.total, "complete": self.complete,
+                "damaged": list(self.damaged), "verified": self.verified}
+
+
+@dataclass
+class Selection:
+    """Grid indices chosen by ``at=`` values and/or a facility preset, with notes on what was defaulted or
+    approximated."""
+
+    index: dict[str, int]
+    notes: list[str] = field(default_factory=list)
+
+    def values(self, ds: xr.Dataset) -> dict[str, Any]:
+        from .select import scalar
+
+        return {d: scalar(np.asarray(ds[d].values)[i]) for d, i in self.index.items()}
+
+
+# ------------------------------------------------------------------------------------------ the object
+
+
+class StoredSweep:
+    """A sweep written to a Zarr store: the lazy dataset with everything that belongs to it.
+
+    Attributes
+    ----------
+    path : the store's path or URL
+    local : True for a directory on this machine, False for an fsspec URL (s3://...)
+
+    ``ds`` is the lazy ``xarray.Dataset`` of the sweep (store units; ``units`` in each variable's attrs).
+    """
+
+    def __init__(self, path: str | Any):
+        self.path = str(path)
+        self.local = store.is_local(self.path)
+        if not store.exists(self.path):
+            raise NotAStoreError(
+                f"STORE: {self.path} is not a cusweep store (no Zarr group there); run `cusweep run "
+                f"SWEEP.toml --store {self.path}` first"
+            )
+
+    def __repr__(self) -> str:
+        dims = ", ".join(f"{d}={n}" for d, n in self.ds.sizes.items())
+        return f"StoredSweep({self.path!r}, dims=({dims}), variables={len(self.ds.data_vars)})"
+
+    @functools.cached_property
+    def ds(self) -> xr.Dataset:
+        """The lazy ``xarray.Dataset`` of the sweep (opened on first use; StoreError when an array of the
+        store was deleted)."""
+        return store.open_store(self.path)
+
+    @functools.cached_property
+    def attrs(self) -> dict[str, Any]:
+        """The store's group attributes (read once, without opening the dataset)."""
+        return store.group_attrs(self.path)
+
+    # -- the sweep, its model and its layout
+    @functools.cached_property
+    def spec(self) -> SweepSpec:
+        """The validated sweep the store was made from (from its stored sweep text)."""
+        text = self.attrs.get("sweep")
+        if not text:
+            raise StoreError(f"{self.path}: the store's attrs hold no sweep text (not a cusweep store, or "
+                             "made by a cusweep older than 0.1); recompute it with `cusweep run`")
+        return _spec_from_text(str(text), f"{self.path} (stored sweep)")
+
+    @functools.cached_property
+    def setup(self) -> Setup:
+        """The model setup of the sweep (``Setup.from_spec`` of ``spec``, as a run builds it)."""
+        self.spec  # noqa: B018  (a clear error when there is no sweep text)
+        return _setup_from_text(str(self.attrs["sweep"]), f"{self.path} (stored sweep)")
+
+    @functools.cached_property
+    def plan(self) -> Plan:
+        """The plan of the stored sweep on the store's block layout (StoreError when the stored sweep no
+        longer gives the stored fingerprint, e.g. after a cusweep upgrade that changed the model)."""
+        return plan_of(self.path, self.spec, self.attrs.get("fingerprint"))
+
+    @property
+    def name(self) -> str:
+        return str(self.attrs.get("name", self.spec.name))
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        from .query import dim_order
+
+        return dim_order(self.ds)
+
+    # -- display units
+    def units(self, name: str, *, si: bool = False) -> str:
+        """The unit ``name`` is shown in (``cusweep.display``; ``si``: its store units); "" if none."""
+        from .display import display_unit
+        from .query import resolve, units_of
+
+        name = resolve(self.ds, name)
+        return display_unit(name, units_of(self.ds, name), si=si)
+
+    def format(self, name: str, value: Any, *, si: bool = False) -> str:
+        """A store value of ``name`` for people, in its display unit: ``14 µm``."""
+        from .display import format_value
+        from .query import resolve, units_of
+
+        name = resolve(self.ds, name)
+        return format_value(name, value, plain=False, si=si, units=units_of(self.ds, name))
+
+    # -- ledger
+    def done(self) -> np.ndarray:
+        """The completion ledger: one bool per block."""
+        return store.done_mask(self.path)
+
+    @property
+    def complete(self) -> bool:
+        done = self.done()
+        return bool(done.all())
+
+    def status(self, *, check_files: bool = True) -> Status:
+        """Blocks done / total; with ``check_files`` (local stores) also the done blocks whose chunk files
+        are missing."""
+        done = self.done()
+        n = int(done.sum())
+        damaged = store.missing_chunks(self.path, self.plan) if (check_files and n) else []
+        return Status(self.path, n, int(done.size), list(damaged))
+
+    def verify(self) -> Status:
+        """Recompute every done block's checksum: the status with the damaged blocks listed."""
+        from .execute import verify
+
+        done = self.done()
+        return Status(self.path, int(done.sum()), int(done.size), list(verify(self.path)), verified=True)
+
+    def repair(self) -> list[int]:
+        """Clear the ledger of damaged blocks (under the run lock) so the next run recomputes them."""
+        from .execute import repair
+
+        with self.lock():
+            return list(repair(self.path))
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the store's run lock (StoreError at once when a run holds it)."""
+        with store.lock(self.path):
+            yield
+
+    # -- selection and the model
+    def select(self, at: Mapping[str, Any] | Sequence[str] | None = None, facility: str | None = None
+               ) -> Selection:
+        """Grid indices of ``at`` values (nearest grid value, ``{"energy": "13.6 GeV"}`` or
+        ``["energy=13.6 GeV"]``) and of a facility preset (energy, n_positrons, sigma_z)."""
+        from .errors import SelectionError
+        from .select import facility_at, parse_at
+
+        index: dict[str, int] = {}
+        notes: list[str] = []
+        if facility:
+            index, notes = facility_at(self.ds, facility)
+        given = parse_at(self.ds, at or {})
+        clash = sorted(set(given) & set(index))
+        if clash:
+            raise SelectionError(f"at {clash[0]}: facility {facility} fixes {clash[0]} already; drop one")
+        index.update(given)
+        return Selection(index, notes)
+
+    def evaluate(self, point: Mapping[str, Any], outputs: Sequence[str]) -> dict[str, Any]:
+        """The model at one design point (dim -> value in store units; every dim of the store)."""
+        return evaluate_point(self.setup, point, outputs)
+
+    def evaluate_on(self, coords: Mapping[str, Any], outputs: Sequence[str]) -> dict[str, np.ndarray]:
+        """The model on a sub-grid (dim -> coordinate array, every dim of the store), each output on its
+        natural dims broadcast over all of them, in the store's dim order."""
+        from .model import evaluate
+
+        arrays = {d: np.asarray(coords[d]) for d in self.setup.dims}
+        shape = tuple(len(arrays[d]) for d in self.setup.dims)
+        values = evaluate(self.setup, arrays, tuple(outputs))
+        out = {}
+        for k, v in values.items():
+            keep = self.setup.natural_dims(k)
+            own = [n if d in keep else 1 for d, n in zip(self.setup.dims, shape, strict=True)]
+            out[k] = np.broadcast_to(np.asarray(v).reshape(own), shape)
+        return out
+
+    # -- questions
+    def query(self, expr: str) -> xr.DataArray:
+        """Lazy boolean mask of the grid points where ``expr`` holds (``cusweep.query``)."""
+        from .query import query
+
+        return query(self.ds, expr)
+
+    def count(self, expr: str) -> int:
+        """Number of grid points where ``expr`` holds (chunk-wise)."""
+        from .query import count
+
+        return count(self.ds, expr)
+
+    def top(self, expr: str = "feasible", by: str = "n_coh", n: int = 10, *, ascending: bool = False,
+            columns: Sequence[str] = (), si: bool = False) -> pd.DataFrame:
+        """The ``n`` grid points where ``expr`` holds with the largest (``ascending``: smallest) finite
+        ``by``, best first, as a pandas DataFrame: every dim, then the variables named in ``expr``, ``by``
+        and ``columns``, in display units (µm, Å, GeV, keV; ``si=True``: store units), the unit in each
+        column's name (``period [µm]``)."""
+        import pandas as pd
+
+        from .display import header, to_display
+        from .query import units_of
+        from .top import columns_for, records, top_points
+
+        cols = columns_for(self.ds, expr, by, columns)
+        rows = records(self.ds, top_points(self.ds, expr, by, n, ascending=ascending), cols)
+        data = {header(c, units_of(self.ds, c), si=si): [to_display(c, r[c], si=si) for r in rows]
+                for c in cols}
+        return pd.DataFrame(data)
+
+    def best(self, by: str = "n_coh", *, where: str | None = None, facility: str | None = None) -> BestResult:
+        """The feasible design maximising ``by`` (and satisfying ``where``), on the grid and refined
+        off-grid (``cusweep.best``)."""
+        from .best import best
+
+        return best(self.ds, by, where=where, facility=facility, setup=self.setup)
+
+    def map(self, x: str = "period", y: str = "amplitude", var: str = "n_coh",
+            at: Mapping[str, Any] | Sequence[str] | None = None, facility: str | None = None) -> Figure:
+        """The feasibility map of ``var`` over ``x`` and ``y`` (``cusweep.maps.map_figure``); what was
+        defaulted is in ``fig.cusweep["notes"]``."""
+        from .maps import map_figure
+
+        notes: list[str] = []
+        fig = map_figure(self.ds, x, y, var, at=at, facility=facility, notes=notes)
+        fig.cusweep["notes"] = notes  # type: ignore[attr-defined]
+        return fig
+
+    def report(self, outdir: str, var: str = "n_coh", *, fmt: str = "png") -> Report:
+        """Per-facility maps and a summary table in ``outdir`` (``cusweep.report``)."""
+        from .report import report
+
+        return report(self.ds, outdir, var, fmt=fmt)
+
+
+def plan_of(path: str, spec: SweepSpec, fingerprint: Any) -> Plan:
+    """The plan of the stored sweep ``spec`` on the block layout of the store at ``path``, with the outputs
+    the store holds."""
+    from .plan import make_plan
+
+    plan = make_plan(spec)
+    if fingerprint is not None and plan.fingerprint != fingerprint:
+        raise StoreError(
+            f"{path}: the stored sweep no longer gives the same plan (cusweep version change?); cannot verify"
+        )
+    held = store.stored_outputs(path, plan)
+    if held != plan.outputs:  # a default sweep stored by a cusweep with fewer outputs
+        plan = dataclasses.replace(plan, outputs=held, var_dims={n: plan.var_dims[n] for n in held})
+    return plan.with_chunks(store.stored_chunks(path, plan))
+
+
+def open(path: str | Any) -> StoredSweep:  # noqa: A001  (the contract's name: cusweep.open(path))
+    """Open a written store: a ``StoredSweep`` (NotAStoreError when ``path`` holds no cusweep store)."""
+    return StoredSweep(path)
+

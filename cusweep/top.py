@@ -1,0 +1,274 @@
+"""Ranking and listing grid points of a store, block by block: the K best points by a variable
+(``top_points``), the first points where an expression holds (``list_points``), every such point as a
+stream of row batches (``iter_points``, bounded memory whatever the store size), and the values at those
+points (``records``). Built on the expression language of ``cusweep.query``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import QueryError
+from .query import _is_bool, _is_str, _offsets, _on_dims, dim_order, names_in, parse, query, resolve
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["columns_for", "iter_points", "list_points", "records", "top_points", "values_at"]
+
+#: grid points read per batch when streaming every matching point (``iter_points``)
+ROWS_PER_BATCH = 65536
+#: blocks of the mask evaluated per dask.compute when listing points
+BLOCKS_PER_BATCH = 8
+
+
+def _block_topk(score: np.ndarray, offset: tuple[int, ...], shape: tuple[int, ...], k: int,
+                ascending: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The k best finite scores of one block (ties by flat index) and their flat indices in ``shape``."""
+    flat = np.asarray(score).reshape(-1)
+    idx = np.flatnonzero(~np.isnan(flat))
+    if idx.size == 0:
+        return np.empty(0), np.empty(0, dtype=np.int64)
+    vals = flat[idx].astype(np.float64)
+    key = vals if ascending else -vals
+    if idx.size > k:
+        kth = np.partition(key, k - 1)[k - 1]
+        keep = key <= kth
+        idx, vals, key = idx[keep], vals[keep], key[keep]
+    local = np.unravel_index(idx, score.shape)
+    glob = np.ravel_multi_index(tuple(li + o for li, o in zip(local, offset, strict=True)), shape)
+    order = np.lexsort((glob, key))[:k]
+    return vals[order], np.asarray(glob[order], dtype=np.int64)
+
+
+def _block_hits(mask: np.ndarray, offset: tuple[int, ...], shape: tuple[int, ...], need: int) -> np.ndarray:
+    idx = np.flatnonzero(np.asarray(mask).reshape(-1))[:need]
+    if idx.size == 0:
+        return np.empty(0, dtype=np.int64)
+    local = np.unravel_index(idx, mask.shape)
+    return np.asarray(np.ravel_multi_index(tuple(li + o for li, o in zip(local, offset, strict=True)), shape),
+                      dtype=np.int64)
+
+
+def _expand(ds: xr.Dataset, sub_dims: Sequence[str], flat: np.ndarray, limit: int | None
+            ) -> dict[str, np.ndarray]:
+    """Full-grid index arrays (dim -> indices) of the grid points under the sub-grid points ``flat``
+    (flat indices over ``sub_dims``), each expanded over the other dims in C order; at most ``limit``."""
+    dims = dim_order(ds)
+    other = [d for d in dims if d not in sub_dims]
+    other_shape = tuple(int(ds.sizes[d]) for d in other)
+    mult = math.prod(other_shape)
+    n_sub = len(flat) if limit is None else min(len(flat), -(-limit // max(mult, 1)))
+    flat = np.asarray(flat[:n_sub], dtype=np.int64)
+    sub_idx = np.unravel_index(flat, tuple(int(ds.sizes[d]) for d in sub_dims)) if sub_dims else ()
+    reps = np.repeat(np.arange(len(flat)), mult)
+    tile = np.tile(np.arange(mult), len(flat))
+    other_idx = np.unravel_index(tile, other_shape) if other else ()
+    out = {}
+    for d in dims:
+        if d in sub_dims:
+            out[d] = np.asarray(sub_idx[list(sub_dims).index(d)])[reps]
+        else:
+            out[d] = np.asarray(other_idx[other.index(d)])
+    if limit is not None:
+        out = {d: v[:limit] for d, v in out.items()}
+    return out
+
+
+def top_points(ds: xr.Dataset, expr: str, by: str, k: int, *, ascending: bool = False
+               ) -> dict[str, np.ndarray]:
+    """Full-grid indices (dim -> index array, best first) of the ``k`` grid points where ``expr`` holds
+    with the largest (``ascending``: smallest) finite ``by``. Ties keep grid order. Chunk-wise: every block
+    contributes its own k best, merged at the end."""
+    import dask
+
+    if k < 1:
+        raise QueryError(f"top: n={k}: give a positive number of points")
+    by = resolve(ds, by, "variable to rank by")
+    if _is_bool(ds, by) or _is_str(ds, by):
+        raise QueryError(f"by: {by} is not numeric; rank by a numeric variable, e.g. by=\"n_coh\"")
+    mask = query(ds, expr)
+    value = ds[by]
+    sub = [d for d in dim_order(ds) if d in mask.dims or d in value.dims]
+    shape = tuple(int(ds.sizes[d]) for d in sub)
+    import dask.array as da
+
+    m = _on_dims(ds, mask, sub)
+    v = _on_dims(ds, value, sub)
+    score = da.where(m, v.astype(np.float64), np.nan)
+    offsets = _offsets(score.chunks)
+    blocks = score.to_delayed(optimize_graph=True)
+    tasks = [dask.delayed(_block_topk)(blocks[i], tuple(int(offsets[a][j]) for a, j in enumerate(i)), shape,
+                                       k, ascending) for i in np.ndindex(blocks.shape)]
+    parts = dask.compute(*tasks)
+    vals = np.concatenate([p[0] for p in parts]) if parts else np.empty(0)
+    flat = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, dtype=np.int64)
+    order = np.lexsort((flat, vals if ascending else -vals))[:k]
+    return _expand(ds, sub, flat[order], k)
+
+
+def list_points(ds: xr.Dataset, expr: str, limit: int | None) -> tuple[dict[str, np.ndarray], bool]:
+    """Full-grid indices of the first ``limit`` (None: all) grid points where ``expr`` holds, found block
+    by block (stops early), and whether more exist."""
+    import dask
+
+    mask = query(ds, expr)
+    sub = [str(d) for d in mask.dims]
+    other = math.prod(int(n) for d, n in ds.sizes.items() if d not in sub)
+    if other == 0:
+        return _expand(ds, sub, np.empty(0, dtype=np.int64), 0), False
+    need = None if limit is None else -(-(limit + 1) // other)  # sub-grid hits for limit + 1 points
+    if not sub:
+        hit = bool(np.asarray(mask.values))
+        flat = np.zeros(1 if hit else 0, dtype=np.int64)
+    else:
+        shape = tuple(int(ds.sizes[d]) for d in sub)
+        m = _on_dims(ds, mask, sub)
+        offsets = _offsets(m.chunks)
+        blocks = m.to_delayed(optimize_graph=True)
+        ids = list(np.ndindex(blocks.shape))
+        found: list[np.ndarray] = []
+        n_found = 0
+        batch = 8
+        for start in range(0, len(ids), batch):
+            chunk = ids[start:start + batch]
+            cap = need if need is not None else int(np.prod(shape))
+            parts = dask.compute(*[dask.delayed(_block_hits)(
+                blocks[i], tuple(int(offsets[a][j]) for a, j in enumerate(i)), shape, cap) for i in chunk])
+            for p in parts:
+                found.append(p)
+                n_found += len(p)
+            if need is not None and n_found >= need:
+                break
+        # blocks are visited in block order: report the hits found in grid (C) order
+        flat = np.sort(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
+    total_hint = len(flat) * other
+    more = limit is not None and total_hint > limit
+    return _expand(ds, sub, flat, limit), more
+
+
+def values_at(ds: xr.Dataset, points: Mapping[str, np.ndarray], columns: Sequence[str]
+              ) -> dict[str, np.ndarray]:
+    """Values (store units; bools, str labels) of ``columns`` at the grid points ``points`` (dim -> index
+    array), one array per column; the variables are read chunk-wise with vectorised indexing."""
+    import dask
+
+    n = len(next(iter(points.values()))) if points else 0
+    lazy: dict[str, Any] = {}
+    for c in columns:
+        arr = ds[c]
+        if c in ds.sizes and arr.dims == (c,):
+            lazy[c] = np.asarray(arr.values)[points[c]] if n else np.empty(0)
+            continue
+        data = arr.data
+        index = tuple(points[str(d)] for d in arr.dims)
+        if not arr.dims:
+            lazy[c] = np.repeat(np.asarray(arr.values), n)
+        elif hasattr(data, "vindex"):
+            lazy[c] = data.vindex[index] if n else np.empty(0, dtype=arr.dtype)
+        else:
+            lazy[c] = np.asarray(data)[index]
+    keys = list(lazy)
+    values = dask.compute(*[lazy[key] for key in keys])
+    return {k: np.asarray(v) for k, v in zip(keys, values, strict=True)}
+
+
+def records(ds: xr.Dataset, points: Mapping[str, np.ndarray], columns: Sequence[str]) -> list[dict[str, Any]]:
+    """``values_at`` as one dict per point (Python scalars: bool, float, str)."""
+    cols = values_at(ds, points, columns)
+    n = len(next(iter(points.values()))) if points else 0
+    lists = {c: [_py(x) for x in cols[c].tolist()] if cols[c].dtype.kind in "OUST" else cols[c].tolist()
+             for c in columns}
+    return [{c: lists[c][i] for c in columns} for i in range(n)]
+
+
+def _py(x: Any) -> Any:
+    if isinstance(x, np.bool_ | bool):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating | float):
+        return float(x)
+    if isinstance(x, bytes):
+        return x.decode()
+    return x if isinstance(x, str) else str(x)
+
+
+def columns_for(ds: xr.Dataset, expr: str, by: str | None = None, extra: Sequence[str] = (), *,
+                by_what: str = "variable to rank by", extra_what: str = "column") -> list[str]:
+    """Every dim, then every variable named in ``expr``, ``by`` and ``extra`` (resolved, no duplicates);
+    ``by_what``/``extra_what`` name them in the error for an unknown name."""
+    cols = list(dim_order(ds))
+    named = [resolve(ds, n) for n in names_in(parse(expr))]
+    if by:
+        named.append(resolve(ds, by, by_what))
+    named += [resolve(ds, v, extra_what) for v in extra]
+    for n in named:
+        if n not in cols:
+            cols.append(n)
+    return cols
+
+
+def _hit_batches(ds: xr.Dataset, mask: xr.DataArray, sub: Sequence[str]) -> Iterator[np.ndarray]:
+    """Flat indices (over ``sub``, the mask's dims) of the points where ``mask`` holds, a few blocks at a
+    time, in block order (grid order within each batch)."""
+    import dask
+
+    if not sub:
+        if bool(np.asarray(mask.values)):
+            yield np.zeros(1, dtype=np.int64)
+        return
+    shape = tuple(int(ds.sizes[d]) for d in sub)
+    m = _on_dims(ds, mask, sub)
+    offsets = _offsets(m.chunks)
+    blocks = m.to_delayed(optimize_graph=True)
+    ids = list(np.ndindex(blocks.shape))
+    cap = int(np.prod(shape))
+    for start in range(0, len(ids), BLOCKS_PER_BATCH):
+        chunk = ids[start:start + BLOCKS_PER_BATCH]
+        parts = dask.compute(*[dask.delayed(_block_hits)(
+            blocks[i], tuple(int(offsets[a][j]) for a, j in enumerate(i)), shape, cap) for i in chunk])
+        found = np.sort(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+        if found.size:
+            yield found
+
+
+def iter_points(ds: xr.Dataset, expr: str, *, batch: int = ROWS_PER_BATCH) -> Iterator[dict[str, np.ndarray]]:
+    """Every grid point where ``expr`` holds, as full-grid index arrays (dim -> indices) of at most
+    ``batch`` points each: the mask is evaluated a few blocks at a time and each sub-grid hit is expanded
+    over the dims the expression does not involve piece by piece, so memory stays bounded by ``batch``
+    whatever the number of matching points. Points come block by block (grid order within a block)."""
+    mask = query(ds, expr)
+    sub = [str(d) for d in mask.dims]
+    dims = dim_order(ds)
+    other = [d for d in dims if d not in sub]
+    other_shape = tuple(int(ds.sizes[d]) for d in other)
+    sub_shape = tuple(int(ds.sizes[d]) for d in sub)
+    mult = math.prod(other_shape)
+    if mult == 0:
+        return
+    for flat in _hit_batches(ds, mask, sub):
+        n = len(flat) * mult
+        for start in range(0, n, batch):
+            idx = np.arange(start, min(n, start + batch), dtype=np.int64)
+            s_i, o_i = np.divmod(idx, mult)
+            sub_idx = np.unravel_index(flat[s_i], sub_shape) if sub else ()
+            other_idx = np.unravel_index(o_i, other_shape) if other else ()
+            yield {d: np.asarray(sub_idx[sub.index(d)] if d in sub else other_idx[other.index(d)],
+                                 dtype=np.int64) for d in dims}
+
+
+def points_of(ds: xr.Dataset, point: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Index arrays of one grid point given by grid values (dim -> value) or indices (dim -> int)."""
+    out = {}
+    for d in dim_order(ds):
+        v = point[d]
+        if isinstance(v, int | np.integer):
+            out[d] = np.asarray([int(v)])
+        else:
+            out[d] = np.asarray([int(np.flatnonzero(np.asarray(ds[d].values) == v)[0])])
+    return out
