@@ -49,6 +49,7 @@ DISPLAY: dict[str, DisplayUnit] = {
     "dechanneling_length": _MM,
     "effective_length": _MM,
     "optimal_thickness": _MM,
+    "optimal_thickness_coh": _MM,
     "interplanar_spacing": _ANGSTROM,
 }
 

@@ -204,6 +204,8 @@ class Plan:
             tuned=self.setup.tuned,
             length_model=self.setup.length_model,
             dechanneling_source=SOURCE_DECHANNELING[self.setup.dechanneling_model],
+            point_like=self.setup.point_like,
+            dielectric=self.setup.dielectric,
         )
 
     def group_attrs(self) -> dict[str, Any]:

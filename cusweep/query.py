@@ -401,7 +401,14 @@ def _is_str(ds: xr.Dataset, name: str) -> bool:
 
 
 def _dimensionless(u: str) -> bool:
-    return u in ("1", "", "dimensionless")
+    if u in ("1", "", "dimensionless"):
+        return True
+    from .units import registry
+
+    try:  # e.g. "1/rad**2", the paper's densities per unit theta^2: radians are dimensionless in pint
+        return bool(registry().Quantity(1.0, u).dimensionless)
+    except Exception:  # pint raises several unrelated types for unknown units
+        return False
 
 
 def convert(value: float, unit: str | None, target: str, *, text: str, name: str) -> float:
