@@ -210,7 +210,10 @@ def effective_plasma_energy(crystal: Crystal | str, photon_energy_eV: object) ->
             e = energy[ok]
             with _XRAYDB_LOCK:
                 delta = np.asarray(xraydb.xray_delta_beta(c.formula, c.density, e)[0], dtype=float)
-            out[ok] = e * np.sqrt(2.0 * delta)
+            # delta <= 0 (n >= 1, just below some absorption edges): no free-electron plasma energy
+            # reproduces it; NaN there
+            with np.errstate(invalid="ignore"):
+                out[ok] = np.where(delta > 0, e * np.sqrt(np.where(delta > 0, 2.0 * delta, np.nan)), np.nan)
     if energy.ndim == 0:
         return float(out)
     return out
