@@ -225,6 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="relative 1-sigma of model inputs, e.g. n_positrons=0.05 sigma_z=0.1",
     )
 
+    ex = sub.add_parser("explore", help="local web view of a store (127.0.0.1 only)",
+                        description="Serve an interactive view of the store on 127.0.0.1 (BokehJS served locally, "
+                        "no internet needed) and print its URL; Ctrl-C stops it.")
+    ex.add_argument("store", metavar="STORE", help="the store's path or URL")
+    ex.add_argument("--port", type=int, metavar="N", help="TCP port on 127.0.0.1 (default: a free one)")
+    ex.add_argument("--no-browser", action="store_true", help="do not open a browser, only print the URL")
+
     sub.add_parser(
         "materials",
         help="the built-in crystal channels with sources",
@@ -345,6 +352,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .report import cli_report
 
         return cli_report(args)
+    if cmd == "explore":
+        from .explore import cli_explore
+
+        return cli_explore(args)
     if cmd == "infer-b":
         from .infer import cli_infer_b
 
