@@ -226,8 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     ex = sub.add_parser("explore", help="local web view of a store (127.0.0.1 only)",
-                        description="Serve an interactive view of the store on 127.0.0.1 (BokehJS served locally, "
-                        "no internet needed) and print its URL; Ctrl-C stops it.")
+                        description="Serve an interactive view of the store on 127.0.0.1 (BokehJS served "
+                        "locally, no internet needed) and print its URL; Ctrl-C stops it.")
     ex.add_argument("store", metavar="STORE", help="the store's path or URL")
     ex.add_argument("--port", type=int, metavar="N", help="TCP port on 127.0.0.1 (default: a free one)")
     ex.add_argument("--no-browser", action="store_true", help="do not open a browser, only print the URL")

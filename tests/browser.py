@@ -29,8 +29,8 @@ CHROME_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm
 @contextmanager
 def explore_server(store: str, *extra: str, timeout: float = 60.0) -> Iterator[tuple[subprocess.Popen, str]]:
     """Run ``cusweep explore STORE --no-browser`` and yield (process, URL); SIGINT and reap it at the end."""
-    proc = subprocess.Popen([*cusweep_exe(), "explore", store, "--no-browser", *extra], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "default"})
+    proc = subprocess.Popen([*cusweep_exe(), "explore", store, "--no-browser", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str] = queue.Queue()
 
     def pump() -> None:

@@ -190,7 +190,8 @@ def test_facility_preset_fixes_the_nearest_grid_values(view):
 
 
 def test_report_index_is_self_contained(tmp_path):
-    png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
+    png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9aw"
+                           "AAAABJRU5ErkJggg==")
     (tmp_path / "map_lcls.png").write_bytes(png)
     rows = [{"facility": "lcls", "n_coh": 1.5e15, "feasible": True}, {"facility": "a<b", "n_coh": None}]
     out = report_index(str(tmp_path), [("LCLS <map>", "map_lcls.png")], rows)

@@ -59,7 +59,8 @@ class StoreView:
         self.dims: tuple[str, ...] = dim_order(self.ds)
         self.variables: list[str] = [str(v) for v in self.ds.data_vars if str(v) not in self.dims]
         if not self.variables:
-            raise SpecError(f"STORE: {self.path} holds no variables; run `cusweep run SWEEP.toml --store PATH`")
+            raise SpecError(f"STORE: {self.path} holds no variables; run `cusweep run SWEEP.toml --store "
+                            "PATH`")
         self._setup: Setup | None = None
         self.setup_note = ""
         try:
@@ -172,7 +173,7 @@ class StoreView:
         parts = []
         for name in self.variables:
             arr = self.ds[name]
-            parts.append(arr.isel({d: int(at[d]) for d in arr.dims}).data)
+            parts.append(arr.isel({d: int(at[str(d)]) for d in arr.dims}).data)
         values = dask.compute(*parts)
         out: dict[str, Any] = {}
         for name, v in zip(self.variables, values, strict=True):

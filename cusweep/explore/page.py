@@ -30,6 +30,8 @@ LINE_COLOURS = ("#ffffff", "#ff7f0e", "#d62728", "#e377c2", "#17becf", "#bcbd22"
 LINE_DASHES = ("solid", "dashed", "dashdot", "dotted", "dotdash", "solid", "dashed")
 NAN_COLOUR = "#e0e0e0"
 NO_FACILITY = "(none)"
+#: tick label of a log axis (plotted as log10 of the value)
+LOG_TICK_JS = "return Number((10**tick).toPrecision(3)).toString()"
 
 
 def axis_kind(values: np.ndarray) -> str:
@@ -97,7 +99,8 @@ class Explorer:
         numeric = [d for d in view.dims if view.size(d) > 1]
         x = "period" if "period" in numeric else (numeric[0] if numeric else view.dims[0])
         rest = [d for d in numeric if d != x]
-        y = "amplitude" if "amplitude" in rest else (rest[0] if rest else next(d for d in view.dims if d != x))
+        others = rest or [d for d in view.dims if d != x]
+        y = "amplitude" if "amplitude" in rest else others[0]
         var = "n_coh" if "n_coh" in view.variables else view.variables[0]
         self.at = {d: 0 for d in view.dims}
 
@@ -124,9 +127,9 @@ class Explorer:
                 self.controls[d] = s
         from ..materials import facilities
 
-        self.facility_select = Select(title="facility preset (energy, n_positrons, sigma_z)", value=NO_FACILITY,
-                                      options=[NO_FACILITY, *sorted(facilities())], name="facility_select",
-                                      width=260)
+        self.facility_select = Select(title="facility preset (energy, n_positrons, sigma_z)",
+                                      value=NO_FACILITY, options=[NO_FACILITY, *sorted(facilities())],
+                                      name="facility_select", width=260)
         self.best_button = Button(label="best in this slice", name="best_button", width=260)
         self.status = Div(text="", name="status", width=260)
 
@@ -143,8 +146,8 @@ class Explorer:
         self.mappers = {
             "linear": LinearColorMapper(palette=Viridis256, nan_color=NAN_COLOUR, name="linear_mapper"),
             "log": LogColorMapper(palette=Viridis256, nan_color=NAN_COLOUR, name="log_mapper"),
-            "bool": LinearColorMapper(palette=["#c7c7c7", "#2ca02c"], low=-0.5, high=1.5, nan_color=NAN_COLOUR,
-                                      name="bool_mapper"),
+            "bool": LinearColorMapper(palette=["#c7c7c7", "#2ca02c"], low=-0.5, high=1.5,
+                                      nan_color=NAN_COLOUR, name="bool_mapper"),
         }
         p = figure(width=720, height=560, name="plot", tools="pan,wheel_zoom,box_zoom,reset,save,tap",
                    toolbar_location="above", x_range=Range1d(0, 1), y_range=Range1d(0, 1))
@@ -388,12 +391,12 @@ class Explorer:
             idx = s.xi if a == "x" else s.yi
             labels[a] = [f"{view.value_text(d, int(i))}" for i in idx]
             self.ax_sources[a].data = {"pos": list(pos), "lab": labels[a]}
-        for axis, d, pos, a in ((self.plot.xaxis[0], x, px, "x"), (self.plot.yaxis[0], y, py, "y")):
+        for axis, d, pos in ((self.plot.xaxis[0], x, px), (self.plot.yaxis[0], y, py)):
             kind_d = axis_kind(view.coord(d))
             axis.axis_label = view.label(d) + ("  (log scale)" if kind_d == "log" else "")
             if kind_d == "log":
                 axis.ticker = FixedTicker(ticks=log_ticks(float(pos[0]), float(pos[-1])))
-                axis.formatter = CustomJSTickFormatter(code="return Number((10**tick).toPrecision(3)).toString()")
+                axis.formatter = CustomJSTickFormatter(code=LOG_TICK_JS)
             elif kind_d == "index":
                 every = max(1, math.ceil(len(pos) / 10))
                 axis.ticker = FixedTicker(ticks=[float(t) for t in pos[::every]])
@@ -417,8 +420,10 @@ class Explorer:
         categorical = any(axis_kind(view.coord(d)) == "index" and view.is_label_dim(d) for d in (s.x, s.y))
         fields = {} if categorical else view.margins(s.x, s.y, s.at, s.xi, s.yi)
         for name, renderer in self.lines.items():
-            segs = _contour(px, py, fields[name], 1.0) if name in fields and len(px) > 1 and len(py) > 1 else []
-            renderer.data_source.data = {"xs": [list(a[:, 0]) for a in segs], "ys": [list(a[:, 1]) for a in segs]}
+            traceable = name in fields and len(px) > 1 and len(py) > 1
+            segs = _contour(px, py, fields[name], 1.0) if traceable else []
+            renderer.data_source.data = {"xs": [list(a[:, 0]) for a in segs],
+                                         "ys": [list(a[:, 1]) for a in segs]}
             renderer.visible = bool(segs)
 
 
