@@ -158,7 +158,9 @@ class Explorer:
         mask_mapper = LinearColorMapper(palette=["#303030"], low=0.0, high=1.0, nan_color="#00000000")
         p.image(image="image", x="x", y="y", dw="dw", dh="dh", source=self.mask_source,
                 color_mapper=mask_mapper, global_alpha=0.45, name="infeasible")
-        p.scatter([], [], marker="square", size=12, color="#303030", alpha=0.45, legend_label="infeasible")
+        # legend swatch of the grey overlay (a marker at no position: drawn in the legend only)
+        p.scatter([math.nan], [math.nan], marker="square", size=12, color="#303030", alpha=0.45,
+                  legend_label="infeasible (greyed)")
         self.lines: dict[str, Any] = {}
         for k, c in enumerate(feasibility.CONSTRAINTS):
             src = ColumnDataSource(data={"xs": [], "ys": []}, name=f"line_{c.name}_source")
@@ -172,7 +174,10 @@ class Explorer:
         legend.label_text_font_size = "8pt"
         legend.spacing = 0
         legend.padding = 4
-        legend.background_fill_alpha = 0.7
+        legend.background_fill_color = "#3a3a3a"  # dark: the white channeling line shows
+        legend.background_fill_alpha = 0.8
+        legend.label_text_color = "#ffffff"
+        legend.inactive_fill_color = "#3a3a3a"
         legend.location = "top_left"
         legend.click_policy = "hide"
         self.colorbar = ColorBar(color_mapper=self.mappers["linear"], width=14, title="", name="colorbar")
