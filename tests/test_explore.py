@@ -351,3 +351,19 @@ def test_best_in_this_slice_button(browser, store_path, view):
     assert float(rows["n_coh"]) == pytest.approx(float(np.max(z[ok])), rel=1e-5)
     marker = model_data(browser, "marker_source")
     assert len(marker["x"]) == 1
+
+
+def test_decoded_bytes_follow_the_stored_chunks(view, store_path):
+    import json
+    from pathlib import Path
+
+    meta = json.loads((Path(store_path) / "n_coh" / "zarr.json").read_text())
+    shape, chunk = meta["shape"], meta["chunk_grid"]["configuration"]["chunk_shape"]
+    dims = list(view.ds["n_coh"].dims)
+    for x, y in (("period", "amplitude"), ("amplitude", "energy")):
+        expect = 8
+        for d, n, k in zip(dims, shape, chunk, strict=True):
+            expect *= n if d in (x, y) else min(k, n)
+        assert view.decoded_bytes("n_coh", x, y) == expect
+    spanned = [d for d, n, k in zip(dims, shape, chunk, strict=True) if k >= n and n > 1]
+    assert view.whole_chunk_dims("n_coh") == spanned

@@ -140,6 +140,24 @@ class StoreView:
         values = np.asarray(arr.isel(sel).values)
         return _on_yx(values, [str(d) for d in arr.dims if d not in fixed], x, y, len(yi), len(xi))
 
+    def decoded_bytes(self, var: str, x: str, y: str) -> int:
+        """Bytes of stored chunks decoded to read one (x, y) slice of ``var`` (chunks are decoded whole)."""
+        arr = self.ds[var]
+        chunks = arr.chunks
+        if chunks is None:
+            return int(arr.nbytes)
+        total = arr.dtype.itemsize
+        for d, c in zip(arr.dims, chunks, strict=True):
+            total *= int(sum(c)) if d in (x, y) else int(max(c))
+        return int(total)
+
+    def whole_chunk_dims(self, var: str) -> list[str]:
+        """The dims of ``var`` that one stored chunk spans entirely (slices over them read fewest chunks)."""
+        arr = self.ds[var]
+        if arr.chunks is None:
+            return [str(d) for d in arr.dims]
+        return [str(d) for d, c in zip(arr.dims, arr.chunks, strict=True) if len(c) == 1 and c[0] > 1]
+
     def margins(self, x: str, y: str, at: Mapping[str, int], xi: np.ndarray,
                 yi: np.ndarray) -> dict[str, np.ndarray]:
         """Constraint name -> its margin (must stay below 1) on the (y, x) grid of a slice, evaluated by the

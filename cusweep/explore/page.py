@@ -30,6 +30,8 @@ LINE_COLOURS = ("#ffffff", "#ff7f0e", "#d62728", "#e377c2", "#17becf", "#bcbd22"
 LINE_DASHES = ("solid", "dashed", "dashdot", "dotted", "dotdash", "solid", "dashed")
 NAN_COLOUR = "#e0e0e0"
 NO_FACILITY = "(none)"
+#: a slice that decodes more than this many bytes of chunks says so (a slider move then takes seconds)
+SLOW_BYTES = 1e9
 #: tick label of a log axis (plotted as log10 of the value)
 LOG_TICK_JS = "return Number((10**tick).toPrecision(3)).toString()"
 
@@ -419,6 +421,14 @@ class Explorer:
             [(var, "@image{%0.4g} @unit")]
         self._draw_lines(s, px, py)
         self.marker_source.data = {"x": [], "y": []}
+        decoded = view.decoded_bytes(var, x, y)
+        if decoded > SLOW_BYTES:
+            fast = [d for d in view.whole_chunk_dims(var) if view.size(d) > 1]
+            hint = f"; slices over {' and '.join(fast[:2])} read fewer chunks" if len(fast) >= 2 else ""
+            self.status.text = _esc(f"each change of this slice decodes {decoded / 1e9:.1f} GB of the store's "
+                                    f"chunks of {var} (they span the other dims){hint}")
+        else:
+            self.status.text = ""
 
     def _draw_lines(self, s: Slice, px: np.ndarray, py: np.ndarray) -> None:
         view = self.view
