@@ -367,3 +367,15 @@ def test_decoded_bytes_follow_the_stored_chunks(view, store_path):
         assert view.decoded_bytes("n_coh", x, y) == expect
     spanned = [d for d, n, k in zip(dims, shape, chunk, strict=True) if k >= n and n > 1]
     assert view.whole_chunk_dims("n_coh") == spanned
+
+
+def test_first_page_avoids_slices_that_decode_the_whole_store(view, monkeypatch):
+    from cusweep.explore import page as page_module
+
+    assert page_module.default_axes(view, "n_coh") == ("period", "amplitude")  # small store: the physics view
+    # as if every chunk spanned all but period: period x amplitude decodes everything; pick the cheapest pair
+    monkeypatch.setattr(page_module, "SLOW_BYTES", 1)
+    x, y = page_module.default_axes(view, "n_coh")
+    cheapest = min(view.decoded_bytes("n_coh", a, b) for i, a in enumerate(view.dims) for b in view.dims[i + 1:]
+                   if view.size(a) > 1 and view.size(b) > 1)
+    assert view.decoded_bytes("n_coh", x, y) == cheapest

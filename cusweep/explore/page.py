@@ -71,6 +71,20 @@ def log_ticks(lo: float, hi: float) -> list[float]:
     return ticks
 
 
+def default_axes(view: StoreView, var: str) -> tuple[str, str]:
+    """The first page's (x, y): period x amplitude (or the first two swept dims), unless that slice decodes
+    more than SLOW_BYTES of chunks; then the pair of swept dims whose slice decodes least (the page opens
+    in seconds, and the user chooses period x amplitude knowing its cost)."""
+    swept = [d for d in view.dims if view.size(d) > 1]
+    if len(swept) < 2:
+        return (swept + [d for d in view.dims if d not in swept])[:2]  # type: ignore[return-value]
+    pairs = [(a, b) for i, a in enumerate(swept) for b in swept[i + 1:]]
+    first = ("period", "amplitude") if {"period", "amplitude"} <= set(swept) else pairs[0]
+    if view.decoded_bytes(var, *first) <= SLOW_BYTES:
+        return first
+    return min([first, *pairs], key=lambda p: view.decoded_bytes(var, *p))
+
+
 class Explorer:
     """The widgets, plot and callbacks of one session."""
 
@@ -98,12 +112,8 @@ class Explorer:
         self.view = view
         self.doc = doc
         self.busy = False
-        numeric = [d for d in view.dims if view.size(d) > 1]
-        x = "period" if "period" in numeric else (numeric[0] if numeric else view.dims[0])
-        rest = [d for d in numeric if d != x]
-        others = rest or [d for d in view.dims if d != x]
-        y = "amplitude" if "amplitude" in rest else others[0]
         var = "n_coh" if "n_coh" in view.variables else view.variables[0]
+        x, y = default_axes(view, var)
         self.at = {d: 0 for d in view.dims}
 
         self.var_select = Select(title="variable", value=var, options=list(view.variables), name="var_select",
