@@ -435,8 +435,8 @@ class Explorer:
         if decoded > SLOW_BYTES:
             fast = [d for d in view.whole_chunk_dims(var) if view.size(d) > 1]
             hint = f"; slices over {' and '.join(fast[:2])} read fewer chunks" if len(fast) >= 2 else ""
-            self.status.text = _esc(f"each change of this slice decodes {decoded / 1e9:.1f} GB of the store's "
-                                    f"chunks of {var} (they span the other dims){hint}")
+            self.status.text = _esc(f"slow slice: each change decodes {decoded / 1e9:.1f} GB of stored "
+                                    f"chunks of {var}{hint}")
         else:
             self.status.text = ""
 
