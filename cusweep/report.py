@@ -137,7 +137,18 @@ def report(ds: xr.Dataset, outdir: str, var: str = "n_coh", *, x: str = "period"
             if row.design and key not in row.design and scalars.get(key) is not None:
                 row.design[key] = scalars[key] if key == "crystal" else float(scalars[key])
     _write_csv(rows, os.path.join(outdir, "summary.csv"), var)
+    _write_index(rows, outdir, var)
     return Report(rows, var, outdir)
+
+
+def _write_index(rows: list[FacilityRow], outdir: str, var: str) -> str:
+    """``outdir/index.html``: the summary table (display units) and every map in one self-contained page."""
+    from .report_html import report_index
+
+    head, body = _table(rows, var)
+    table = [dict(zip(head, line, strict=True)) for line in body]
+    maps = [(f"{r.title}: {var}", r.map) for r in rows if r.map]
+    return report_index(outdir, maps, table, title=f"cusweep report: {var} per facility")
 
 
 def _write_csv(rows: list[FacilityRow], path: str, var: str = "n_coh") -> None:
@@ -162,9 +173,18 @@ def _num(x: Any) -> str:
 
 def summary_table(rows: list[FacilityRow], var: str = "n_coh") -> str:
     """The report's rows as an aligned table in display units (µm, Å, GeV)."""
-    head = ("facility", "energy", f"best {var}", "period", "amplitude", "sigma_z", "b", "crystal", "feasible",
-            "status")
-    body = []
+    head, body = _table(rows, var)
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths, strict=True)).rstrip() for b in body]
+    return "\n".join(lines)
+
+
+def _table(rows: list[FacilityRow], var: str) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """The summary's header and rows as text in display units (the text table and index.html)."""
+    head: tuple[str, ...] = ("facility", "energy", f"best {var}", "period", "amplitude", "sigma_z", "b",
+                             "crystal", "feasible", "status")
+    body: list[tuple[str, ...]] = []
     for r in rows:
         d = r.design
         body.append((r.facility, format_value("energy", r.energy, plain=False),
@@ -175,7 +195,4 @@ def summary_table(rows: list[FacilityRow], var: str = "n_coh") -> str:
                      f"{d['bunching']:.3g}" if "bunching" in d else "", str(d.get("crystal", "")),
                      "" if r.feasible_fraction is None else f"{r.feasible_fraction:.1%}",
                      r.status))
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths, strict=True)).rstrip() for b in body]
-    return "\n".join(lines)
+    return head, body

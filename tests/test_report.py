@@ -55,6 +55,13 @@ def test_report_maps_and_summary_equal_direct_selection(path, tmp_path, capsys):
         assert row["map"] == str(png) and png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
         assert name in text
     assert {r["status"] for r in rows.values()} >= {"ok"}
+    # index.html: the summary table and every map in one page that needs no other file
+    page = (out / "index.html").read_text(encoding="utf-8")
+    maps = [r for r in rows.values() if r["map"]]
+    assert page.count("<img ") == len(maps) >= 1
+    assert page.count("data:image/png;base64,") == len(maps)
+    assert all(f"<td>{name}</td>" in page for name in facilities())
+    assert "http://" not in page and "https://" not in page and " src=\"data:" in page
 
 
 def test_report_needs_a_store(tmp_path, capsys):

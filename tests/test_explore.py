@@ -1,0 +1,381 @@
+"""`cusweep explore`: the store adapter reads exactly the slice shown (strided when large), the page's
+boundary lines lie on margin = 1 of the model, and, in a real headless Chromium driving `cusweep explore`
+run as a subprocess: the page loads from 127.0.0.1 alone with no console error, the plot and controls are
+there, moving a slider changes the plotted data to the store's values, a click and "best in this slice"
+show the store's values at the right grid point; Ctrl-C stops the server with exit 0."""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+import signal
+import subprocess
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+import cusweep
+from cusweep.best import evaluate_point, setup_from_store
+from cusweep.explore.data import StoreView, stride_for
+from cusweep.explore.page import axis_kind
+from cusweep.report_html import report_index
+
+from .browser import FIND_VIEW, chromium, explore_server, model_data, wait_for
+from .conftest import cusweep_exe
+
+SWEEP = """
+name = "explore-test"
+crystal = "diamond-110"
+thickness = "1.4 mm"
+n_positrons = 1.56e9
+chunk_mb = 0.02
+[axes]
+period = { start = "2 um", stop = "60 um", num = 40, spacing = "log" }
+amplitude = { start = "0.05 angstrom", stop = "5 angstrom", num = 30, spacing = "log" }
+energy = { values = ["8 GeV", "13.6 GeV", "17.5 GeV"] }
+sigma_z = { values = ["3 um", "9 um"] }
+bunching = { values = [0.1, 1.0] }
+"""
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory, local_client):
+    d = tmp_path_factory.mktemp("explore")
+    (d / "sweep.toml").write_text(SWEEP)
+    path = str(d / "explore.zarr")
+    cusweep.run_sweep(str(d / "sweep.toml"), path, local_client)
+    return path
+
+
+@pytest.fixture(scope="module")
+def view(store_path):
+    return StoreView(store_path)
+
+
+def stored(store_path, name, **at):
+    ds = cusweep.open(store_path)
+    arr = ds[name]
+    return np.asarray(arr.isel({d: i for d, i in at.items() if d in arr.dims}).values)
+
+
+# ------------------------------------------------------------------------------------------ adapter
+
+
+def test_slice_is_the_stores_values_on_y_x_in_display_units(view, store_path):
+    at = {"energy": 1, "sigma_z": 1, "bunching": 0}
+    s = view.slice("n_coh", "period", "amplitude", at)
+    expected = stored(store_path, "n_coh", **at)  # (period, amplitude)
+    assert s.z.shape == (30, 40)
+    np.testing.assert_array_equal(s.z, expected.T)
+    p = view.slice("photon_energy_minus", "amplitude", "energy", {"period": 3, "sigma_z": 0, "bunching": 0})
+    raw = stored(store_path, "photon_energy_minus", period=3)  # (period, amplitude, energy) -> (amp, energy)
+    np.testing.assert_allclose(p.z, raw.T / 1e3)  # keV
+    assert p.infeasible is not None
+    np.testing.assert_array_equal(p.infeasible, ~stored(store_path, "feasible", period=3, sigma_z=0,
+                                                        bunching=0).T)
+
+
+def test_large_slices_are_strided(view, store_path):
+    at = {"energy": 2, "sigma_z": 0, "bunching": 1}
+    s = view.slice("n_coh", "period", "amplitude", at, max_cells=7)
+    assert s.z.shape[0] <= 7 and s.z.shape[1] <= 7
+    assert stride_for(40, 7) == 6 and stride_for(30, 7) == 5
+    full = stored(store_path, "n_coh", **at).T
+    np.testing.assert_array_equal(s.z, full[::5, ::6])
+    np.testing.assert_array_equal(s.xi, np.arange(0, 40, 6))
+
+
+def test_point_is_every_variable_at_the_grid_point(view, store_path):
+    at = {"period": 17, "amplitude": 4, "energy": 2, "sigma_z": 1, "bunching": 1}
+    values = view.point(at)
+    assert set(values) == set(view.variables)
+    for name, v in values.items():
+        expect = stored(store_path, name, **at).reshape(-1)[0]
+        assert (v == bool(expect)) if isinstance(v, bool) else v == pytest.approx(float(expect), rel=0,
+                                                                                    nan_ok=True)
+
+
+def test_best_in_slice_is_the_largest_feasible_value(view, store_path):
+    at = {"energy": 1, "sigma_z": 1, "bunching": 1}
+    best = view.best_in_slice("n_coh", "period", "amplitude", at)
+    z = stored(store_path, "n_coh", **at)
+    ok = stored(store_path, "feasible", **at)
+    assert ok.any() and (~ok).any()
+    i, j = np.unravel_index(np.argmax(np.where(ok, z, -np.inf)), z.shape)
+    assert best == {**at, "period": int(i), "amplitude": int(j)}
+    # a slice with no feasible point
+    none_at = {"period": 0, "sigma_z": 0, "bunching": 0}
+    if not stored(store_path, "feasible", **none_at).any():
+        assert view.best_in_slice("n_coh", "amplitude", "energy", none_at) is None
+
+
+def test_margins_come_from_the_constraint_table(view):
+    from cusweep import feasibility
+
+    s = view.slice("n_coh", "period", "amplitude", {"energy": 1, "sigma_z": 1, "bunching": 1})
+    m = view.margins("period", "amplitude", s.at, s.xi, s.yi)
+    assert set(m) == {c.name for c in feasibility.CONSTRAINTS}
+    flags = {c.name: c.holds(m[c.name]) for c in feasibility.CONSTRAINTS}
+    both = np.logical_and.reduce(list(flags.values()))
+    np.testing.assert_array_equal(both, ~s.infeasible)  # the store's feasible flag is the AND of the margins
+
+
+def test_axis_kinds():
+    assert axis_kind(np.geomspace(1, 100, 5)) == "log"
+    assert axis_kind(np.linspace(1, 2, 5)) == "linear"
+    assert axis_kind(np.array([8.0, 13.6, 17.5])) == "index"
+    assert axis_kind(np.array(["a", "b"])) == "index"
+
+
+# ------------------------------------------------------------------------------------------ page (no browser)
+
+
+def page(view):
+    from bokeh.document import Document
+
+    from cusweep.explore.page import Explorer
+
+    return Explorer(view, Document())
+
+
+def test_boundary_lines_lie_on_margin_one(view, store_path):
+    e = page(view)
+    ds = cusweep.open(store_path)
+    setup = setup_from_store(ds)
+    drawn = {name: r.data_source.data for name, r in e.lines.items() if r.visible}
+    # the channeling flag changes inside this slice, so its line must be drawn
+    assert "channeling" in drawn
+    from cusweep import feasibility
+
+    margin_of = {c.name: c.margin for c in feasibility.CONSTRAINTS}
+    at = {d: float(np.asarray(ds[d].values)[i]) for d, i in e.slice.at.items()}
+    checked = 0
+    for name, data in drawn.items():
+        for xs, ys in zip(data["xs"], data["ys"], strict=True):
+            for xv, yv in list(zip(xs, ys, strict=True))[:: max(1, len(xs) // 5)]:
+                point = {**at, "period": 10 ** xv * 1e-6, "amplitude": 10 ** yv * 1e-10}
+                m = evaluate_point(setup, point, (margin_of[name],))[margin_of[name]]
+                assert m == pytest.approx(1.0, rel=2e-2), (name, point)
+                checked += 1
+    assert checked >= 5
+
+
+def test_colour_scale_log_linear_and_flags(view):
+    e = page(view)
+    assert e.image.glyph.color_mapper is e.mappers["log"]  # n_coh spans decades
+    e.var_select.value = "feasible"
+    assert e.image.glyph.color_mapper is e.mappers["bool"]
+    e.var_select.value = "q_ch"  # over period x amplitude q_ch is constant: linear
+    assert e.image.glyph.color_mapper is e.mappers["linear"]
+
+
+def test_facility_preset_fixes_the_nearest_grid_values(view):
+    from cusweep import materials
+
+    e = page(view)
+    fac = materials.facility("lcls")
+    e.facility_select.value = "lcls"
+    energies = view.coord("energy")
+    assert e.at["energy"] == int(np.argmin(np.abs(energies - fac.energy)))
+    assert e.controls["energy"].value == e.at["energy"]
+    if fac.sigma_z is not None:
+        assert e.at["sigma_z"] == int(np.argmin(np.abs(view.coord("sigma_z") - fac.sigma_z)))
+    assert "lcls" in e.status.text
+
+
+# ------------------------------------------------------------------------------------------ report index
+
+
+def test_report_index_is_self_contained(tmp_path):
+    png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9aw"
+                           "AAAABJRU5ErkJggg==")
+    (tmp_path / "map_lcls.png").write_bytes(png)
+    rows = [{"facility": "lcls", "n_coh": 1.5e15, "feasible": True}, {"facility": "a<b", "n_coh": None}]
+    out = report_index(str(tmp_path), [("LCLS <map>", "map_lcls.png")], rows)
+    with open(out) as f:
+        text = f.read()
+    assert out == str(tmp_path / "index.html")
+    assert base64.b64encode(png).decode() in text and "data:image/png;base64," in text
+    assert "src=\"map_lcls.png\"" not in text and "http" not in text  # nothing fetched from anywhere
+    assert "LCLS &lt;map&gt;" in text and "a&lt;b" in text  # escaped
+    assert text.count("<tr>") == 3  # header + two rows
+    assert "1.5e+15" in text
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+def run_cli(*args, timeout=60):
+    return subprocess.run([*cusweep_exe(), *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_bad_store_and_port_are_one_line_errors(tmp_path, store_path):
+    r = run_cli("explore", str(tmp_path / "nope.zarr"), "--no-browser")
+    assert r.returncode == 2 and r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 1 and "not a cusweep store" in r.stderr
+    r = run_cli("explore", store_path, "--no-browser", "--port", "70000")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--port" in r.stderr
+
+
+def listening_addresses(port):
+    """Local addresses with a socket listening on ``port`` (Linux /proc/net/tcp and tcp6)."""
+    out = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                addr, p = local.split(":")
+                if int(p, 16) == port and state == "0A":  # LISTEN
+                    out.append(addr)
+    return out
+
+
+def test_serves_on_loopback_only_and_ctrl_c_stops_cleanly(store_path):
+    with explore_server(store_path) as (proc, url):
+        port = int(re.search(r":(\d+)/", url).group(1))
+        assert url.startswith("http://127.0.0.1:")
+        assert listening_addresses(port) == ["0100007F"]  # 127.0.0.1, nothing else (no 0.0.0.0, no ::)
+        with urllib.request.urlopen(url, timeout=30) as response:
+            html = response.read().decode()
+        sources = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+        assert sources and all(s.startswith("/") for s in sources), sources  # no CDN, nothing remote
+        assert "cdn" not in html.lower()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert "stopped" in "".join(list(proc.lines.queue))
+
+
+# ------------------------------------------------------------------------------------------ browser
+
+
+@pytest.fixture(scope="module")
+def browser(store_path):
+    with explore_server(store_path) as (proc, url):
+        driver = chromium()
+        try:
+            driver.get(url)
+            wait_for(driver, "return window.Bokeh !== undefined && Bokeh.documents.length > 0 && "
+                     "Bokeh.documents[0].get_model_by_name('image_source') !== null && "
+                     "Bokeh.documents[0].get_model_by_name('image_source').data.image[0].length > 1",
+                     what="the page and its first slice")
+            yield driver
+        finally:
+            driver.quit()
+        assert proc.poll() is None, "the server died during the browser tests"
+
+
+def image_values(driver):
+    data = model_data(driver, "image_source")
+    return np.array([np.nan if v is None else v for v in data["image"][0]], dtype=np.float64)
+
+
+def test_page_loads_with_plot_and_controls_and_no_console_errors(browser, view):
+    present = browser.execute_script(FIND_VIEW + """
+        return arguments[0].map(n => findView(n) !== null);""",
+        ["plot", "var_select", "x_select", "y_select", "slider_energy", "slider_sigma_z", "slider_bunching",
+         "facility_select", "best_button", "point_table"])
+    assert all(present), present
+    assert browser.execute_script("return Bokeh.documents[0].get_model_by_name('colorbar') !== null")
+    canvas = browser.execute_script(FIND_VIEW + """
+        const r = findView('plot').canvas_view.el.getBoundingClientRect(); return [r.width, r.height];""")
+    assert canvas[0] > 300 and canvas[1] > 300
+    z = image_values(browser)
+    assert z.size == 30 * 40 and np.isfinite(z).sum() > 100
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert severe == []
+
+
+def test_slider_move_changes_the_plotted_data(browser, store_path, view):
+    from selenium.webdriver.common.keys import Keys
+
+    before = image_values(browser)
+    at0 = {"energy": 0, "sigma_z": 0, "bunching": 0}
+    np.testing.assert_array_equal(before, stored(store_path, "n_coh", **at0).T.reshape(-1))
+    handle = browser.execute_script(FIND_VIEW + "return findView('slider_energy').shadow_el"
+                                    ".querySelector('.noUi-handle');")
+    handle.click()
+    handle.send_keys(Keys.ARROW_RIGHT)  # a real key press on the slider: energy index 0 -> 1
+    deadline = time.monotonic() + 30
+    after = image_values(browser)
+    while np.array_equal(after, before, equal_nan=True) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        after = image_values(browser)
+    expect = stored(store_path, "n_coh", **{**at0, "energy": 1}).T.reshape(-1)
+    np.testing.assert_array_equal(after, np.where(expect > 0, expect, np.nan))
+    title = browser.execute_script("return Bokeh.documents[0].get_model_by_name('slider_energy').title")
+    assert "13.6 GeV" in title
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def test_click_shows_every_variable_at_the_point(browser, store_path, view):
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    i, j = 25, 12  # period index, amplitude index (the slider test left energy at index 1)
+    at = {"period": i, "amplitude": j, "energy": 1, "sigma_z": 0, "bunching": 0}
+    xs = math.log10(float(view.display_coord("period")[i]))
+    ys = math.log10(float(view.display_coord("amplitude")[j]))
+    px, py = browser.execute_script(FIND_VIEW + """
+        const v = findView('plot'); const r = v.canvas_view.el.getBoundingClientRect();
+        return [r.x + v.frame.x_scale.compute(arguments[0]), r.y + v.frame.y_scale.compute(arguments[1])];""",
+        xs, ys)
+    click = ActionBuilder(browser)
+    click.pointer_action.move_to_location(int(round(px)), int(round(py)))
+    click.pointer_action.click()
+    click.perform()  # a real mouse click on the canvas
+    wait_for(browser, "return Bokeh.documents[0].get_model_by_name('point_source').data.name.length > 0",
+             what="the point table")
+    table = model_data(browser, "point_source")
+    rows = dict(zip(table["name"], table["value"], strict=True))
+    assert set(view.variables) <= set(rows)
+    for name in view.variables:
+        expect = stored(store_path, name, **at).reshape(-1)[0]
+        if expect.dtype == bool:
+            assert rows[name] == ("true" if expect else "false"), name
+        else:
+            assert float(rows[name]) == pytest.approx(float(expect) / view.factor(name), rel=1e-5), name
+    assert float(rows["period"]) == pytest.approx(float(view.display_coord("period")[i]), rel=1e-5)
+    title = browser.execute_script("return Bokeh.documents[0].get_model_by_name('point_title').text")
+    assert view.value_text("energy", 1) in title
+
+
+def test_best_in_this_slice_button(browser, store_path, view):
+    browser.execute_script(FIND_VIEW + "findView('best_button').shadow_el.querySelector('button').click();")
+    wait_for(browser, "return Bokeh.documents[0].get_model_by_name('status').text.includes('largest')",
+             what="the best point")
+    at = {"energy": 1, "sigma_z": 0, "bunching": 0}
+    z, ok = stored(store_path, "n_coh", **at), stored(store_path, "feasible", **at)
+    rows = dict(zip(*[model_data(browser, "point_source")[k] for k in ("name", "value")], strict=True))
+    assert float(rows["n_coh"]) == pytest.approx(float(np.max(z[ok])), rel=1e-5)
+    marker = model_data(browser, "marker_source")
+    assert len(marker["x"]) == 1
+
+
+def test_decoded_bytes_follow_the_stored_chunks(view, store_path):
+    import json
+    from pathlib import Path
+
+    meta = json.loads((Path(store_path) / "n_coh" / "zarr.json").read_text())
+    shape, chunk = meta["shape"], meta["chunk_grid"]["configuration"]["chunk_shape"]
+    dims = list(view.ds["n_coh"].dims)
+    for x, y in (("period", "amplitude"), ("amplitude", "energy")):
+        expect = 8
+        for d, n, k in zip(dims, shape, chunk, strict=True):
+            expect *= n if d in (x, y) else min(k, n)
+        assert view.decoded_bytes("n_coh", x, y) == expect
+    spanned = [d for d, n, k in zip(dims, shape, chunk, strict=True) if k >= n and n > 1]
+    assert view.whole_chunk_dims("n_coh") == spanned
+
+
+def test_first_page_avoids_slices_that_decode_the_whole_store(view, monkeypatch):
+    from cusweep.explore import page as page_module
+
+    assert page_module.default_axes(view, "n_coh") == ("period", "amplitude")  # small store: the physics view
+    # as if every chunk spanned all but period: period x amplitude decodes everything; pick the cheapest pair
+    monkeypatch.setattr(page_module, "SLOW_BYTES", 1)
+    x, y = page_module.default_axes(view, "n_coh")
+    swept = [d for d in view.dims if view.size(d) > 1]
+    cheapest = min(view.decoded_bytes("n_coh", a, b) for i, a in enumerate(swept) for b in swept[i + 1:])
+    assert view.decoded_bytes("n_coh", x, y) == cheapest
