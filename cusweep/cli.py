@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from .errors import CusweepError, SpecError, one_line
+from .errors import CusweepError, SpecError, one_line, raised_by, shorten
 
 DESCRIPTION = """\
 cusweep maps the design space of a crystalline undulator (CU) driven by an FEL-modulated positron
@@ -249,11 +249,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 2
         return int(_dispatch(args) or 0)
-    except SpecError as exc:
-        print(f"cusweep: error: {exc}", file=sys.stderr)
+    except SpecError as exc:  # quoted inputs cut to short excerpts: a 10,000-character query is not echoed
+        print(f"cusweep: error: {shorten(str(exc))}", file=sys.stderr)
         return 2
     except CusweepError as exc:
-        print(f"cusweep: {exc}", file=sys.stderr)
+        print(f"cusweep: {shorten(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         # a store write cut short leaves a pending zarr task whose "Task was destroyed" log line is noise
@@ -268,6 +268,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"cusweep: a chunk of the store cannot be decoded ({one_line(exc, 200)}); the store is "
                 "damaged: `cusweep status STORE --verify` lists the damaged blocks and `cusweep run "
                 "SWEEP.toml --store STORE --repair` recomputes them",
+                file=sys.stderr,
+            )
+            return 1
+        http = raised_by(exc, ("aiohttp",))
+        if http is not None:  # fsspec's HTTP file system (http:// and https:// stores)
+            print(
+                f"cusweep: cannot read the store over HTTP ({one_line(http, 200)}); check the URL and that "
+                "the server is up (an http(s):// store is read-only: `run` needs a directory or an "
+                "object-store URL such as s3://bucket/sweep.zarr)",
                 file=sys.stderr,
             )
             return 1

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import QueryError, SpecError
+from .errors import QueryError, SpecError, excerpt
 from .quantities import ALL_DIMS
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ _KEYWORDS = ("and", "or", "not", "true", "false")
 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
-  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<number>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<string>"[^"]*"|'[^']*')
   | (?P<op><=|>=|==|!=|<|>|\*\*|[()*/^%-])
   | (?P<name>[^\W\d]\w*)
@@ -99,7 +99,9 @@ def _tokens(text: str) -> list[_Tok]:
             ch = text[i]
             hint = _BAD_CHAR_HINTS.get(ch, "only comparisons, and/or/not, parentheses, names and numbers "
                                        "with units are allowed")
-            raise QueryError(f"query: unexpected {ch!r} at column {i + 1} of {text!r}; {hint}")
+            if ch.isnumeric():
+                hint = "write numbers with the digits 0-9"
+            raise QueryError(f"query: unexpected {ch!r} at column {i + 1} of {excerpt(text)}; {hint}")
         if m.lastgroup != "ws":
             out.append(_Tok(str(m.lastgroup), m.group(), i))
         i = m.end()
@@ -318,6 +320,11 @@ class _Parser:
             power = self.peek()
             if power.kind != "number" or not power.text.isdigit():
                 raise self.fail(power, "expected an integer power of a unit")
+            from .units import MAX_POWER  # (pint is imported when a unit is converted, not before)
+
+            if len(power.text) > 3 or int(power.text) > MAX_POWER:
+                raise QueryError(f"query: the unit power {power.text[:8]} at column {power.pos + 1} is out "
+                                 f"of range (allowed: at most {MAX_POWER}); write e.g. 1e-3 um**2")
             self.take()
             text += f"**{sign}{power.text}"
         return text
