@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from .errors import CusweepError, SpecError, one_line, raised_by, shorten
+from .errors import CusweepError, SpecError, one_line, os_error_line, raised_by, shorten
 
 DESCRIPTION = """\
 cusweep maps the design space of a crystalline undulator (CU) driven by an FEL-modulated positron
@@ -281,7 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 1
         if not _object_store_error(exc):
-            raise
+            refused = os_error_line(exc)  # what the operating system refused (a path too long, a permission)
+            if refused is None:
+                raise
+            print(f"cusweep: {refused[1]}", file=sys.stderr)
+            return refused[0]
         print(
             f"cusweep: cannot access the object store ({type(exc).__name__}: {' '.join(str(exc).split())}); "
             "give its credentials in the environment, as for its own tools (S3: AWS_ACCESS_KEY_ID and "
@@ -409,23 +413,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check_scheduler_address(address: str) -> None:
-    """Refuse (SpecError) a --scheduler that is not PROTOCOL://HOST:PORT with a port in 1..65535."""
-    usage = "write it as tcp://HOST:PORT or tls://HOST:PORT, e.g. tcp://127.0.0.1:8786"
-    if not address.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
-        raise SpecError(f"--scheduler: {address!r} is not a scheduler address; {usage}")
-    if address.startswith("inproc://"):
-        return
-    from distributed.comm.addressing import parse_address, parse_host_port
+    """Refuse (SpecError) a --scheduler that is not tcp:// or tls://HOST:PORT with a port in 1..65535."""
+    from .scheduler import check_address
 
-    try:
-        _, location = parse_address(address)
-        host, port = parse_host_port(location)
-    except (ValueError, TypeError) as exc:
-        raise SpecError(
-            f"--scheduler: {address!r} is not a scheduler address ({' '.join(str(exc).split())}); {usage}"
-        ) from None
-    if not host or not 1 <= int(port) <= 65535:
-        raise SpecError(f"--scheduler: {address!r} needs a host and a port in 1..65535; {usage}")
+    check_address(address)
 
 
 def _tls_security(args: argparse.Namespace) -> Any:

@@ -83,3 +83,29 @@ def raised_by(exc: BaseException | None, modules: tuple[str, ...]) -> BaseExcept
             return exc
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return None
+
+
+def os_error_line(exc: BaseException) -> tuple[int, str] | None:
+    """``(exit code, one line)`` for an OSError with an errno in ``exc``'s chain (a path too long, a
+    permission refused, a read-only or full disk), or None: the CLI's last guard against a traceback for
+    what the operating system refused. A path too long is bad input (2); the others are failures (1)."""
+    import errno
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            break
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1  # type: ignore[assignment]
+    else:
+        return None
+    if not isinstance(exc, OSError) or exc.errno is None:
+        return None
+    what = exc.strerror or type(exc).__name__
+    where = f" ({excerpt(exc.filename)})" if exc.filename else ""
+    if exc.errno == errno.ENAMETOOLONG:
+        return 2, f"error: {what}{where}; give a shorter path (file names have at most 255 bytes)"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return 1, f"{what}{where}; free some space (or use another disk), then rerun the same command"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return 1, f"{what}{where}; check the permissions of that path, or choose another one"
+    return 1, f"{what}{where}"

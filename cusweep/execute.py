@@ -227,7 +227,11 @@ def _client(
         yield client
         return
     if scheduler:
+        from .scheduler import check_scheduler
+
         sec = _security(scheduler, security)
+        # a bounded check first: distributed waits for a silent peer's handshake for ever
+        check_scheduler(scheduler, security=sec)
         try:
             c = Client(scheduler, timeout="20s", security=sec)
         except (OSError, TimeoutError) as exc:
