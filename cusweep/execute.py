@@ -306,7 +306,19 @@ def run_sweep(
         starting = _LocalClusterStart(workers, dashboard) if client is None and pending_guess else None
         try:
             created = store.prepare(path, plan, overwrite=overwrite)
+            if created or not store.has_integrity(path):  # (a store made by an older cusweep: from now on)
+                store.record_integrity(path, plan)
             done = store.done_mask(path)
+            # done blocks whose chunk files are gone (a store copied mid-run, a deleted file) are computed
+            # again, as `status` reports them: the ledger alone would call the store complete
+            gone = [] if created else store.missing_chunks(path, plan)
+            if gone:
+                say(
+                    f"note: {len(gone)} block(s) marked done in {path} have chunk files missing (a store "
+                    "copied mid-run, or files deleted); computing them again"
+                )
+                store.clear_done(path, plan, gone)
+                done[gone] = False
             pending = [int(b) for b in np.flatnonzero(~done)]
             summary = RunSummary(
                 store=path,
@@ -449,8 +461,18 @@ def stored_plan(path: str, spec_text: str | None = None) -> Plan:
 
 
 def verify(path: str, spec_text: str | None = None) -> list[int]:
-    """Block ids whose stored chunks no longer match the checksums recorded when they were written."""
+    """Block ids whose stored chunks no longer match the checksums recorded when they were written (a block
+    whose checksum cell is unreadable is listed too). Coordinates and metadata are checked against the
+    record written with the template: StoreError (one line) when they differ."""
     plan = stored_plan(path, spec_text)
+    coords = store.check_integrity(path, plan)
+    if coords:
+        raise StoreError(
+            f"{path}: the coordinate {coords[0]!r} differs from the one written with the template"
+            + (f" (also: {', '.join(coords[1:])})" if coords[1:] else "")
+            + "; queries would select wrong points: `cusweep run SWEEP.toml --store STORE --repair` rewrites "
+            "the coordinates from the stored sweep"
+        )
     done = store.done_mask(path)
     sums = store.stored_checksums(path)
     bad = []
@@ -466,8 +488,16 @@ def verify(path: str, spec_text: str | None = None) -> list[int]:
 
 
 def repair(path: str) -> list[int]:
-    """Clear the ledger of blocks that fail verification (the next run recomputes them)."""
+    """Rebuild what can be trusted no more: coordinates that differ from the stored sweep's are written
+    again, ledger cells that cannot be read are reset, and blocks that fail verification are cleared from
+    the ledger (the next run recomputes them). Returns the cleared block ids."""
+    plan = stored_plan(path)
+    coords = store.check_integrity(path, plan)
+    if coords:
+        store.rewrite_coords(path, plan, coords)
+    damaged = store.damaged_cells(path)
+    unreadable = sorted(set(damaged.get(store.LEDGER, [])) | set(damaged.get(store.CHECKSUMS, [])))
     bad = verify(path)
-    if bad:
-        store.clear_done(path, stored_plan(path), bad)
-    return bad
+    if bad or unreadable:
+        store.clear_done(path, plan, sorted(set(bad) | set(unreadable)), checksums=True)
+    return sorted(set(bad) | set(unreadable))

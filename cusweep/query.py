@@ -609,7 +609,13 @@ def _literals_si(a: Num, b: Num) -> tuple[float, float]:
 
 
 def _close(x: Any, y: Any) -> Any:
-    return abs(x - y) <= RTOL * np.maximum(abs(x), abs(y))
+    """Equal, or finite and within RTOL of each other: inf equals only inf (``inf - 5 <= RTOL * inf`` would
+    make it equal to everything), NaN equals nothing."""
+    big = np.finfo(np.float64).max
+    # halved and clipped, the difference never overflows nor meets inf - inf (no RuntimeWarning, lazily)
+    xh, yh = np.clip(x, -big, big) / 2, np.clip(y, -big, big) / 2
+    near = abs(xh - yh) <= RTOL * np.maximum(abs(xh), abs(yh))
+    return (x == y) | (near & np.isfinite(x) & np.isfinite(y))
 
 
 def _cmp(x: Any, y: Any, op: str) -> Any:
