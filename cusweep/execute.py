@@ -115,6 +115,11 @@ class _LocalClusterStart:
     """A LocalCluster (workers, scheduler and dashboard on 127.0.0.1) started in a background thread, so
     that its worker processes start (spawn, imports) while the coordinator writes the store's template.
 
+    Its scheduler and workers speak TLS with mutual authentication, on credentials made for this run
+    (``Security.temporary()``: a throw-away CA and one certificate, held in memory, never written): a Dask
+    client can run any code on the workers, and without this any local user could connect to the run's
+    scheduler and run code as the user running cusweep.
+
     The starting thread blocks SIGINT, and the worker processes inherit that mask: Ctrl-C (which reaches
     the whole process group) is handled by the coordinator's main thread alone, which then closes the
     cluster cleanly. ``get()`` waits for the start; ``close()`` stops the cluster (also while starting)."""
@@ -135,9 +140,11 @@ class _LocalClusterStart:
     def _start(self) -> None:
         import dask
         from distributed import Client, LocalCluster
+        from distributed.security import Security
 
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
+            security = Security.temporary()  # tls:// between the run's processes (about 0.06 s)
             # distributed starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also fixes glibc's mmap
             # threshold at 128 kB: every intermediate of a block is then a fresh mmap, page-faulted anew
             # (2.3x the page faults of a plain process, benchmarks/). The arrays of a block are reused
@@ -155,6 +162,8 @@ class _LocalClusterStart:
                     # CRITICAL: a failed block is reported once, as one line, by the coordinator; the
                     # workers' "Compute Failed" ERROR logs would repeat it with a traceback
                     silence_logs=logging.CRITICAL,
+                    security=security,
+                    protocol="tls://",
                 )
             self._client = Client(self._cluster, set_as_default=False)
         except BaseException as exc:  # re-raised by get() in the caller's thread

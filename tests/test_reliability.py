@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -229,3 +230,49 @@ def test_readers_of_an_unreachable_http_store(tmp_path, command):
 def test_readers_of_a_path_too_long(tmp_path, command):
     p = _cli([c if c != "STORE" else "b" * 300 + ".zarr" for c in command], tmp_path)
     _one_line(p, 2, "File name too long")
+
+
+# --------------------------------------------------------------------------------------------------
+# the local cluster speaks TLS with credentials made for the run: strangers cannot connect
+
+INTRUDER = """
+import os, sys
+from distributed import Client
+from distributed.security import Security
+
+address, how = sys.argv[1], sys.argv[2]
+kwargs = {"timeout": "4s", "set_as_default": False}
+if how == "plain-tcp":
+    address = address.replace("tls://", "tcp://")
+elif how == "stranger-certificate":
+    kwargs["security"] = Security.temporary()  # a certificate from another CA
+try:
+    client = Client(address, **kwargs)
+except BaseException as exc:
+    print("refused", type(exc).__name__)
+    sys.exit(0)
+print("CONNECTED", client.run_on_scheduler(os.getpid))
+client.close()
+"""
+
+
+@pytest.mark.timeout(240)
+def test_the_local_cluster_refuses_unauthenticated_clients(tmp_path):
+    from cusweep.execute import _LocalClusterStart
+
+    start = _LocalClusterStart(1, False)
+    try:
+        client = start.get()
+        address = client.scheduler.address
+        assert address.startswith("tls://127.0.0.1:")
+        assert client.submit(int, "7").result() == 7  # the run's own client works
+        # a raw plain-TCP peer gets no Dask handshake from the scheduler (it waits for a TLS hello)
+        with pytest.raises(CusweepError, match="sent no Dask handshake"):
+            check_scheduler(address.replace("tls://", "tcp://"), timeout=2.0)
+        for how in ("plain-tcp", "no-certificate", "stranger-certificate"):
+            p = subprocess.run([sys.executable, "-c", INTRUDER, address, how], capture_output=True,
+                               text=True, timeout=120, cwd=tmp_path)
+            assert p.stdout.startswith("refused"), (how, p.stdout, p.stderr[-2000:])
+        assert client.submit(int, "8").result() == 8  # and the run goes on
+    finally:
+        start.close()
