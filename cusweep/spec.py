@@ -592,9 +592,16 @@ def _crystals(key: str, raw: object) -> tuple[list[materials.Crystal], bool]:
     """(crystals, is_dim) from any crystal form."""
     if isinstance(raw, dict) and "values" not in raw:
         try:
-            return [materials.parse_inline_crystal(raw, key=key)], False
+            crystal = materials.parse_inline_crystal(raw, key=key)
         except SpecError as exc:
             raise _prefixed(key, exc) from None
+        if _control(crystal.name):  # the name labels the crystal coordinate, tables and plots
+            raise _fail(
+                f"{key}.name",
+                f"{excerpt(crystal.name)} is not a usable crystal name (no control characters"
+                f'{_control(crystal.name)}); give e.g. name = "diamond-110-paper"',
+            )
+        return [crystal], False
     if isinstance(raw, dict):
         extra = [k for k in raw if k != "values"]
         if extra:

@@ -310,3 +310,28 @@ def test_equality_never_treats_inf_as_equal_to_a_finite_value():
     np.testing.assert_array_equal(_cmp(a, 5.0, "<="), [False, True, False, True, True])
     np.testing.assert_array_equal(_cmp(a, 5.0, "!="), [True, False, True, True, True])
     assert bool(_cmp(1.0, 1.0 + 1e-12, "==")) and not bool(_cmp(1e308, -1e308, "=="))
+
+
+def test_cli_on_a_damaged_ledger_answers_and_repairs(reference, local_client, tmp_path, capsys):
+    from cusweep.cli import main
+
+    path = _copy(reference, tmp_path)
+    sweep = tmp_path / "rel.toml"
+    sweep.write_text(SWEEP)
+    n = make_plan(loads(SWEEP)).n_blocks
+    _damage_cell(path, store.LEDGER, 3, "garble")
+    _damage_cell(path, store.CHECKSUMS, 5, "truncate")
+    assert main(["status", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert f"{n - 1}/{n} blocks done, incomplete" in out and err == ""
+    assert main(["status", str(path), "--verify"]) == 1
+    out, err = capsys.readouterr()
+    assert "1 block(s) fail their checksum: [5]" in out and err == ""
+    address = local_client.scheduler.address
+    assert main(["run", str(sweep), "--store", str(path), "--repair", "--scheduler", address, "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert "2 damaged block(s) cleared for recomputation: [3, 5]" in err
+    assert "2 blocks computed" in out
+    assert main(["status", str(path), "--verify"]) == 0
+    capsys.readouterr()
+    _same(path, reference)
