@@ -328,7 +328,8 @@ def test_cli_on_a_damaged_ledger_answers_and_repairs(reference, local_client, tm
     out, err = capsys.readouterr()
     assert "1 block(s) fail their checksum: [5]" in out and err == ""
     address = local_client.scheduler.address
-    assert main(["run", str(sweep), "--store", str(path), "--repair", "--scheduler", address, "--no-progress"]) == 0
+    argv = ["run", str(sweep), "--store", str(path), "--repair", "--scheduler", address, "--no-progress"]
+    assert main(argv) == 0
     out, err = capsys.readouterr()
     assert "2 damaged block(s) cleared for recomputation: [3, 5]" in err
     assert "2 blocks computed" in out
