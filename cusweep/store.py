@@ -830,6 +830,11 @@ def open_store(path: str) -> xr.Dataset:
             f"STORE: {path} is not a cusweep store (no Zarr group there); "
             "run `cusweep run SWEEP.toml --store PATH` first"
         )
+    if _is_cusweep_group(path) and not template_complete(path):  # read, it would give NaN as if computed
+        raise StoreError(
+            f"{path}: the store's template was cut short (a run stopped while creating it), so it holds no "
+            f"data yet; rerun `cusweep run SWEEP.toml --store {path}` to create it"
+        )
     try:
         ds = xr.open_zarr(_store_arg(path), consolidated=True, zarr_format=3)
     except (KeyError, FileNotFoundError, ValueError):

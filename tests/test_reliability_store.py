@@ -336,3 +336,31 @@ def test_cli_on_a_damaged_ledger_answers_and_repairs(reference, local_client, tm
     assert main(["status", str(path), "--verify"]) == 0
     capsys.readouterr()
     _same(path, reference)
+
+
+@pytest.mark.parametrize("cut", ["before-ledger", "before-consolidation"])
+def test_readers_refuse_a_store_cut_short_in_its_template_and_run_completes_it(
+    reference, local_client, tmp_path, capsys, cut
+):
+    from cusweep.cli import main
+
+    path = tmp_path / "cut.zarr"
+    plan = make_plan(loads(SWEEP))
+    with store.lock(str(path)):
+        store.write_template(str(path), plan)
+    # what a run stopped at that step leaves: no ledger, or no consolidated metadata yet
+    doc = json.loads((path / "zarr.json").read_text())
+    doc.pop("consolidated_metadata", None)
+    (path / "zarr.json").write_text(json.dumps(doc))
+    if cut == "before-ledger":
+        shutil.rmtree(path / store.LEDGER)
+        shutil.rmtree(path / store.CHECKSUMS)
+    for argv in (["query", str(path), "feasible", "--count"], ["best", str(path)],
+                 ["map", str(path), "--x", "period", "--y", "amplitude", "-o", str(tmp_path / "m.png")]):
+        assert main(argv) == 1, argv
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and "template was cut short" in err, (argv, err)
+    assert not (tmp_path / "m.png").exists()
+    summary = execute.run_sweep(loads(SWEEP), str(path), local_client)
+    assert summary.computed == plan.n_blocks
+    _same(path, reference)
