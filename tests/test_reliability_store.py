@@ -364,3 +364,23 @@ def test_readers_refuse_a_store_cut_short_in_its_template_and_run_completes_it(
     summary = execute.run_sweep(loads(SWEEP), str(path), local_client)
     assert summary.computed == plan.n_blocks
     _same(path, reference)
+
+
+@pytest.mark.parametrize(
+    ("output", "code", "want"),
+    [
+        ("/proc/cusweep-map.png", 1, "No such file or directory ('/proc/cusweep-map.png')"),
+        ("/sys/cusweep-map.png", 1, "('/sys/cusweep-map.png'); check the permissions of that path"),
+        ("m" * 300 + ".png", 2, "File name too long ('mmmm"),
+    ],
+)
+def test_an_unwritable_map_output_is_one_line(reference, tmp_path, capsys, monkeypatch, output, code, want):
+    from cusweep.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["map", str(reference), "--x", "period", "--y", "amplitude", "--at", "energy=8 GeV", "sigma_z=9 um",
+            "bunching=1", "-o", output]
+    assert main(argv) == code
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and want in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
