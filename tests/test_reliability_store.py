@@ -378,8 +378,8 @@ def test_an_unwritable_map_output_is_one_line(reference, tmp_path, capsys, monke
     from cusweep.cli import main
 
     monkeypatch.chdir(tmp_path)
-    argv = ["map", str(reference), "--x", "period", "--y", "amplitude", "--at", "energy=8 GeV", "sigma_z=9 um",
-            "bunching=1", "-o", output]
+    at = ["--at", "energy=8 GeV", "sigma_z=9 um", "bunching=1"]
+    argv = ["map", str(reference), "--x", "period", "--y", "amplitude", *at, "-o", output]
     assert main(argv) == code
     out, err = capsys.readouterr()
     assert err.count("\n") == 1 and want in err, err
