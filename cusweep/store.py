@@ -479,12 +479,20 @@ def record_integrity(path: str, plan: Plan) -> None:
 
 
 def has_integrity(path: str) -> bool:
+    """True when the store holds the record of ``record_integrity``; StoreError (one line) when the group
+    that holds it cannot be read."""
     import zarr
 
     try:
         meta = zarr.open_group(_meta_path(path), mode="r", use_consolidated=False)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError):
         return False
+    except Exception as exc:  # a garbled _cusweep/zarr.json
+        raise StoreError(
+            f"{path}: the bookkeeping group {META_GROUP} cannot be read ({type(exc).__name__}), and with it "
+            "the record of the coordinates and metadata; `cusweep run SWEEP.toml --store STORE --repair` "
+            "writes it again"
+        ) from None
     return INTEGRITY in meta.attrs
 
 
@@ -672,7 +680,12 @@ def lock(path: str) -> Iterator[None]:
         with contextlib.nullcontext() if held else _holder_lock(path, os.path.join(meta, HOLDER_GROUP)):
             if os.fstat(fd).st_size == 0:  # a valid (empty) Zarr group, written once, in place
                 os.pwrite(fd, _GROUP_JSON, 0)
-            _meta_group(path)
+            try:
+                _meta_group(path)
+            except Exception:  # a damaged _cusweep/zarr.json (bookkeeping only): written again, empty
+                with open(os.path.join(meta, "zarr.json"), "wb") as fh:
+                    fh.write(_GROUP_JSON)
+                _meta_group(path)
             yield
     finally:
         os.close(fd)

@@ -384,3 +384,22 @@ def test_an_unwritable_map_output_is_one_line(reference, tmp_path, capsys, monke
     out, err = capsys.readouterr()
     assert err.count("\n") == 1 and want in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_garbled_bookkeeping_group_is_reported_and_rewritten(reference, local_client, tmp_path, capsys):
+    from cusweep.cli import main
+
+    path = _copy(reference, tmp_path)
+    (path / store.META_GROUP / "zarr.json").write_text("{junk")
+    assert main(["status", str(path), "--verify"]) == 1
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "the bookkeeping group _cusweep cannot be read" in err, err
+    sweep = tmp_path / "rel.toml"
+    sweep.write_text(SWEEP)
+    address = local_client.scheduler.address
+    argv = ["run", str(sweep), "--store", str(path), "--repair", "--scheduler", address, "--no-progress"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert store.has_integrity(str(path))  # recorded again by the run
+    assert main(["status", str(path), "--verify"]) == 0
+    _same(path, reference)
