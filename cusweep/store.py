@@ -734,7 +734,7 @@ def _holder_lock(path: str, holder: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _lease(path: str, ttl: float = 120.0) -> Iterator[None]:
+def _lease(path: str, ttl: float = 120.0, settle: float = 1.0) -> Iterator[None]:
     """Advisory lock for object stores: a Zarr group ``_cusweep/lease`` whose attributes name the owner
     and an expiry, refreshed while the run lives. A second run is refused while the lease is live; a
     killed run's lease expires after ``ttl`` seconds and is then taken over, at once when the run that
@@ -746,7 +746,11 @@ def _lease(path: str, ttl: float = 120.0) -> Iterator[None]:
     import zarr
 
     url = path.rstrip("/") + f"/{META_GROUP}/lease"
-    _meta_group(path)
+    try:
+        _meta_group(path)
+    except Exception:  # another run created the group at the same moment (zarr: ContainsGroupError)
+        time.sleep(0.2)
+        _meta_group(path)
     try:
         current = dict(zarr.open_group(url, mode="r").attrs)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError):
@@ -776,7 +780,10 @@ def _lease(path: str, ttl: float = 120.0) -> Iterator[None]:
         zarr.open_group(url, mode="w", attributes={**me, "expires": time.time() + ttl})
 
     write()
-    # read back: of two runs that both found the lease free, the one whose write landed last proceeds
+    # read back after a pause: of runs that found the lease free at about the same time, the one whose
+    # write landed last proceeds (read at once, the first writer could read back its own lease before the
+    # second wrote: two holders)
+    time.sleep(settle)
     now = dict(zarr.open_group(url, mode="r").attrs)
     if now.get("owner") != me["owner"]:
         raise refuse(now)

@@ -403,3 +403,52 @@ def test_a_garbled_bookkeeping_group_is_reported_and_rewritten(reference, local_
     assert store.has_integrity(str(path))  # recorded again by the run
     assert main(["status", str(path), "--verify"]) == 0
     _same(path, reference)
+
+
+@pytest.mark.parametrize("settle", [0.0, 0.5])
+def test_simultaneous_leases_on_an_object_store_have_one_holder(monkeypatch, settle):
+    """The lease of fsspec stores (memory://, in threads of one process, with an object store's write
+    latency: run k's lease write lands 0.1 (k + 1) s after it is sent): of runs that find the lease free at
+    the same moment, one proceeds only when each reads the lease back after the others' writes landed."""
+    import threading
+    import uuid
+
+    real_open_group = zarr.open_group
+
+    def slow_writes(store_like, *args, mode=None, **kwargs):
+        if mode == "w" and str(store_like).endswith("/lease"):
+            time.sleep(0.1 * (1 + int(threading.current_thread().name.removeprefix("run-"))))
+        return real_open_group(store_like, *args, mode=mode, **kwargs)
+
+    monkeypatch.setattr(zarr, "open_group", slow_writes)
+    base = f"memory://cusweep-lease-{uuid.uuid4().hex}"
+    trials, n, doubled = 6, 3, 0
+    for i in range(trials):
+        path = f"{base}/s{i}.zarr"
+        barrier = threading.Barrier(n)
+        outcomes: list[str] = []
+
+        def attempt(path: str, barrier: threading.Barrier, outcomes: list[str]) -> None:
+            barrier.wait()
+            try:
+                with store._lease(path, settle=settle):
+                    outcomes.append("held")
+                    time.sleep(0.3)
+            except StoreError as exc:
+                assert "is being written by" in str(exc)
+                outcomes.append("refused")
+            except Exception as exc:  # recorded: the test fails on it
+                outcomes.append(repr(exc))
+
+        threads = [threading.Thread(target=attempt, args=(path, barrier, outcomes), name=f"run-{k}")
+                   for k in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert all(o in ("held", "refused") for o in outcomes), outcomes
+        doubled += outcomes.count("held") > 1
+    if settle:
+        assert doubled == 0
+    else:  # read back at once, the race shows: the pause is what makes the lease hold
+        assert doubled == trials
