@@ -107,7 +107,7 @@ def test_silent_peer_times_out(peer_factory):
     t0 = time.perf_counter()
     with pytest.raises(CusweepError, match=r"accepted the connection but sent no Dask handshake within 1 s"):
         check_scheduler(peer.address, timeout=1.0)
-    assert time.perf_counter() - t0 < 3
+    assert time.perf_counter() - t0 < 10
     assert peer.accepted == 1
 
 
@@ -117,7 +117,7 @@ def test_junk_peer_is_not_a_scheduler(peer_factory, kind):
     t0 = time.perf_counter()
     with pytest.raises(CusweepError, match=r"is not a Dask scheduler \(") as info:
         check_scheduler(peer.address, timeout=2.0)
-    assert time.perf_counter() - t0 < 3
+    assert time.perf_counter() - t0 < 10
     assert "\n" not in str(info.value) and len(str(info.value)) < 300
 
 

@@ -23,6 +23,8 @@ from cusweep.errors import EXCERPT, QueryError, SpecError, excerpt, shorten
 
 #: seconds within which any answer (value or refusal) must come: generous, the refusals take microseconds
 BOUND = 0.5
+#: seconds for a whole command in process (imports, opening a store): a hang detector on a loaded machine
+CLI_BOUND = 20.0
 
 ISSUE_CASES = ["7**7**9 um", "9**9**10 nm", "2**2**26 um", "2**2**30 pC", "10**400 GeV"]
 
@@ -85,7 +87,7 @@ def test_cli_refuses_a_power_tower_in_one_line_exit_2(tmp_path, capsys, monkeypa
     (tmp_path / "s.toml").write_text(SWEEP.format(period='"7**7**9 um"'))
     t0 = time.perf_counter()
     rc = main(["run", "s.toml", "--dry-run"])
-    assert time.perf_counter() - t0 < 5 * BOUND
+    assert time.perf_counter() - t0 < CLI_BOUND
     err = capsys.readouterr().err
     assert rc == 2
     assert err.count("\n") == 1
@@ -276,7 +278,7 @@ def template_store(tmp_path_factory):
 def test_query_refusals_are_short_lines(template_store, capsys, expr, want):
     t0 = time.perf_counter()
     rc = main(["query", template_store, expr, "--count"])
-    assert time.perf_counter() - t0 < 10 * BOUND
+    assert time.perf_counter() - t0 < CLI_BOUND
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1, err[:300]
     assert want in err and len(err) < 600, err[:300]
@@ -294,6 +296,6 @@ def test_a_store_whose_units_attribute_is_hostile_is_refused_in_one_line(templat
     zarr.consolidate_metadata(str(path), zarr_format=3)
     t0 = time.perf_counter()
     rc = main(["query", str(path), "period < 20 um", "--count"])
-    assert time.perf_counter() - t0 < 10 * BOUND
+    assert time.perf_counter() - t0 < CLI_BOUND
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "is refused" in err, err[:300]
