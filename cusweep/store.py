@@ -867,7 +867,28 @@ def open_store(path: str) -> xr.Dataset:
                 f"{path}: the array(s) {', '.join(map(str, gone))} are missing (deleted from the store); the "
                 "store is damaged: rerun `cusweep run SWEEP.toml --store STORE --overwrite`"
             )
+    altered = coords_altered(path, {str(d): ds[d].values for d in ds.dims if d in ds.coords})
+    if altered:  # a query would select the wrong points, silently
+        raise StoreError(
+            f"{path}: the coordinate {altered[0]!r} differs from the one written with the template; "
+            "`cusweep run SWEEP.toml --store STORE --repair` rewrites the coordinates from the stored sweep"
+        )
     return ds.drop_vars([n for n in BOOKKEEPING if n in ds.variables])
+
+
+def coords_altered(path: str, values: dict[str, Any]) -> list[str]:
+    """Dims whose coordinate ``values`` (as a reader loaded them) differ from the digests recorded with the
+    template; ``[]`` when the store has no (readable) record."""
+    import zarr
+
+    try:
+        meta = zarr.open_group(_meta_path(path), mode="r", use_consolidated=False)
+        record: Any = meta.attrs.get(INTEGRITY)
+    except Exception:  # no record, or a damaged one (verify reports that): nothing to compare with
+        return []
+    if not isinstance(record, dict) or not isinstance(record.get("coords"), dict):
+        return []
+    return [d for d, v in values.items() if d in record["coords"] and _coord_digest(v) != record["coords"][d]]
 
 
 def variables_in(path: str) -> list[str]:

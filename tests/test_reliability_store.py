@@ -452,3 +452,20 @@ def test_simultaneous_leases_on_an_object_store_have_one_holder(monkeypatch, set
         assert doubled == 0
     else:  # read back at once, the race shows: the pause is what makes the lease hold
         assert doubled == trials
+
+
+def test_readers_refuse_altered_coordinates_until_repaired(reference, tmp_path, capsys):
+    from cusweep.cli import main
+
+    path = _copy(reference, tmp_path)
+    root = zarr.open_group(str(path), mode="r+", use_consolidated=False)
+    energy = np.asarray(root["energy"][...])
+    root["energy"][...] = energy * np.array([1.0, 1.0, 1.5])  # 13.6 GeV now reads as 20.4 GeV
+    assert main(["query", str(path), "energy == 13.6 GeV", "--count"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "the coordinate 'energy' differs" in err, err
+    with store.lock(str(path)):
+        assert execute.repair(str(path)) == []
+    assert main(["query", str(path), "energy == 13.6 GeV", "--count"]) == 0
+    out, _ = capsys.readouterr()
+    assert int(out) == 36 * 20 * 2 * 3  # the points of that energy (every period, amplitude, sigma_z, b)
