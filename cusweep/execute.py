@@ -138,6 +138,11 @@ class _LocalClusterStart:
     """A LocalCluster (workers, scheduler and dashboard on 127.0.0.1) started in a background thread, so
     that its worker processes start (spawn, imports) while the coordinator writes the store's template.
 
+    Its scheduler and workers speak TLS with mutual authentication, on credentials made for this run
+    (``Security.temporary()``: a throw-away CA and one certificate, held in memory, never written): a Dask
+    client can run any code on the workers, and without this any local user could connect to the run's
+    scheduler and run code as the user running cusweep.
+
     The starting thread blocks SIGINT, and the worker processes inherit that mask: Ctrl-C (which reaches
     the whole process group) is handled by the coordinator's main thread alone, which then closes the
     cluster cleanly. ``get()`` waits for the start; ``close()`` stops the cluster (also while starting)."""
@@ -158,9 +163,11 @@ class _LocalClusterStart:
     def _start(self) -> None:
         import dask
         from distributed import Client, LocalCluster
+        from distributed.security import Security
 
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
+            security = Security.temporary()  # tls:// between the run's processes (about 0.06 s)
             # distributed starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also fixes glibc's mmap
             # threshold at 128 kB: every intermediate of a block is then a fresh mmap, page-faulted anew
             # (2.3x the page faults of a plain process, benchmarks/). The arrays of a block are reused
@@ -178,6 +185,8 @@ class _LocalClusterStart:
                     # CRITICAL: a failed block is reported once, as one line, by the coordinator; the
                     # workers' "Compute Failed" ERROR logs would repeat it with a traceback
                     silence_logs=logging.CRITICAL,
+                    security=security,
+                    protocol="tls://",
                 )
             self._client = Client(self._cluster, set_as_default=False)
         except BaseException as exc:  # re-raised by get() in the caller's thread
@@ -250,7 +259,11 @@ def _client(
         yield client
         return
     if scheduler:
+        from .scheduler import check_scheduler
+
         sec = _security(scheduler, security)
+        # a bounded check first: distributed waits for a silent peer's handshake for ever
+        check_scheduler(scheduler, security=sec)
         try:
             c = Client(scheduler, timeout="20s", security=sec)
         except (OSError, TimeoutError) as exc:
@@ -327,7 +340,19 @@ def run_sweep(
         starting = _LocalClusterStart(workers, dashboard) if client is None and pending_guess else None
         try:
             created = store.prepare(path, plan, overwrite=overwrite)
+            if created or not store.has_integrity(path):  # (a store made by an older cusweep: from now on)
+                store.record_integrity(path, plan)
             done = store.done_mask(path)
+            # done blocks whose chunk files are gone (a store copied mid-run, a deleted file) are computed
+            # again, as `status` reports them: the ledger alone would call the store complete
+            gone = [] if created else store.missing_chunks(path, plan)
+            if gone:
+                say(
+                    f"note: {len(gone)} block(s) marked done in {path} have chunk files missing (a store "
+                    "copied mid-run, or files deleted); computing them again"
+                )
+                store.clear_done(path, plan, gone)
+                done[gone] = False
             pending = [int(b) for b in np.flatnonzero(~done)]
             summary = RunSummary(
                 store=path,
@@ -473,8 +498,18 @@ def stored_plan(path: str, spec_text: str | None = None) -> Plan:
 
 
 def verify(path: str, spec_text: str | None = None) -> list[int]:
-    """Block ids whose stored chunks no longer match the checksums recorded when they were written."""
+    """Block ids whose stored chunks no longer match the checksums recorded when they were written (a block
+    whose checksum cell is unreadable is listed too). Coordinates and metadata are checked against the
+    record written with the template: StoreError (one line) when they differ."""
     plan = stored_plan(path, spec_text)
+    coords = store.check_integrity(path, plan)
+    if coords:
+        raise StoreError(
+            f"{path}: the coordinate {coords[0]!r} differs from the one written with the template"
+            + (f" (also: {', '.join(coords[1:])})" if coords[1:] else "")
+            + "; queries would select wrong points: `cusweep run SWEEP.toml --store STORE --repair` rewrites "
+            "the coordinates from the stored sweep"
+        )
     done = store.done_mask(path)
     sums = store.stored_checksums(path)
     bad = []
@@ -490,8 +525,16 @@ def verify(path: str, spec_text: str | None = None) -> list[int]:
 
 
 def repair(path: str) -> list[int]:
-    """Clear the ledger of blocks that fail verification (the next run recomputes them)."""
+    """Rebuild what can be trusted no more: coordinates that differ from the stored sweep's are written
+    again, ledger cells that cannot be read are reset, and blocks that fail verification are cleared from
+    the ledger (the next run recomputes them). Returns the cleared block ids."""
+    plan = stored_plan(path)
+    coords = store.check_integrity(path, plan)
+    if coords:
+        store.rewrite_coords(path, plan, coords)
+    damaged = store.damaged_cells(path)
+    unreadable = sorted(set(damaged.get(store.LEDGER, [])) | set(damaged.get(store.CHECKSUMS, [])))
     bad = verify(path)
-    if bad:
-        store.clear_done(path, stored_plan(path), bad)
-    return bad
+    if bad or unreadable:
+        store.clear_done(path, plan, sorted(set(bad) | set(unreadable)), checksums=True)
+    return sorted(set(bad) | set(unreadable))

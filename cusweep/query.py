@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import QueryError
+from .errors import QueryError, SpecError, excerpt
 from .quantities import ALL_DIMS
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ _KEYWORDS = ("and", "or", "not", "true", "false")
 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)
-  | (?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<number>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<string>"[^"]*"|'[^']*')
   | (?P<op><=|>=|==|!=|<|>|\*\*|[()*/^%-])
   | (?P<name>[^\W\d]\w*)
@@ -97,7 +97,9 @@ def _tokens(text: str) -> list[_Tok]:
             ch = text[i]
             hint = _BAD_CHAR_HINTS.get(ch, "only comparisons, and/or/not, parentheses, names and numbers "
                                        "with units are allowed")
-            raise QueryError(f"query: unexpected {ch!r} at column {i + 1} of {text!r}; {hint}")
+            if ch.isnumeric():
+                hint = "write numbers with the digits 0-9"
+            raise QueryError(f"query: unexpected {ch!r} at column {i + 1} of {excerpt(text)}; {hint}")
         if m.lastgroup != "ws":
             out.append(_Tok(str(m.lastgroup), m.group(), i))
         i = m.end()
@@ -316,6 +318,11 @@ class _Parser:
             power = self.peek()
             if power.kind != "number" or not power.text.isdigit():
                 raise self.fail(power, "expected an integer power of a unit")
+            from .units import MAX_POWER  # (pint is imported when a unit is converted, not before)
+
+            if len(power.text) > 3 or int(power.text) > MAX_POWER:
+                raise QueryError(f"query: the unit power {power.text[:8]} at column {power.pos + 1} is out "
+                                 f"of range (allowed: at most {MAX_POWER}); write e.g. 1e-3 um**2")
             self.take()
             text += f"**{sign}{power.text}"
         return text
@@ -607,7 +614,13 @@ def _literals_si(a: Num, b: Num) -> tuple[float, float]:
 
 
 def _close(x: Any, y: Any) -> Any:
-    return abs(x - y) <= RTOL * np.maximum(abs(x), abs(y))
+    """Equal, or finite and within RTOL of each other: inf equals only inf (``inf - 5 <= RTOL * inf`` would
+    make it equal to everything), NaN equals nothing."""
+    big = np.finfo(np.float64).max
+    # halved and clipped, the difference never overflows nor meets inf - inf (no RuntimeWarning, lazily)
+    xh, yh = np.clip(x, -big, big) / 2, np.clip(y, -big, big) / 2
+    near = abs(xh - yh) <= RTOL * np.maximum(abs(xh), abs(yh))
+    return (x == y) | (near & np.isfinite(x) & np.isfinite(y))
 
 
 def _cmp(x: Any, y: Any, op: str) -> Any:

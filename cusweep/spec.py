@@ -75,7 +75,7 @@ from typing import Any
 import numpy as np
 
 from . import constants, materials, quantities, units
-from .errors import SpecError
+from .errors import SpecError, excerpt
 from .formulary import kinematics
 
 __all__ = [
@@ -303,6 +303,12 @@ def loads(text: str, source: str = "<string>") -> SweepSpec:
             f"{source}: invalid TOML: arrays or tables nested too deeply; a sweep file needs at most a "
             "few levels"
         ) from None
+    except ValueError as exc:  # an integer beyond Python's int-from-text limit, a date like 2024-02-30
+        msg = " ".join(str(exc).split())
+        what = "an integer of more than 4300 digits" if "digits" in msg else excerpt(msg)
+        raise SpecError(
+            f"{source}: invalid TOML: {what}; fix the value (write large numbers as floats, e.g. 1.56e9)"
+        ) from None
     return _build(doc, text, source)
 
 
@@ -325,6 +331,18 @@ def _show(raw: object, limit: int = 60) -> str:
         s = repr(raw)
     s = " ".join(s.split())
     return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def _control(text: str) -> str:
+    """``""`` when ``text`` has no control or invisible formatting character, else where the first one is
+    (as a message fragment): a name is shown in messages and names files, and ``\x1b[`` would drive the
+    terminal, U+202E reverse what follows."""
+    import unicodedata
+
+    for i, c in enumerate(text):
+        if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp"):
+            return f"; U+{ord(c):04X} at position {i + 1}"
+    return ""
 
 
 def _did_you_mean(word: str, choices: tuple[str, ...] | list[str]) -> str:
@@ -605,9 +623,16 @@ def _crystals(key: str, raw: object) -> tuple[list[materials.Crystal], bool]:
     """(crystals, is_dim) from any crystal form."""
     if isinstance(raw, dict) and "values" not in raw:
         try:
-            return [materials.parse_inline_crystal(raw, key=key)], False
+            crystal = materials.parse_inline_crystal(raw, key=key)
         except SpecError as exc:
             raise _prefixed(key, exc) from None
+        if _control(crystal.name):  # the name labels the crystal coordinate, tables and plots
+            raise _fail(
+                f"{key}.name",
+                f"{excerpt(crystal.name)} is not a usable crystal name (no control characters"
+                f'{_control(crystal.name)}); give e.g. name = "diamond-110-paper"',
+            )
+        return [crystal], False
     if isinstance(raw, dict):
         extra = [k for k in raw if k != "values"]
         if extra:
@@ -682,11 +707,13 @@ def _build(doc: dict[str, Any], text: str, source: str) -> SweepSpec:
             f"{_show(name)} has {len(name)} characters, at most {MAX_NAME_LENGTH} (it names the default "
             'store, NAME.zarr); give a shorter name, e.g. name = "diamond-scan"',
         )
-    if not isinstance(name, str) or not name.strip() or any(c in name for c in "/\\\n\r\t\0"):
+    if not isinstance(name, str) or not name.strip() or any(c in name for c in "/\\") or _control(name):
         raise _fail(
             "name",
-            f"{_show(name)} is not a usable name (allowed: a non-empty string without "
-            f'slashes or control characters); give e.g. name = "diamond-scan"',
+            f"{excerpt(name) if isinstance(name, str) and _control(name) else _show(name)} is not a usable "
+            "name (allowed: a non-empty string without "
+            f"slashes or control characters{_control(name) if isinstance(name, str) else ''}); "
+            'give e.g. name = "diamond-scan"',
         )
     description = doc.get("description", "")
     if not isinstance(description, str):

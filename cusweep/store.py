@@ -379,7 +379,39 @@ def done_mask(path: str) -> np.ndarray:
             f"{path}: no completion ledger '{LEDGER}' (a run was stopped while creating the "
             "store, or this is not a cusweep store); rerun `cusweep run` with the same sweep"
         )
-    return np.asarray(root[LEDGER][...], dtype=bool)  # type: ignore[index]
+    values, _ = _read_cells(root[LEDGER])
+    return np.asarray(values, dtype=bool)
+
+
+def _read_cells(array: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A one-chunk-per-cell bookkeeping array (``done``, ``block_checksum``) and a mask of the cells that
+    could be read: a garbled or truncated chunk fails to decode, and with one read of the whole array one
+    damaged cell would make status, verify, run and repair all fail. Such cells read as the fill value
+    (0: not done, no checksum), so the blocks are verified or computed again."""
+    try:
+        return np.asarray(array[...]), np.ones(array.shape, dtype=bool)
+    except Exception:  # any decoding failure (the codec's own error types)
+        values = np.zeros(array.shape, dtype=array.dtype)
+        ok = np.ones(array.shape, dtype=bool)
+        for i in range(array.shape[0]):
+            try:
+                values[i] = array[i]
+            except Exception:
+                ok[i] = False
+        return values, ok
+
+
+def damaged_cells(path: str) -> dict[str, list[int]]:
+    """Cells of the ledger and of the checksum array whose chunk cannot be read, by array name."""
+    import zarr
+
+    root = zarr.open_group(_store_arg(path), mode="r")
+    out = {}
+    for name in (LEDGER, CHECKSUMS):
+        if name in root:
+            _, ok = _read_cells(root[name])
+            out[name] = [int(i) for i in np.flatnonzero(~ok)]
+    return out
 
 
 def mark_done(path: str, plan: Plan, block_id: int, checksum: int) -> None:
@@ -392,10 +424,120 @@ def mark_done(path: str, plan: Plan, block_id: int, checksum: int) -> None:
         raise StoreError(f"recording block id {block_id} as done in {path}: {os_message(exc)}") from None
 
 
-def clear_done(path: str, plan: Plan, block_ids: list[int]) -> None:
-    arrays = _arrays_cached(path, (LEDGER,), plan.layout_token)
+def clear_done(path: str, plan: Plan, block_ids: list[int], *, checksums: bool = False) -> None:
+    """Mark blocks as not done (and, with ``checksums``, reset their checksum cells to 0): each cell is a
+    whole chunk, so this also replaces a damaged one."""
+    arrays = _arrays_cached(path, (LEDGER, CHECKSUMS), plan.layout_token)
     for b in block_ids:
         arrays[LEDGER][b] = False
+        if checksums:
+            arrays[CHECKSUMS][b] = np.uint64(0)
+
+
+# --------------------------------------------------------------------------------------------------
+# integrity of the coordinates and the metadata (checked by verify)
+
+#: attribute of the ``_cusweep`` group holding the coordinates' digests and every array's metadata as
+#: written with the template
+INTEGRITY = "integrity"
+
+
+def _coord_digest(values: np.ndarray) -> str:
+    a = np.asarray(values)
+    if a.dtype.kind in "USOT":  # crystal names
+        return f"{checksum([np.frombuffer(chr(0).join(map(str, a.tolist())).encode(), np.uint8)]):016x}"
+    return f"{checksum([np.ascontiguousarray(a, dtype=np.float64)]):016x}"
+
+
+def _metadata(path: str, *, consolidated: bool) -> dict[str, Any]:
+    """Every top-level array's metadata (attributes, shape, chunks, codecs, dims, fill value) as JSON-able
+    dicts, from the arrays' own ``zarr.json`` or from the consolidated metadata."""
+    import json
+
+    import zarr
+
+    root = zarr.open_group(_store_arg(path), mode="r", use_consolidated=consolidated)
+    return {
+        str(n): json.loads(json.dumps(a.metadata.to_dict(), default=str, sort_keys=True))
+        for n, a in root.arrays()
+    }
+
+
+def record_integrity(path: str, plan: Plan) -> None:
+    """Record, in the ``_cusweep`` group, a digest of each coordinate array and the metadata of every
+    array, as the template wrote them (coordinator only, under the run lock, after the template)."""
+    import zarr
+
+    root = zarr.open_group(_store_arg(path), mode="r", use_consolidated=False)
+    record = {
+        "coords": {d: _coord_digest(np.asarray(root[d][...])) for d in plan.dims},  # type: ignore[index]
+        "metadata": _metadata(path, consolidated=False),
+    }
+    meta = zarr.open_group(_meta_path(path), mode="r+", use_consolidated=False)
+    meta.attrs[INTEGRITY] = record
+
+
+def has_integrity(path: str) -> bool:
+    """True when the store holds the record of ``record_integrity``; StoreError (one line) when the group
+    that holds it cannot be read."""
+    import zarr
+
+    try:
+        meta = zarr.open_group(_meta_path(path), mode="r", use_consolidated=False)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        return False
+    except Exception as exc:  # a garbled _cusweep/zarr.json
+        raise StoreError(
+            f"{path}: the bookkeeping group {META_GROUP} cannot be read ({type(exc).__name__}), and with it "
+            "the record of the coordinates and metadata; `cusweep run SWEEP.toml --store STORE --repair` "
+            "writes it again"
+        ) from None
+    return INTEGRITY in meta.attrs
+
+
+def check_integrity(path: str, plan: Plan) -> list[str]:
+    """Coordinates whose values differ from those recorded with the template (repairable: the stored sweep
+    gives them); StoreError (one line) for metadata that differs in an array's ``zarr.json`` or in the
+    consolidated metadata (attributes deleted or altered, an array gone). A store without a record (made by
+    an older cusweep) passes."""
+    import zarr
+
+    if not has_integrity(path):
+        return []
+    record: Any = zarr.open_group(_meta_path(path), mode="r", use_consolidated=False).attrs[INTEGRITY]
+    for consolidated, where in ((False, "its zarr.json"), (True, "the store's consolidated metadata")):
+        try:
+            now = _metadata(path, consolidated=consolidated)
+        except Exception as exc:  # an unreadable zarr.json
+            raise StoreError(
+                f"{path}: the metadata cannot be read ({type(exc).__name__}); the store is damaged: rerun "
+                "`cusweep run SWEEP.toml --store STORE --overwrite`"
+            ) from None
+        for name, meta in record["metadata"].items():
+            if now.get(name) != meta:
+                what = "is missing" if name not in now else "differs from the one written with the template"
+                raise StoreError(
+                    f"{path}: the metadata of {name!r} {what} (in {where}); the store is damaged: rerun "
+                    "`cusweep run SWEEP.toml --store STORE --overwrite`"
+                )
+    root = zarr.open_group(_store_arg(path), mode="r", use_consolidated=False)
+    return [d for d, digest in record["coords"].items() if _coord_digest(np.asarray(root[d][...])) != digest]  # type: ignore[index]
+
+
+def rewrite_coords(path: str, plan: Plan, dims: list[str]) -> None:
+    """Write the coordinate arrays ``dims`` again from ``plan`` (the stored sweep's), as the template did."""
+    import zarr
+
+    root = zarr.open_group(_store_arg(path), mode="r+", use_consolidated=False)
+    for d in dims:
+        values = plan.coords[d]
+        if d == "crystal":
+            values = np.asarray([str(v) for v in values], dtype=object)
+        root[d][...] = values  # type: ignore[index]
+
+
+def _meta_path(path: str) -> str:
+    return os.path.join(_local(path), META_GROUP) if is_local(path) else path.rstrip("/") + "/" + META_GROUP
 
 
 @functools.lru_cache(maxsize=16)
@@ -455,56 +597,143 @@ def missing_chunks(path: str, plan: Plan) -> list[int]:
     if not is_local(path):
         return []
     root = _local(path)
+    done = np.flatnonzero(done_mask(path))
+    if not done.size:
+        return []
+    present = {name: _chunk_keys(os.path.join(root, name, "c")) for name in plan.outputs}
     bad = []
-    for b in map(int, np.flatnonzero(done_mask(path))):
+    for b in map(int, done):
         index = plan.block_index(b)
         for name in plan.owned_outputs(index):
-            key = [str(index[plan.dims.index(d)]) for d in plan.var_dims[name]]
-            if not os.path.exists(os.path.join(root, name, "c", *key)):
+            key = tuple(str(index[plan.dims.index(d)]) for d in plan.var_dims[name])
+            if key not in present[name]:
                 bad.append(b)
                 break
     return bad
 
 
+def _chunk_keys(top: str) -> set[tuple[str, ...]]:
+    """The chunk keys (``c/0/3/1`` -> ``("0", "3", "1")``) present under an array's ``c`` directory, by one
+    directory walk (a stat per chunk would cost seconds on a store of 10^5 chunks); a 0-d array's only chunk
+    is the file ``c`` itself, key ``()``."""
+    if os.path.isfile(top):
+        return {()}
+    keys: set[tuple[str, ...]] = set()
+    for dirpath, _, files in os.walk(top):
+        rel = os.path.relpath(dirpath, top)
+        head = () if rel == "." else tuple(rel.split(os.sep))
+        keys.update((*head, f) for f in files if not f.endswith(".partial"))
+    return keys
+
+
 def stored_checksums(path: str) -> np.ndarray:
     import zarr
 
-    return np.asarray(zarr.open_group(_store_arg(path), mode="r")[CHECKSUMS][...], dtype=np.uint64)  # type: ignore[index]
+    values, _ = _read_cells(zarr.open_group(_store_arg(path), mode="r")[CHECKSUMS])
+    return np.asarray(values, dtype=np.uint64)  # an unreadable cell reads 0, which no block matches
+
+
+#: the run lock inside the ``_cusweep`` group: a Zarr group of its own (so Zarr lists no stray object), whose
+#: ``zarr.json`` is created once with O_CREAT and never replaced (zarr rewrites a node's metadata by
+#: renaming a new file over it, and two runs could then lock two different files)
+LOCK_GROUP = "run_lock"
+#: where flock is unsupported: the holder, a Zarr group created with mkdir (atomic) naming the process
+HOLDER_GROUP = "run_lock_holder"
+#: errno values of a file system without flock (some network and FUSE file systems)
+_NO_FLOCK = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL)
+_GROUP_JSON = b'{"zarr_format": 3, "node_type": "group", "attributes": {}}'
 
 
 @contextlib.contextmanager
 def lock(path: str) -> Iterator[None]:
     """Hold the store's run lock for the duration; a second holder is refused at once (StoreError).
 
-    Local stores: fcntl.flock on ``_cusweep/zarr.json`` (the metadata of the ``_cusweep`` group, a valid
-    Zarr node that is never rewritten). The kernel releases it when the process dies, so a killed run
-    never leaves a stale lock. Remote (fsspec) stores: a lease, see ``_lease``.
+    Local stores: fcntl.flock on ``_cusweep/run_lock/zarr.json``, a file opened with O_CREAT and never
+    replaced, so every run locks the same inode; the kernel releases it when the process dies, so a killed
+    run never leaves a stale lock. Where the file system has no flock, the group ``_cusweep/run_lock_holder``
+    made with mkdir (atomic) names the holder, and is taken over when that process is gone. The
+    ``_cusweep`` Zarr group is completed under the lock (two runs creating it at once made zarr raise
+    ContainsGroupError). Remote (fsspec) stores: a lease, see ``_lease``.
     """
     if not is_local(path):
         with _lease(path):
             yield
         return
+    meta = os.path.join(_local(path), META_GROUP)
+    lock_file = os.path.join(meta, LOCK_GROUP, "zarr.json")
     try:
-        _meta_group(path)
-        fd = os.open(os.path.join(_local(path), META_GROUP, "zarr.json"), os.O_RDONLY)
+        os.makedirs(os.path.dirname(lock_file), exist_ok=True)
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         raise StoreError(f"cannot create or lock store {path}: {os_message(exc)}; check --store") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = True
         except BlockingIOError:
-            raise StoreError(
-                f"{path} is being written by another cusweep run (it holds the store's lock, "
-                f"{os.path.join(_local(path), META_GROUP, 'zarr.json')}); wait for it to finish (or "
-                "stop it), then rerun the same command to resume"
-            ) from None
-        yield
+            raise _locked(path, lock_file) from None
+        except OSError as exc:
+            if exc.errno not in _NO_FLOCK:
+                raise StoreError(f"cannot lock store {path}: {os_message(exc)}") from None
+            held = False
+        with contextlib.nullcontext() if held else _holder_lock(path, os.path.join(meta, HOLDER_GROUP)):
+            if os.fstat(fd).st_size == 0:  # a valid (empty) Zarr group, written once, in place
+                os.pwrite(fd, _GROUP_JSON, 0)
+            try:
+                _meta_group(path)
+            except Exception:  # a damaged _cusweep/zarr.json (bookkeeping only): written again, empty
+                with open(os.path.join(meta, "zarr.json"), "wb") as fh:
+                    fh.write(_GROUP_JSON)
+                _meta_group(path)
+            yield
     finally:
         os.close(fd)
 
 
+def _locked(path: str, where: str) -> StoreError:
+    return StoreError(
+        f"{path} is being written by another cusweep run (it holds the store's lock, {where}); wait for it "
+        "to finish (or stop it), then rerun the same command to resume"
+    )
+
+
 @contextlib.contextmanager
-def _lease(path: str, ttl: float = 120.0) -> Iterator[None]:
+def _holder_lock(path: str, holder: str) -> Iterator[None]:
+    """The lock where flock is unsupported: ``os.mkdir(holder)`` (atomic, also on NFS), then a
+    ``zarr.json`` in it whose attributes name this process (host, pid, start time); a holder left by a
+    process of this host that no longer runs is taken over once. Removed on exit."""
+    import json
+
+    me = {"host": os.uname().nodename, "pid": os.getpid(), "started": _process_started(os.getpid())}
+    for attempt in range(2):
+        try:
+            os.mkdir(holder)
+        except FileExistsError:
+            try:
+                with open(os.path.join(holder, "zarr.json"), encoding="utf-8") as fh:
+                    current = json.load(fh).get("attributes", {})
+            except (OSError, ValueError, AttributeError):
+                current = {}
+            if attempt == 0 and isinstance(current, dict) and _lease_holder_gone(current):
+                shutil.rmtree(holder, ignore_errors=True)
+                continue
+            raise _locked(path, holder) from None
+        except OSError as exc:
+            raise StoreError(
+                f"cannot lock store {path}: its file system supports neither flock nor an exclusive "
+                f"mkdir ({os_message(exc)}); put the store on a local disk"
+            ) from None
+        with open(os.path.join(holder, "zarr.json"), "w", encoding="utf-8") as fh:
+            json.dump({"zarr_format": 3, "node_type": "group", "attributes": me}, fh)
+        break
+    try:
+        yield
+    finally:
+        shutil.rmtree(holder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _lease(path: str, ttl: float = 120.0, settle: float = 1.0) -> Iterator[None]:
     """Advisory lock for object stores: a Zarr group ``_cusweep/lease`` whose attributes name the owner
     and an expiry, refreshed while the run lives. A second run is refused while the lease is live; a
     killed run's lease expires after ``ttl`` seconds and is then taken over, at once when the run that
@@ -516,7 +745,11 @@ def _lease(path: str, ttl: float = 120.0) -> Iterator[None]:
     import zarr
 
     url = path.rstrip("/") + f"/{META_GROUP}/lease"
-    _meta_group(path)
+    try:
+        _meta_group(path)
+    except Exception:  # another run created the group at the same moment (zarr: ContainsGroupError)
+        time.sleep(0.2)
+        _meta_group(path)
     try:
         current = dict(zarr.open_group(url, mode="r").attrs)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError):
@@ -546,7 +779,10 @@ def _lease(path: str, ttl: float = 120.0) -> Iterator[None]:
         zarr.open_group(url, mode="w", attributes={**me, "expires": time.time() + ttl})
 
     write()
-    # read back: of two runs that both found the lease free, the one whose write landed last proceeds
+    # read back after a pause: of runs that found the lease free at about the same time, the one whose
+    # write landed last proceeds (read at once, the first writer could read back its own lease before the
+    # second wrote: two holders)
+    time.sleep(settle)
     now = dict(zarr.open_group(url, mode="r").attrs)
     if now.get("owner") != me["owner"]:
         raise refuse(now)
@@ -613,6 +849,11 @@ def open_store(path: str) -> xr.Dataset:
             f"STORE: {path} is not a cusweep store (no Zarr group there); "
             "run `cusweep run SWEEP.toml --store PATH` first"
         )
+    if _is_cusweep_group(path) and not template_complete(path):  # read, it would give NaN as if computed
+        raise StoreError(
+            f"{path}: the store's template was cut short (a run stopped while creating it), so it holds no "
+            f"data yet; rerun `cusweep run SWEEP.toml --store {path}` to create it"
+        )
     try:
         ds = xr.open_zarr(_store_arg(path), consolidated=True, zarr_format=3)
     except (KeyError, FileNotFoundError, ValueError):
@@ -625,5 +866,26 @@ def open_store(path: str) -> xr.Dataset:
                 f"{path}: the array(s) {', '.join(map(str, gone))} are missing (deleted from the store); the "
                 "store is damaged: rerun `cusweep run SWEEP.toml --store STORE --overwrite`"
             )
+    altered = coords_altered(path, {str(d): ds[d].values for d in ds.dims if d in ds.coords})
+    if altered:  # a query would select the wrong points, silently
+        raise StoreError(
+            f"{path}: the coordinate {altered[0]!r} differs from the one written with the template; "
+            "`cusweep run SWEEP.toml --store STORE --repair` rewrites the coordinates from the stored sweep"
+        )
     return ds.drop_vars([n for n in BOOKKEEPING if n in ds.variables])
+
+
+def coords_altered(path: str, values: dict[str, Any]) -> list[str]:
+    """Dims whose coordinate ``values`` (as a reader loaded them) differ from the digests recorded with the
+    template; ``[]`` when the store has no (readable) record."""
+    import zarr
+
+    try:
+        meta = zarr.open_group(_meta_path(path), mode="r", use_consolidated=False)
+        record: Any = meta.attrs.get(INTEGRITY)
+    except Exception:  # no record, or a damaged one (verify reports that): nothing to compare with
+        return []
+    if not isinstance(record, dict) or not isinstance(record.get("coords"), dict):
+        return []
+    return [d for d, v in values.items() if d in record["coords"] and _coord_digest(v) != record["coords"][d]]
 

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from ..errors import CusweepError, SpecError, one_line
+from ..errors import CusweepError, SpecError, one_line, os_error_line, raised_by, shorten
 from . import best, explore, infer_b, map, query, report, run, status, tables
 
 DESCRIPTION = """\
@@ -90,11 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 2
         return int(_dispatch(args) or 0)
-    except SpecError as exc:
-        print(f"cusweep: error: {flagged(str(exc))}", file=sys.stderr)
+    except SpecError as exc:  # quoted inputs cut to short excerpts: a 10,000-character query is not echoed
+        print(f"cusweep: error: {shorten(flagged(str(exc)))}", file=sys.stderr)
         return 2
     except CusweepError as exc:
-        print(f"cusweep: {flagged(str(exc))}", file=sys.stderr)
+        print(f"cusweep: {shorten(flagged(str(exc)))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         # a store write cut short leaves a pending zarr task whose "Task was destroyed" log line is noise
@@ -112,8 +112,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
+        http = raised_by(exc, ("aiohttp",))
+        if http is not None:  # fsspec's HTTP file system (http:// and https:// stores)
+            print(
+                f"cusweep: cannot read the store over HTTP ({one_line(http, 200)}); check the URL and that "
+                "the server is up (an http(s):// store is read-only: `run` needs a directory or an "
+                "object-store URL such as s3://bucket/sweep.zarr)",
+                file=sys.stderr,
+            )
+            return 1
         if not _object_store_error(exc):
-            raise
+            refused = os_error_line(exc)  # what the operating system refused (a path too long, a permission)
+            if refused is None:
+                raise
+            print(f"cusweep: {refused[1]}", file=sys.stderr)
+            return refused[0]
         print(
             f"cusweep: cannot access the object store ({type(exc).__name__}: {' '.join(str(exc).split())}); "
             "give its credentials in the environment, as for its own tools (S3: AWS_ACCESS_KEY_ID and "

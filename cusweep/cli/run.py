@@ -115,23 +115,10 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _check_scheduler_address(address: str) -> None:
-    """Refuse (SpecError) a --scheduler that is not PROTOCOL://HOST:PORT with a port in 1..65535."""
-    usage = "write it as tcp://HOST:PORT or tls://HOST:PORT, e.g. tcp://127.0.0.1:8786"
-    if not address.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
-        raise SpecError(f"--scheduler: {address!r} is not a scheduler address; {usage}")
-    if address.startswith("inproc://"):
-        return
-    from distributed.comm.addressing import parse_address, parse_host_port
+    """Refuse (SpecError) a --scheduler that is not tcp:// or tls://HOST:PORT with a port in 1..65535."""
+    from ..scheduler import check_address
 
-    try:
-        _, location = parse_address(address)
-        host, port = parse_host_port(location)
-    except (ValueError, TypeError) as exc:
-        raise SpecError(
-            f"--scheduler: {address!r} is not a scheduler address ({' '.join(str(exc).split())}); {usage}"
-        ) from None
-    if not host or not 1 <= int(port) <= 65535:
-        raise SpecError(f"--scheduler: {address!r} needs a host and a port in 1..65535; {usage}")
+    check_address(address)
 
 
 def _tls_security(args: argparse.Namespace) -> Any:
