@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import QueryError, SpecError, excerpt
+from .errors import QueryError, excerpt
 from .quantities import ALL_DIMS
 
 if TYPE_CHECKING:

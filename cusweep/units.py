@@ -220,6 +220,14 @@ class _Grammar:
 
     def quantity(self, number: bool) -> None:
         kind, text, col = self.peek()
+        if not number and kind == "number" and text == "1" and self.toks[self.i + 1][1] == "/":
+            # a unit expression "1/rad**2" (a reciprocal unit, as stores write the paper's densities)
+            self.i += 2
+            self.units()
+            kind, text, col = self.peek()
+            if kind != "end":
+                raise _Refused(f"unexpected {text!r}", col)
+            return
         if kind == "op" and text in "+-" and (number or self.toks[self.i + 1][0] == "number"):
             self.take()
             kind, text, col = self.peek()

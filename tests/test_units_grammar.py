@@ -102,7 +102,7 @@ def test_design_flags_are_read_by_the_grammar():
              "amplitude=0.127 nm", "energy=13.6 GeV", "sigma_z=9 um"]
     out, seconds = timed(design_from_flags, items)
     assert isinstance(out, SpecError) and seconds < BOUND
-    assert "--at: period: '7**7**9 um' is not a quantity" in str(out)
+    assert "at: period: '7**7**9 um' is not a quantity" in str(out)  # the library names the parameter
 
 
 # --------------------------------------------------------------------------------------------------
@@ -299,3 +299,14 @@ def test_a_store_whose_units_attribute_is_hostile_is_refused_in_one_line(templat
     assert time.perf_counter() - t0 < CLI_BOUND
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "is refused" in err, err[:300]
+
+
+def test_reciprocal_unit_expressions_are_units():
+    # stores write the paper's densities per unit theta^2 as "1/rad**2": a unit expression, not arithmetic
+    from cusweep.units import check_text, registry
+
+    check_text("1/rad**2", number=False)
+    assert registry().Quantity(1.0, "1/rad**2").dimensionless
+    for bad in ("2/m", "1/7**7**9", "1/"):
+        with pytest.raises(ValueError):
+            check_text(bad, number=False)

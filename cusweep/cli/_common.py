@@ -26,6 +26,7 @@ def open_store(path: str) -> StoredSweep:
     from ..stored import StoredSweep
 
     sweep = StoredSweep(path)
+    sweep.ds  # noqa: B018  (a store cut short in its template is refused here, before any warning)
     try:
         done = sweep.done()
     except Exception:  # not our ledger: nothing to say
