@@ -163,8 +163,8 @@ class BestResult:
         if self.facility:
             head += f"; facility {self.facility}"
         if self.line is not None:
-            head += (f", radiating at its {format_value('photon_energy', self.line['photon_energy'], plain=False)}"
-                     " (resonance within the line width 1/(2n))")
+            pe = format_value("photon_energy", self.line["photon_energy"], plain=False)
+            head += f", radiating at its {pe} (resonance within the line width 1/(2n))"
         lines = [head] + [f"{a:<{w0}}  {b:<{w1}}  {c}".rstrip() for a, b, c in rows]
         if self.refined_dims:
             lines.append(f"refined: SLSQP over {', '.join(self.refined_dims)} (log space, within the grid's "

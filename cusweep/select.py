@@ -207,8 +207,8 @@ def facility_photon(ds: xr.Dataset, name: str, *, key: str = "facility") -> Faci
         if abs(coord[i] - pe) > PHOTON_ENERGY_TOLERANCE * pe:
             raise SelectionError(
                 f"{key} {fac.name}: its photon energy {format_value('photon_energy', pe)} is not on the "
-                f"store's photon_energy grid (nearest {format_value('photon_energy', coord[i])}); run a sweep "
-                f"that includes it: {ridge_sweep_text(pe)}")
+                f"store's photon_energy grid (nearest {format_value('photon_energy', coord[i])}); run a "
+                f"sweep that includes it: {ridge_sweep_text(pe)}")
         return FacilityPhoton(pe, {"photon_energy": i})
     if scalars.get("photon_energy") is not None:
         have = float(scalars["photon_energy"])

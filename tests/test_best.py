@@ -94,7 +94,8 @@ def test_grid_best_equals_a_sorted_numpy_selection(paths, datasets):
 
 def test_facility_and_where_fix_dims(datasets):
     # european-xfel gives an energy (17.5 GeV, on the grid) and no photon energy: it fixes the energy only
-    r = best(datasets["tuned"], "n_coh", facility="european-xfel", where="thickness == 1 mm and sigma_z == 9 um")
+    r = best(datasets["tuned"], "n_coh", facility="european-xfel",
+             where="thickness == 1 mm and sigma_z == 9 um")
     assert r.grid.point["energy"] == 17.5e9 and r.grid.point["sigma_z"] == 9e-6
     assert r.refined.point["energy"] == 17.5e9 and r.refined.point["thickness"] == 1e-3
     assert r.refined_dims == ("period", "amplitude")  # energy by the preset; thickness, sigma_z by ==
@@ -212,9 +213,11 @@ def test_facility_photon_energy_is_a_constraint(ridge):
     assert not on_line[np.unravel_index(int(np.argmax(free)), free.shape)]
     # the refined design radiates at 8.3 keV too (checked on the model), and is at least as good
     setup = setup_from_store(ds)
-    vals = evaluate_point(setup, r.refined.point, ("resonance_energy", "n_periods", "feasible", "photons_coh"))
+    vals = evaluate_point(setup, r.refined.point,
+                          ("resonance_energy", "n_periods", "feasible", "photons_coh"))
     assert 2 * vals["n_periods"] * abs(vals["resonance_energy"] / 8300.0 - 1) <= 1 and vals["feasible"]
-    assert r.refined.value == pytest.approx(vals["photons_coh"], rel=1e-12) and r.refined.value >= r.grid.value
+    assert r.refined.value == pytest.approx(vals["photons_coh"], rel=1e-12)
+    assert r.refined.value >= r.grid.value
     assert r.line is not None and r.line["photon_energy"] == 8300.0 and r.line["refined"] <= 1
     d = r.to_dict()
     assert d["photon_energy_condition"]["grid"] == pytest.approx(r.line["grid"])
