@@ -41,6 +41,8 @@ __all__ = ["BestResult", "Design", "best", "evaluate_point", "margins", "setup_f
 
 #: constraints are kept this far (relative) inside their boundary, so the refined design is feasible
 MARGIN = 1e-6
+#: a refined value this close (relative) to the end of its dim's grid lies on the edge
+EDGE_TOLERANCE = 1e-9
 #: grid points the refinement starts from
 STARTS = 8
 #: dims never refined: the yields grow monotonically with them (as b^2 and Nb^2), so the largest grid value
@@ -172,8 +174,10 @@ class BestResult:
         else:
             lines.append("refined: nothing to refine (see the note); margins must stay below 1")
         for e in self.edges:
-            lines.append(f"edge: the grid's best {e['dim']} is at the {e['edge']} end of its grid; a wider "
-                         "sweep may find better designs")
+            which = "refined design's" if e.get("design") == "refined" else "grid's best"
+            lines.append(f"edge: the {which} {e['dim']} is at the {e['edge']} end of the swept range: the "
+                         f"answer may be an artefact of the grid; sweep {e['dim']} past it for better "
+                         "designs")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -256,7 +260,7 @@ def best(ds: xr.Dataset, by: str = "n_coh", *, where: str | None = None, facilit
         if sub.sizes[d] > 1 and sub[d].dtype.kind == "f" and d not in NOT_REFINED:
             i = int(pts[d][0])
             if i in (0, sub.sizes[d] - 1):
-                edges.append({"dim": d, "edge": "lower" if i == 0 else "upper"})
+                edges.append({"dim": d, "edge": "lower" if i == 0 else "upper", "design": "grid"})
 
     deps = setup.natural_dims(by)
     pinned = _pinned(where, ds)  # dims fixed by an equality in where
@@ -266,6 +270,7 @@ def best(ds: xr.Dataset, by: str = "n_coh", *, where: str | None = None, facilit
         notes.append(f"{by} depends on no swept numeric dim" + (" left free by the facility preset"
                                                                 if facility else "") + "; nothing to refine")
     refined = grid
+    bounds: dict[str, tuple[float, float]] = {}
     if free:
         bounds = {d: (float(np.min(ds[d].values)), float(np.max(ds[d].values))) for d in free}
         found = _refine(setup, starts, by, free, bounds, where, outputs, ds, target)
@@ -276,6 +281,13 @@ def best(ds: xr.Dataset, by: str = "n_coh", *, where: str | None = None, facilit
         else:
             point, value, vals = found
             refined = Design(point, value, margins(vals), bool(vals["feasible"]))
+    for d in free:
+        lo_d, hi_d = bounds[d]
+        x = float(refined.point[d])
+        for edge, end in (("lower", lo_d), ("upper", hi_d)):
+            if abs(x - end) <= EDGE_TOLERANCE * max(abs(end), abs(hi_d - lo_d)) and \
+                    not any(e["dim"] == d and e["edge"] == edge for e in edges):
+                edges.append({"dim": d, "edge": edge, "design": "refined"})
     line = None
     if target is not None:
         ref_vals = evaluate_point(setup, refined.point, LINE_OUTPUTS)

@@ -242,3 +242,21 @@ def test_facility_photon_energy_in_a_detuned_store(paths, datasets):
     ds = datasets["detuned"].isel(photon_energy=[0, 1])  # 7.5 and 8 keV
     with pytest.raises(SpecError, match="not on the store's photon_energy grid.*resonant_with"):
         facility_photon(ds, "lcls")
+
+
+def test_grid_edges_are_reported(datasets, paths, capsys):
+    """The optimum store's best design is at the longest period of the grid (n_coh ~ A^2/l along the
+    channeling limit grows with l): best says period, upper edge, in text and json; the amplitude, inside
+    its range, is not an edge."""
+    r = best(datasets["optimum"], "n_coh")
+    period = datasets["optimum"]["period"].values
+    assert r.grid.point["period"] == period.max()
+    assert r.edges == [{"dim": "period", "edge": "upper", "design": "grid"}]
+    assert "edge: the grid's best period is at the upper end of the swept range" in r.text()
+    assert main(["best", paths["optimum"], "--by", "n_coh", "--format", "json"]) == 0
+    edges = json.loads(capsys.readouterr().out)["edges"]
+    assert edges == [{"dim": "period", "edge": "upper", "design": "grid"}]
+    # a design inside every range has no edge: cap the period below the grid's end
+    inner = best(datasets["optimum"], "n_coh", where="period <= 17 um")
+    assert inner.grid.point["period"] < period.max()
+    assert not [e for e in inner.edges if e["dim"] == "amplitude"]
