@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 
     from .model import Setup
 
-__all__ = ["BestResult", "Design", "best", "evaluate_point", "margins", "setup_from_store"]
+__all__ = ["BestResult", "Design", "PerResult", "best", "best_per", "evaluate_point", "margins",
+           "setup_from_store"]
 
 #: constraints are kept this far (relative) inside their boundary, so the refined design is feasible
 MARGIN = 1e-6
@@ -499,3 +500,95 @@ def _where_holds(setup: Setup, point: Mapping[str, Any], vals: Mapping[str, Any]
     mask = query(one, where)
     pick = {d: point[d] for d in labels if d in mask.dims}
     return bool(np.asarray(mask.sel(pick).values).all())
+
+
+# ------------------------------------------------------------------------------------------ best per value
+
+
+@dataclass
+class PerResult:
+    """The best design for every value of one dim (or every facility preset): ``rows`` of (value label,
+    BestResult or None, why none)."""
+
+    by: str
+    per: str
+    rows: list[tuple[str, BestResult | None, str]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"by", "per", "results": [{"value", "best" (BestResult.to_dict() or None), "note"}]}``."""
+        return {"by": self.by, "per": self.per,
+                "results": [{"value": v, "best": r.to_dict() if r is not None else None, "note": why}
+                            for v, r, why in self.rows]}
+
+    to_json = to_dict
+
+    def text(self, *, si: bool = False) -> str:
+        """One row per value: the refined best value and design (display units), edges and notes below."""
+        u = _units(self.by)
+        rows = []
+        dims: list[str] = []
+        for _, r, _ in self.rows:
+            if r is not None:
+                dims = [d for d in r.refined.point if d != self.per]
+                break
+        rows.append((self.per, f"{self.by} (grid)", f"{self.by} (refined)", *dims))
+        notes = []
+        for v, r, why in self.rows:
+            if r is None:
+                rows.append((v, "-", "-", *["" for _ in dims]))
+                notes.append(f"{self.per} = {v}: {why}")
+                continue
+            rows.append((v, format_value(self.by, r.grid.value, plain=False, si=si, units=u),
+                         format_value(self.by, r.refined.value, plain=False, si=si, units=u),
+                         *[format_value(d, r.refined.point[d], plain=False, si=si, units=_units(d))
+                           if d in r.refined.point else "" for d in dims]))
+            notes += [f"{self.per} = {v}: edge: the {e.get('design', 'grid')} {e['dim']} is at the "
+                      f"{e['edge']} end of the swept range" for e in r.edges]
+            notes += [f"{self.per} = {v}: {n}" for n in r.notes]
+        widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+        lines = [f"best {self.by} (maximised) per {self.per}; refined designs shown"]
+        lines += ["  ".join(f"{c:<{w}}" for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+        lines += [f"note: {n}" for n in notes]
+        return "\n".join(lines)
+
+
+def best_per(ds: xr.Dataset, by: str, per: str, *, where: str | None = None, facility: str | None = None,
+             setup: Setup | None = None) -> PerResult:
+    """``best`` for every grid value of the dim ``per`` (or, ``per="facility"``, every facility preset).
+
+    A value without a feasible design (or a facility whose beam is not on the grid) gets no result and
+    the reason. SpecError for a ``per`` that is neither a dim of the store nor ``facility``, or a dim the
+    facility preset fixes."""
+    from . import materials
+    from .errors import SelectionError
+    from .select import label_value
+
+    if setup is None:
+        setup = setup_of(ds)
+    rows: list[tuple[str, BestResult | None, str]] = []
+    if per == "facility":
+        if facility:
+            raise SelectionError("per: facility with a facility given; drop one")
+        for name in materials.facilities():
+            try:
+                rows.append((name, best(ds, by, where=where, facility=name, setup=setup), ""))
+            except (NoFeasibleDesign, SelectionError) as exc:
+                rows.append((name, None, str(exc).removeprefix("best: ")))
+        return PerResult(resolve(ds, by, "variable to maximise"), per, rows)
+    dims = dim_order(ds)
+    if per not in dims:
+        import difflib
+
+        close = difflib.get_close_matches(per, [*dims, "facility"], n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"give one of: {', '.join([*dims, 'facility'])}"
+        raise SelectionError(f"per: {per!r} is not a dim of the store; {hint}")
+    if facility and per in facility_at(ds, facility)[0]:
+        raise SelectionError(f"per: facility {facility} fixes {per} already; drop one")
+    for i in range(ds.sizes[per]):
+        label = label_value(ds, per, i)
+        try:
+            one = best(ds.isel({per: [i]}), by, where=where, facility=facility, setup=setup)
+            rows.append((label, one, ""))
+        except NoFeasibleDesign as exc:
+            rows.append((label, None, str(exc).removeprefix("best: ")))
+    return PerResult(resolve(ds, by, "variable to maximise"), per, rows)

@@ -15,7 +15,7 @@ import pytest
 
 import cusweep
 from cusweep import feasibility
-from cusweep.best import best, evaluate_point, setup_from_store
+from cusweep.best import best, best_per, evaluate_point, setup_from_store
 from cusweep.cli import main
 from cusweep.errors import CusweepError, SpecError
 
@@ -260,3 +260,32 @@ def test_grid_edges_are_reported(datasets, paths, capsys):
     inner = best(datasets["optimum"], "n_coh", where="period <= 17 um")
     assert inner.grid.point["period"] < period.max()
     assert not [e for e in inner.edges if e["dim"] == "amplitude"]
+
+
+def test_best_per_dim_and_facility(paths, datasets, capsys):
+    """best --per energy: for every grid energy, the grid best is the numpy argmax over feasible points at
+    that energy; --per facility: a row per preset, none where the beam is off the grid or no design radiates
+    at the facility's photon energy."""
+    ds = datasets["tuned"]
+    dims, arrays = loaded(paths["tuned"])
+    per = cusweep.open(paths["tuned"]).best("n_coh", per="energy")
+    assert [v for v, _, _ in per.rows] == ["8 GeV", "13.6 GeV", "17.5 GeV"]
+    for (_, r, _), e in zip(per.rows, ds["energy"].values, strict=True):
+        score = np.where(arrays["feasible"] & (arrays["energy"] == e), arrays["n_coh"], -np.inf)
+        assert r is not None and r.grid.value == score.max() and r.grid.point["energy"] == e
+        assert r.refined.point["energy"] == e and r.refined.value >= r.grid.value
+    fac = best_per(ds, "n_coh", "facility")
+    rows = {v: (r, why) for v, r, why in fac.rows}
+    assert rows["swissfel"][0] is None and "within 5%" in rows["swissfel"][1]
+    assert rows["lcls"][0] is None and "resonant_with" in rows["lcls"][1]
+    assert rows["european-xfel"][0] is not None and rows["european-xfel"][0].grid.point["energy"] == 17.5e9
+    assert "swissfel" in fac.text() and fac.to_dict()["results"][0]["value"] == "lcls"
+    with pytest.raises(SpecError, match="per: 'energi' is not a dim of the store; did you mean 'energy'"):
+        best_per(ds, "n_coh", "energi")
+    with pytest.raises(SpecError, match="facility european-xfel fixes energy already"):
+        best_per(ds, "n_coh", "energy", facility="european-xfel")
+    assert main(["best", paths["tuned"], "--per", "energy", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [x["best"]["grid"]["energy"] for x in out["results"]] == list(ds["energy"].values)
+    assert main(["best", paths["tuned"], "--per", "colour"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
