@@ -229,7 +229,7 @@ def best(ds: xr.Dataset, by: str = "n_coh", *, where: str | None = None, facilit
         photon = facility_photon(ds, facility)
         notes += fnotes + photon.notes
         sub = ds.isel({d: [i] for d, i in at.items()})
-        if photon.on_line:
+        if photon.on_line and photon.photon_energy is not None:
             target = photon.photon_energy
             sub = sub.assign({by: sub[by].where(_on_line(sub, setup, target))})
     pts = top_points(sub, expr, by, STARTS)
