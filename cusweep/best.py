@@ -222,8 +222,6 @@ def best(ds: xr.Dataset, by: str = "n_coh", *, where: str | None = None, facilit
     notes: list[str] = []
     sub = ds
     target: float | None = None  # the facility's photon energy the designs must radiate at (tuned store)
-    if setup is None:
-        setup = setup_of(ds)
     if facility:
         at, fnotes = facility_at(ds, facility)
         photon = facility_photon(ds, facility)
@@ -231,6 +229,8 @@ def best(ds: xr.Dataset, by: str = "n_coh", *, where: str | None = None, facilit
         sub = ds.isel({d: [i] for d, i in at.items()})
         if photon.on_line and photon.photon_energy is not None:
             target = photon.photon_energy
+            if setup is None:
+                setup = setup_of(ds)
             sub = sub.assign({by: sub[by].where(_on_line(sub, setup, target))})
     pts = top_points(sub, expr, by, STARTS)
     if len(pts[next(iter(pts))]) == 0:
@@ -248,6 +248,8 @@ def best(ds: xr.Dataset, by: str = "n_coh", *, where: str | None = None, facilit
               for j in range(len(pts[dims[0]]))]
     grid_point = starts[0]
     named = [resolve(ds, n) for n in _names(where)]
+    if setup is None:
+        setup = setup_of(ds)
     line_outputs = LINE_OUTPUTS if target is not None else ()
     outputs = tuple(o for o in dict.fromkeys((by, *_NEEDED, *named, *line_outputs)) if o in VARIABLES)
     grid_vals = evaluate_point(setup, grid_point, outputs)
