@@ -28,7 +28,7 @@ from .display import format_number, format_value
 from .errors import NoFeasibleDesign, QueryError, SpecError
 from .quantities import VARIABLES
 from .query import And, Compare, Name, Num, convert, dim_order, parse, resolve, units_of
-from .select import facility_at, scalar
+from .select import facility_at, facility_photon, ridge_sweep_text, scalar
 from .stored import evaluate_point, setup_of
 from .top import top_points
 
@@ -37,10 +37,13 @@ if TYPE_CHECKING:
 
     from .model import Setup
 
-__all__ = ["BestResult", "Design", "best", "evaluate_point", "margins", "setup_from_store"]
+__all__ = ["BestResult", "Design", "PerResult", "best", "best_per", "evaluate_point", "margins",
+           "setup_from_store"]
 
 #: constraints are kept this far (relative) inside their boundary, so the refined design is feasible
 MARGIN = 1e-6
+#: a refined value this close (relative) to the end of its dim's grid lies on the edge
+EDGE_TOLERANCE = 1e-9
 #: grid points the refinement starts from
 STARTS = 8
 #: dims never refined: the yields grow monotonically with them (as b^2 and Nb^2), so the largest grid value
@@ -48,6 +51,9 @@ STARTS = 8
 NOT_REFINED = ("bunching", "n_positrons")
 #: model outputs every design is evaluated with: the margins of every constraint, and feasible
 _NEEDED = (*feasibility.MARGINS, "feasible")
+#: what the facility's photon-energy condition needs, and the condition
+LINE_OUTPUTS = ("resonance_energy", "n_periods")
+LINE_CONDITION = "|resonance_energy / photon_energy - 1| <= 1/(2 n_periods)"
 
 
 #: the grid indices of a facility preset (``cusweep.select.facility_at``; kept under its former name)
@@ -108,6 +114,9 @@ class BestResult:
     notes: list[str] = field(default_factory=list)
     facility: str | None = None
     edges: list[dict[str, str]] = field(default_factory=list)
+    #: the facility's photon-energy condition (a tuned store): photon_energy, condition, the line ratio
+    #: 2n|E_r/E_ph - 1| (<= 1) and resonance_energy of the grid and refined designs; None without it
+    line: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """``{"by", "grid", "refined", "edges", "constraints", ...}``, values in store units."""
@@ -122,6 +131,7 @@ class BestResult:
         return {"by": self.by, "maximised_subject_to": self.constraint, "facility": self.facility,
                 "grid": design(self.grid), "refined": design(self.refined),
                 "refined_dims": list(self.refined_dims), "edges": list(self.edges),
+                "photon_energy_condition": _jsonable_tree(self.line),
                 "constraints": constraints, "units": "store units (m, eV, 1)", "notes": self.notes}
 
     to_json = to_dict
@@ -143,11 +153,21 @@ class BestResult:
             if c.ratio in self.grid.margins:
                 rows.append((margin_label(c), format_number(self.grid.margins[c.ratio]),
                              format_number(self.refined.margins[c.ratio])))
+        if self.line is not None:
+            r = self.line["resonance_energy"]
+            rows.append(("resonance_energy", format_value("resonance_energy", r["grid"], plain=False, si=si,
+                                                          units="eV"),
+                         format_value("resonance_energy", r["refined"], plain=False, si=si, units="eV")))
+            rows.append(("photon energy: 2n|E_r/E_ph - 1| <= 1", format_number(self.line["grid"]),
+                         format_number(self.line["refined"])))
         w0 = max(len(r[0]) for r in rows)
         w1 = max(len(r[1]) for r in rows)
         head = f"best {self.by} (maximised) subject to {self.constraint}"
         if self.facility:
             head += f"; facility {self.facility}"
+        if self.line is not None:
+            pe = format_value("photon_energy", self.line["photon_energy"], plain=False)
+            head += f", radiating at its {pe} (resonance within the line width 1/(2n))"
         lines = [head] + [f"{a:<{w0}}  {b:<{w1}}  {c}".rstrip() for a, b, c in rows]
         if self.refined_dims:
             lines.append(f"refined: SLSQP over {', '.join(self.refined_dims)} (log space, within the grid's "
@@ -155,8 +175,10 @@ class BestResult:
         else:
             lines.append("refined: nothing to refine (see the note); margins must stay below 1")
         for e in self.edges:
-            lines.append(f"edge: the grid's best {e['dim']} is at the {e['edge']} end of its grid; a wider "
-                         "sweep may find better designs")
+            which = "refined design's" if e.get("design") == "refined" else "grid's best"
+            lines.append(f"edge: the {which} {e['dim']} is at the {e['edge']} end of the swept range: the "
+                         f"answer may be an artefact of the grid; sweep {e['dim']} past it for better "
+                         "designs")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -168,6 +190,12 @@ def _units(name: str) -> str:
     from .quantities import COORDS
 
     return COORDS[name].units if name in COORDS else "1"
+
+
+def _jsonable_tree(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _jsonable_tree(x) for k, x in v.items()}
+    return _jsonable(v)
 
 
 def _jsonable(v: Any) -> Any:
@@ -193,13 +221,26 @@ def best(ds: xr.Dataset, by: str = "n_coh", *, where: str | None = None, facilit
     parse(expr)
     notes: list[str] = []
     sub = ds
+    target: float | None = None  # the facility's photon energy the designs must radiate at (tuned store)
     if facility:
         at, fnotes = facility_at(ds, facility)
-        notes += fnotes
+        photon = facility_photon(ds, facility)
+        notes += fnotes + photon.notes
         sub = ds.isel({d: [i] for d, i in at.items()})
+        if photon.on_line and photon.photon_energy is not None:
+            target = photon.photon_energy
+            if setup is None:
+                setup = setup_of(ds)
+            sub = sub.assign({by: sub[by].where(_on_line(sub, setup, target))})
     pts = top_points(sub, expr, by, STARTS)
     if len(pts[next(iter(pts))]) == 0:
         at_text = f" at {facility}" if facility else ""
+        if target is not None and top_points(ds.isel({d: [i] for d, i in at.items()}), expr, by, 1)[
+                dim_order(ds)[0]].size:
+            raise NoFeasibleDesign(
+                f"best: no grid point satisfying {expr}{at_text} radiates at {facility}'s photon energy "
+                f"{format_value('photon_energy', target)} (resonance_energy within the line width "
+                f"1/(2 n_periods)); sweep the resonance ridge there: {ridge_sweep_text(target)}")
         raise NoFeasibleDesign(f"best: no grid point satisfies {expr}{at_text}; relax the where condition or "
                                "sweep a wider grid")
     dims = dim_order(sub)
@@ -209,7 +250,8 @@ def best(ds: xr.Dataset, by: str = "n_coh", *, where: str | None = None, facilit
     named = [resolve(ds, n) for n in _names(where)]
     if setup is None:
         setup = setup_of(ds)
-    outputs = tuple(o for o in dict.fromkeys((by, *_NEEDED, *named)) if o in VARIABLES)
+    line_outputs = LINE_OUTPUTS if target is not None else ()
+    outputs = tuple(o for o in dict.fromkeys((by, *_NEEDED, *named, *line_outputs)) if o in VARIABLES)
     grid_vals = evaluate_point(setup, grid_point, outputs)
     stored = float(sub[by].isel({d: int(pts[str(d)][0]) for d in sub[by].dims}).values)
     if not np.isclose(grid_vals[by], stored, rtol=1e-5, equal_nan=True):
@@ -221,7 +263,7 @@ def best(ds: xr.Dataset, by: str = "n_coh", *, where: str | None = None, facilit
         if sub.sizes[d] > 1 and sub[d].dtype.kind == "f" and d not in NOT_REFINED:
             i = int(pts[d][0])
             if i in (0, sub.sizes[d] - 1):
-                edges.append({"dim": d, "edge": "lower" if i == 0 else "upper"})
+                edges.append({"dim": d, "edge": "lower" if i == 0 else "upper", "design": "grid"})
 
     deps = setup.natural_dims(by)
     pinned = _pinned(where, ds)  # dims fixed by an equality in where
@@ -231,9 +273,10 @@ def best(ds: xr.Dataset, by: str = "n_coh", *, where: str | None = None, facilit
         notes.append(f"{by} depends on no swept numeric dim" + (" left free by the facility preset"
                                                                 if facility else "") + "; nothing to refine")
     refined = grid
+    bounds: dict[str, tuple[float, float]] = {}
     if free:
         bounds = {d: (float(np.min(ds[d].values)), float(np.max(ds[d].values))) for d in free}
-        found = _refine(setup, starts, by, free, bounds, where, outputs, ds)
+        found = _refine(setup, starts, by, free, bounds, where, outputs, ds, target)
         if found is None:
             notes.append("the optimiser found no better feasible design than the grid point")
         elif found[1] <= grid.value * (1 + 1e-12):
@@ -241,8 +284,51 @@ def best(ds: xr.Dataset, by: str = "n_coh", *, where: str | None = None, facilit
         else:
             point, value, vals = found
             refined = Design(point, value, margins(vals), bool(vals["feasible"]))
+    for d in free:
+        lo_d, hi_d = bounds[d]
+        x = float(refined.point[d])
+        for edge, end in (("lower", lo_d), ("upper", hi_d)):
+            if abs(x - end) <= EDGE_TOLERANCE * max(abs(end), abs(hi_d - lo_d)) and \
+                    not any(e["dim"] == d and e["edge"] == edge for e in edges):
+                edges.append({"dim": d, "edge": edge, "design": "refined"})
+    line = None
+    if target is not None:
+        ref_vals = evaluate_point(setup, refined.point, LINE_OUTPUTS)
+        line = {"photon_energy": target, "condition": LINE_CONDITION,
+                "grid": line_ratio(grid_vals, target), "refined": line_ratio(ref_vals, target),
+                "resonance_energy": {"grid": grid_vals["resonance_energy"],
+                                     "refined": ref_vals["resonance_energy"]}}
     return BestResult(by=by, constraint=expr, grid=grid, refined=refined, refined_dims=free, notes=notes,
-                      facility=facility, edges=edges)
+                      facility=facility, edges=edges, line=line)
+
+
+def line_ratio(values: Mapping[str, Any], photon_energy: float) -> float:
+    """``2 n |resonance_energy / photon_energy - 1|``: at most 1 when the design radiates at ``photon_energy``
+    (its resonance lies within the CU line width, relative ``1/(2n)``, n = n_periods)."""
+    return 2.0 * float(values["n_periods"]) * abs(float(values["resonance_energy"]) / photon_energy - 1.0)
+
+
+def _on_line(sub: xr.Dataset, setup: Setup, photon_energy: float) -> xr.DataArray:
+    """Lazy mask of the grid points of ``sub`` whose resonance lies within the line width of
+    ``photon_energy``, from the stored ``resonance_energy`` and ``n_periods`` or, when the store lacks
+    them, the model on their own (few) dims."""
+    import xarray as xr
+
+    arrays = {}
+    for name in LINE_OUTPUTS:
+        if name in sub.data_vars:
+            arrays[name] = sub[name]
+            continue
+        keep = setup.natural_dims(name)
+        coords = {d: np.asarray(sub[d].values if d in keep else sub[d].values[:1]) for d in setup.dims}
+        from .model import evaluate
+
+        value = evaluate(setup, coords, (name,))[name]
+        dims = [d for d in setup.dims if d in keep]
+        arrays[name] = xr.DataArray(value, dims=dims, coords={d: sub[d] for d in dims})
+    er, n = arrays["resonance_energy"], arrays["n_periods"]
+    return 2.0 * n * abs(er / photon_energy - 1.0) <= 1.0
+
 
 
 def _names(where: str | None) -> list[str]:
@@ -296,7 +382,8 @@ def _simple_constraints(where: str | None, ds: xr.Dataset) -> list[tuple[str, st
 
 def _refine(setup: Setup, starts: list[dict[str, Any]], by: str, free: tuple[str, ...],
             bounds: Mapping[str, tuple[float, float]], where: str | None, outputs: tuple[str, ...],
-            ds: xr.Dataset) -> tuple[dict[str, Any], float, dict[str, Any]] | None:
+            ds: xr.Dataset, target: float | None = None
+            ) -> tuple[dict[str, Any], float, dict[str, Any]] | None:
     from scipy.optimize import minimize
 
     base = dict(starts[0])
@@ -357,6 +444,11 @@ def _refine(setup: Setup, starts: list[dict[str, Any]], by: str, free: tuple[str
     if extra_outputs - set(outputs) - set(setup.dims):
         outputs = tuple(dict.fromkeys((*outputs, *[n for n in extra_outputs if n in VARIABLES])))
     cons += [{"type": "ineq", "fun": user(*c)} for c in extra]
+    if target is not None:
+        def on_line(u: np.ndarray) -> float:
+            r = line_ratio(values(u), target)
+            return 1.0 - MARGIN - r * r if math.isfinite(r) else -1.0
+        cons.append({"type": "ineq", "fun": on_line})
 
     v0 = evaluate_point(setup, base, outputs)[by]
     positive = bool(v0 > 0)
@@ -379,6 +471,8 @@ def _refine(setup: Setup, starts: list[dict[str, Any]], by: str, free: tuple[str
         p = point_of(u)
         vals = evaluate_point(setup, p, outputs)
         if not vals["feasible"] or not _where_holds(setup, p, vals, where, ds):
+            continue
+        if target is not None and not line_ratio(vals, target) <= 1.0:
             continue
         if best_found is None or vals[by] > best_found[1]:
             best_found = (p, float(vals[by]), vals)
@@ -408,3 +502,95 @@ def _where_holds(setup: Setup, point: Mapping[str, Any], vals: Mapping[str, Any]
     mask = query(one, where)
     pick = {d: point[d] for d in labels if d in mask.dims}
     return bool(np.asarray(mask.sel(pick).values).all())
+
+
+# ------------------------------------------------------------------------------------------ best per value
+
+
+@dataclass
+class PerResult:
+    """The best design for every value of one dim (or every facility preset): ``rows`` of (value label,
+    BestResult or None, why none)."""
+
+    by: str
+    per: str
+    rows: list[tuple[str, BestResult | None, str]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"by", "per", "results": [{"value", "best" (BestResult.to_dict() or None), "note"}]}``."""
+        return {"by": self.by, "per": self.per,
+                "results": [{"value": v, "best": r.to_dict() if r is not None else None, "note": why}
+                            for v, r, why in self.rows]}
+
+    to_json = to_dict
+
+    def text(self, *, si: bool = False) -> str:
+        """One row per value: the refined best value and design (display units), edges and notes below."""
+        u = _units(self.by)
+        rows = []
+        dims: list[str] = []
+        for _, r, _ in self.rows:
+            if r is not None:
+                dims = [d for d in r.refined.point if d != self.per]
+                break
+        rows.append((self.per, f"{self.by} (grid)", f"{self.by} (refined)", *dims))
+        notes = []
+        for v, r, why in self.rows:
+            if r is None:
+                rows.append((v, "-", "-", *["" for _ in dims]))
+                notes.append(f"{self.per} = {v}: {why}")
+                continue
+            rows.append((v, format_value(self.by, r.grid.value, plain=False, si=si, units=u),
+                         format_value(self.by, r.refined.value, plain=False, si=si, units=u),
+                         *[format_value(d, r.refined.point[d], plain=False, si=si, units=_units(d))
+                           if d in r.refined.point else "" for d in dims]))
+            notes += [f"{self.per} = {v}: edge: the {e.get('design', 'grid')} {e['dim']} is at the "
+                      f"{e['edge']} end of the swept range" for e in r.edges]
+            notes += [f"{self.per} = {v}: {n}" for n in r.notes]
+        widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+        lines = [f"best {self.by} (maximised) per {self.per}; refined designs shown"]
+        lines += ["  ".join(f"{c:<{w}}" for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+        lines += [f"note: {n}" for n in notes]
+        return "\n".join(lines)
+
+
+def best_per(ds: xr.Dataset, by: str, per: str, *, where: str | None = None, facility: str | None = None,
+             setup: Setup | None = None) -> PerResult:
+    """``best`` for every grid value of the dim ``per`` (or, ``per="facility"``, every facility preset).
+
+    A value without a feasible design (or a facility whose beam is not on the grid) gets no result and
+    the reason. SpecError for a ``per`` that is neither a dim of the store nor ``facility``, or a dim the
+    facility preset fixes."""
+    from . import materials
+    from .errors import SelectionError
+    from .select import label_value
+
+    if setup is None:
+        setup = setup_of(ds)
+    rows: list[tuple[str, BestResult | None, str]] = []
+    if per == "facility":
+        if facility:
+            raise SelectionError("per: facility with a facility given; drop one")
+        for name in materials.facilities():
+            try:
+                rows.append((name, best(ds, by, where=where, facility=name, setup=setup), ""))
+            except (NoFeasibleDesign, SelectionError) as exc:
+                rows.append((name, None, str(exc).removeprefix("best: ")))
+        return PerResult(resolve(ds, by, "variable to maximise"), per, rows)
+    dims = dim_order(ds)
+    if per not in dims:
+        import difflib
+
+        close = difflib.get_close_matches(per, [*dims, "facility"], n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"give one of: {', '.join([*dims, 'facility'])}"
+        raise SelectionError(f"per: {per!r} is not a dim of the store; {hint}")
+    if facility and per in facility_at(ds, facility)[0]:
+        raise SelectionError(f"per: facility {facility} fixes {per} already; drop one")
+    for i in range(ds.sizes[per]):
+        label = label_value(ds, per, i)
+        try:
+            one = best(ds.isel({per: [i]}), by, where=where, facility=facility, setup=setup)
+            rows.append((label, one, ""))
+        except NoFeasibleDesign as exc:
+            rows.append((label, None, str(exc).removeprefix("best: ")))
+    return PerResult(resolve(ds, by, "variable to maximise"), per, rows)

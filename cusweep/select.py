@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,11 +21,14 @@ from .query import TEXT_KINDS, Num, _dimensionless, convert, dim_order, parse, u
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["FACILITY_ENERGY_TOLERANCE", "at_text", "coord_value", "facility_at", "label_value",
-           "nearest_index", "parse_at", "resolve_at", "scalar"]
+__all__ = ["FACILITY_ENERGY_TOLERANCE", "PHOTON_ENERGY_TOLERANCE", "FacilityPhoton", "at_text", "coord_value",
+           "facility_at", "facility_photon", "label_value", "nearest_index", "parse_at", "resolve_at",
+           "ridge_sweep_text", "scalar"]
 
 #: a facility preset's energy must lie this close (relative) to a grid value of the store
 FACILITY_ENERGY_TOLERANCE = 0.05
+#: a detuned store's photon energy (a dim or a fixed value) must lie this close (relative) to the facility's
+PHOTON_ENERGY_TOLERANCE = 1e-3
 
 _EXAMPLES = {"period": "14 um", "amplitude": "1.27 angstrom", "energy": "13.6 GeV", "sigma_z": "9 um",
              "thickness": "1.4 mm", "photon_energy": "8.3 keV", "bunching": "0.1", "n_positrons": "1.56e9"}
@@ -123,7 +127,8 @@ def nearest_index(ds: xr.Dataset, dim: str, value: Any, *, key: str = "at") -> i
 def facility_at(ds: xr.Dataset, name: str, *, key: str = "facility") -> tuple[dict[str, int], list[str]]:
     """The grid indices that fix a facility preset's energy, n_positrons and sigma_z where they are dims
     of the store (nearest grid value; the energy must lie within 5% of one, else SelectionError), and
-    notes on what could not be matched. Like a sweep file's ``facility``, never the photon energy."""
+    notes on what could not be matched; and the FEL photon energy where ``photon_energy`` is a dim (a
+    detuned store). ``facility_photon`` says how the photon energy constrains the designs."""
     from . import materials
 
     fac = materials.facility(name, key=key)
@@ -153,7 +158,73 @@ def facility_at(ds: xr.Dataset, name: str, *, key: str = "facility") -> tuple[di
         elif scalars.get(dim) is not None and abs(float(scalars[dim]) - value) > 0.01 * abs(value):
             notes.append(f"{fac.name} {dim} {format_value(dim, value)} differs from the store's "
                          f"{format_value(dim, float(scalars[dim]))}, which is used")
+    pe = fac.photon_energy
+    if pe is not None and "photon_energy" in ds.sizes:
+        # a detuned store with a photon_energy grid: the facility's photon energy (``facility_photon``
+        # for the strict check and for the resonance condition of a tuned store)
+        coord = np.asarray(ds["photon_energy"].values, dtype=np.float64)
+        i = int(np.argmin(np.abs(coord - pe)))
+        at["photon_energy"] = i
+        if abs(coord[i] - pe) > PHOTON_ENERGY_TOLERANCE * pe:
+            notes.append(f"{fac.name} photon_energy {format_value('photon_energy', pe)} is not on the grid; "
+                         f"nearest grid value {format_value('photon_energy', coord[i])} used")
     return at, notes
+
+
+@dataclass
+class FacilityPhoton:
+    """How a facility's FEL photon energy constrains the designs of a store.
+
+    ``photon_energy``: the facility's (eV), or None when the preset gives none. ``index``: the grid index of
+    the ``photon_energy`` dim fixed to it (a detuned store with a photon_energy list). ``on_line``: True when
+    the designs must radiate there, i.e. their ``resonance_energy`` must lie within the CU line width
+    (relative ``1/(2 n_periods)``) of it (a tuned store, where the bunch is modulated at each design's own
+    resonance); False in a detuned store, whose photon energy is fixed instead."""
+
+    photon_energy: float | None
+    index: dict[str, int] = field(default_factory=dict)
+    on_line: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def facility_photon(ds: xr.Dataset, name: str, *, key: str = "facility") -> FacilityPhoton:
+    """The constraint a facility's photon energy puts on the store's designs (``FacilityPhoton``).
+
+    A detuned store (``photon_energy`` given): the photon_energy dim is fixed at the grid value nearest the
+    facility's, or the fixed photon energy checked; SelectionError when it is farther than 0.1 % (relative)
+    from the facility's, naming the sweep that would answer. A tuned store: ``on_line``."""
+    from . import materials
+
+    fac = materials.facility(name, key=key)
+    pe = fac.photon_energy
+    if pe is None:
+        return FacilityPhoton(None, notes=[f"{fac.name} gives no FEL photon energy; the designs are not "
+                                           "constrained to radiate at one"])
+    scalars = ds.attrs.get("scalars", {}) or {}
+    if "photon_energy" in ds.sizes:
+        coord = np.asarray(ds["photon_energy"].values, dtype=np.float64)
+        i = int(np.argmin(np.abs(coord - pe)))
+        if abs(coord[i] - pe) > PHOTON_ENERGY_TOLERANCE * pe:
+            raise SelectionError(
+                f"{key} {fac.name}: its photon energy {format_value('photon_energy', pe)} is not on the "
+                f"store's photon_energy grid (nearest {format_value('photon_energy', coord[i])}); run a "
+                f"sweep that includes it: {ridge_sweep_text(pe)}")
+        return FacilityPhoton(pe, {"photon_energy": i})
+    if scalars.get("photon_energy") is not None:
+        have = float(scalars["photon_energy"])
+        if abs(have - pe) > PHOTON_ENERGY_TOLERANCE * pe:
+            raise SelectionError(
+                f"{key} {fac.name}: its photon energy {format_value('photon_energy', pe)} differs from the "
+                f"store's {format_value('photon_energy', have)}; run a sweep at it: {ridge_sweep_text(pe)}")
+        return FacilityPhoton(pe)
+    return FacilityPhoton(pe, on_line=True)
+
+
+def ridge_sweep_text(photon_energy: float) -> str:
+    """The sweep-file lines that place the period grid on the resonance ridge at ``photon_energy`` (eV)."""
+    shown = format_value("photon_energy", photon_energy, plain=True)
+    return (f'photon_energy = "{shown}" at top level and, in [axes], period = {{ resonant_with = '
+            '"photon_energy", detuning = { start = -0.02, stop = 0.02, num = 81 } } (one crystal)')
 
 
 def resolve_at(ds: xr.Dataset, x: str, y: str, at: Mapping[str, Any] | Sequence[str] | None,

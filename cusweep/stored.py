@@ -23,7 +23,7 @@ import dataclasses
 import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import xarray as xr
     from matplotlib.figure import Figure
 
-    from .best import BestResult
+    from .best import BestResult, PerResult
     from .model import Setup
     from .plan import Plan
     from .report import Report
@@ -345,11 +345,23 @@ class StoredSweep:
                 for c in cols}
         return pd.DataFrame(data)
 
-    def best(self, by: str = "n_coh", *, where: str | None = None, facility: str | None = None) -> BestResult:
-        """The feasible design maximising ``by`` (and satisfying ``where``), on the grid and refined
-        off-grid (``cusweep.best``)."""
-        from .best import best
+    @overload
+    def best(self, by: str = ..., *, where: str | None = ..., facility: str | None = ...,
+             per: None = ...) -> BestResult: ...
 
+    @overload
+    def best(self, by: str = ..., *, where: str | None = ..., facility: str | None = ...,
+             per: str) -> PerResult: ...
+
+    def best(self, by: str = "n_coh", *, where: str | None = None, facility: str | None = None,
+             per: str | None = None) -> BestResult | PerResult:
+        """The feasible design maximising ``by`` (and satisfying ``where``), on the grid and refined
+        off-grid (``cusweep.best``); with ``per`` (a dim, or "facility"), one for every value of it
+        (``cusweep.best.best_per``: a ``PerResult``)."""
+        from .best import best, best_per
+
+        if per is not None:
+            return best_per(self.ds, by, per, where=where, facility=facility, setup=self.setup)
         return best(self.ds, by, where=where, facility=facility, setup=self.setup)
 
     def map(self, x: str = "period", y: str = "amplitude", var: str = "n_coh",

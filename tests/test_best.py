@@ -15,7 +15,7 @@ import pytest
 
 import cusweep
 from cusweep import feasibility
-from cusweep.best import best, evaluate_point, setup_from_store
+from cusweep.best import best, best_per, evaluate_point, setup_from_store
 from cusweep.cli import main
 from cusweep.errors import CusweepError, SpecError
 
@@ -93,12 +93,15 @@ def test_grid_best_equals_a_sorted_numpy_selection(paths, datasets):
 
 
 def test_facility_and_where_fix_dims(datasets):
-    r = best(datasets["tuned"], "n_coh", facility="lcls", where="thickness == 1 mm")
-    assert r.grid.point["energy"] == 13.6e9 and r.grid.point["sigma_z"] == 9e-6
-    assert r.refined.point["energy"] == 13.6e9 and r.refined.point["thickness"] == 1e-3
-    assert r.refined_dims == ("period", "amplitude")  # energy, sigma_z by the preset; thickness by ==
-    assert r.refined.point["amplitude"] == pytest.approx(channeling_amplitude_at(datasets["tuned"], 13.6e9,
-                                                                                 r.refined.point["period"]))
+    # european-xfel gives an energy (17.5 GeV, on the grid) and no photon energy: it fixes the energy only
+    r = best(datasets["tuned"], "n_coh", facility="european-xfel",
+             where="thickness == 1 mm and sigma_z == 9 um")
+    assert r.grid.point["energy"] == 17.5e9 and r.grid.point["sigma_z"] == 9e-6
+    assert r.refined.point["energy"] == 17.5e9 and r.refined.point["thickness"] == 1e-3
+    assert r.refined_dims == ("period", "amplitude")  # energy by the preset; thickness, sigma_z by ==
+    assert r.line is None and any("no FEL photon energy" in n for n in r.notes)
+    # the refined design sits on a constraint boundary (n_coh grows with A, so one binds)
+    assert max(r.refined.margins.values()) == pytest.approx(1.0, abs=1e-4)
     multi = best(datasets["multi"], "n_coh")
     assert multi.refined.point["crystal"] == multi.grid.point["crystal"]
     assert "crystal" not in multi.refined_dims and "bunching" not in multi.refined_dims
@@ -134,9 +137,13 @@ def test_cli_best(paths, capsys):
     # a margin for every constraint of the one feasibility table, and each constraint described
     assert set(out["refined"]["margins"]) == {c.ratio for c in feasibility.CONSTRAINTS}
     assert set(out["constraints"]) == {c.name for c in feasibility.CONSTRAINTS}
-    assert main(["best", paths["tuned"], "--facility", "lcls"]) == 0
+    assert main(["best", paths["tuned"], "--facility", "european-xfel"]) == 0
     text = capsys.readouterr().out
-    assert "facility lcls" in text and "refined" in text and "channeling: q/q_ch < 1" in text
+    assert "facility european-xfel" in text and "refined" in text and "channeling: q/q_ch < 1" in text
+    # lcls radiates at 8.3 keV: no design of this grid does; one line naming the resonance-ridge sweep
+    assert main(["best", paths["tuned"], "--facility", "lcls"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "8.3 keV" in err and 'resonant_with = "photon_energy"' in err
     for argv, code in ((["--where", "import os"], 2), (["--by", "nonsense"], 2),
                        (["--facility", "nowhere"], 2), (["--where", "n_coh > 1e30"], 1)):
         assert main(["best", paths["tuned"], *argv]) == code, argv
@@ -159,3 +166,126 @@ print(bad)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------------------ the facility's photon energy
+
+RIDGE = """
+name = "ridge"
+crystal = "diamond-110"
+thickness = "1.4 mm"
+n_positrons = 1.56e9
+chunk_mb = 0.01
+[axes]
+period = { start = "13 um", stop = "16 um", num = 25 }
+amplitude = { start = "0.8 angstrom", stop = "1.6 angstrom", num = 17 }
+energy = { values = ["13.6 GeV", "17.5 GeV"] }
+sigma_z = "9 um"
+bunching = { values = [0.1, 1.0] }
+"""
+
+
+@pytest.fixture(scope="module")
+def ridge(tmp_path_factory, local_client):
+    d = tmp_path_factory.mktemp("ridge")
+    (d / "ridge.toml").write_text(RIDGE)
+    path = str(d / "ridge.zarr")
+    cusweep.run_sweep(str(d / "ridge.toml"), path, client=local_client)
+    return path
+
+
+def test_facility_photon_energy_is_a_constraint(ridge):
+    """best --facility lcls keeps only designs whose resonance lies within the line width 1/(2n) of the
+    LCLS photon energy 8.3 keV: the grid best is the numpy argmax over feasible and on-line points at the
+    LCLS energy, and the refined design stays on the line."""
+    ds = cusweep.open(ridge).ds
+    dims, arrays = loaded(ridge)
+    r = best(ds, "photons_coh", facility="lcls")
+    on_line = 2 * arrays["n_periods"] * np.abs(arrays["resonance_energy"] / 8300.0 - 1) <= 1
+    at_lcls = (arrays["energy"] == 13.6e9) & (arrays["sigma_z"] == 9e-6)
+    score = np.where(arrays["feasible"] & on_line & at_lcls, arrays["photons_coh"], -np.inf)
+    assert np.isfinite(score).sum() > 0
+    i = np.unravel_index(int(np.argmax(score)), score.shape)
+    assert r.grid.value == score[i]
+    assert all(r.grid.point[d] == arrays[d][i] for d in dims)
+    # without the photon energy the best design of this grid radiates elsewhere: the constraint matters
+    free = np.where(arrays["feasible"] & at_lcls, arrays["photons_coh"], -np.inf)
+    assert not on_line[np.unravel_index(int(np.argmax(free)), free.shape)]
+    # the refined design radiates at 8.3 keV too (checked on the model), and is at least as good
+    setup = setup_from_store(ds)
+    vals = evaluate_point(setup, r.refined.point,
+                          ("resonance_energy", "n_periods", "feasible", "photons_coh"))
+    assert 2 * vals["n_periods"] * abs(vals["resonance_energy"] / 8300.0 - 1) <= 1 and vals["feasible"]
+    assert r.refined.value == pytest.approx(vals["photons_coh"], rel=1e-12)
+    assert r.refined.value >= r.grid.value
+    assert r.line is not None and r.line["photon_energy"] == 8300.0 and r.line["refined"] <= 1
+    d = r.to_dict()
+    assert d["photon_energy_condition"]["grid"] == pytest.approx(r.line["grid"])
+    assert "radiating at its 8.3 keV" in r.text()
+    # a store without resonance_energy and n_periods: the model gives them, the answer is the same
+    lean = best(ds.drop_vars(["resonance_energy", "n_periods"]), "photons_coh", facility="lcls")
+    assert lean.grid.point == r.grid.point and lean.grid.value == r.grid.value
+
+
+def test_facility_photon_energy_in_a_detuned_store(paths, datasets):
+    """A detuned store has photon_energy as a dim: the facility fixes it (8.3 keV for lcls), and the
+    grid best is the argmax at that photon energy."""
+    r = best(datasets["detuned"], "n_coh", facility="lcls")
+    assert r.grid.point["photon_energy"] == 8300.0 and r.refined.point["photon_energy"] == 8300.0
+    assert "photon_energy" not in r.refined_dims and r.line is None
+    dims, arrays = loaded(paths["detuned"])
+    score = np.where(arrays["feasible"] & (arrays["photon_energy"] == 8300.0), arrays["n_coh"], -np.inf)
+    assert r.grid.value == score.max()
+    # a facility whose photon energy is not on the grid is refused in one line with the sweep to run
+    from cusweep.select import facility_photon
+
+    ds = datasets["detuned"].isel(photon_energy=[0, 1])  # 7.5 and 8 keV
+    with pytest.raises(SpecError, match="not on the store's photon_energy grid.*resonant_with"):
+        facility_photon(ds, "lcls")
+
+
+def test_grid_edges_are_reported(datasets, paths, capsys):
+    """The optimum store's best design is at the longest period of the grid (n_coh ~ A^2/l along the
+    channeling limit grows with l): best says period, upper edge, in text and json; the amplitude, inside
+    its range, is not an edge."""
+    r = best(datasets["optimum"], "n_coh")
+    period = datasets["optimum"]["period"].values
+    assert r.grid.point["period"] == period.max()
+    assert r.edges == [{"dim": "period", "edge": "upper", "design": "grid"}]
+    assert "edge: the grid's best period is at the upper end of the swept range" in r.text()
+    assert main(["best", paths["optimum"], "--by", "n_coh", "--format", "json"]) == 0
+    edges = json.loads(capsys.readouterr().out)["edges"]
+    assert edges == [{"dim": "period", "edge": "upper", "design": "grid"}]
+    # a design inside every range has no edge: cap the period below the grid's end
+    inner = best(datasets["optimum"], "n_coh", where="period <= 17 um")
+    assert inner.grid.point["period"] < period.max()
+    assert not [e for e in inner.edges if e["dim"] == "amplitude"]
+
+
+def test_best_per_dim_and_facility(paths, datasets, capsys):
+    """best --per energy: for every grid energy, the grid best is the numpy argmax over feasible points at
+    that energy; --per facility: a row per preset, none where the beam is off the grid or no design radiates
+    at the facility's photon energy."""
+    ds = datasets["tuned"]
+    dims, arrays = loaded(paths["tuned"])
+    per = cusweep.open(paths["tuned"]).best("n_coh", per="energy")
+    assert [v for v, _, _ in per.rows] == ["8 GeV", "13.6 GeV", "17.5 GeV"]
+    for (_, r, _), e in zip(per.rows, ds["energy"].values, strict=True):
+        score = np.where(arrays["feasible"] & (arrays["energy"] == e), arrays["n_coh"], -np.inf)
+        assert r is not None and r.grid.value == score.max() and r.grid.point["energy"] == e
+        assert r.refined.point["energy"] == e and r.refined.value >= r.grid.value
+    fac = best_per(ds, "n_coh", "facility")
+    rows = {v: (r, why) for v, r, why in fac.rows}
+    assert rows["swissfel"][0] is None and "within 5%" in rows["swissfel"][1]
+    assert rows["lcls"][0] is None and "resonant_with" in rows["lcls"][1]
+    assert rows["european-xfel"][0] is not None and rows["european-xfel"][0].grid.point["energy"] == 17.5e9
+    assert "swissfel" in fac.text() and fac.to_dict()["results"][0]["value"] == "lcls"
+    with pytest.raises(SpecError, match="per: 'energi' is not a dim of the store; did you mean 'energy'"):
+        best_per(ds, "n_coh", "energi")
+    with pytest.raises(SpecError, match="facility european-xfel fixes energy already"):
+        best_per(ds, "n_coh", "energy", facility="european-xfel")
+    assert main(["best", paths["tuned"], "--per", "energy", "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [x["best"]["grid"]["energy"] for x in out["results"]] == list(ds["energy"].values)
+    assert main(["best", paths["tuned"], "--per", "colour"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

@@ -21,7 +21,7 @@ def test_example_notebook_runs(tmp_path, monkeypatch):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "".join(o.get("text", "") for o in outputs)
     assert "blocks done, complete" in text
-    assert "best n_coh (maximised) subject to feasible; facility lcls" in text
+    assert "best n_coh (maximised) subject to feasible and (energy == 13.6 GeV)" in text
     assert "b = " in text and "boundaries drawn: channeling" in text
     # the top table is a DataFrame in display units, rendered by the kernel
     tables = "".join(o.get("data", {}).get("text/plain", "") for o in outputs)

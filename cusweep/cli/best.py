@@ -24,6 +24,8 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
                    "values) from a facility preset (`cusweep facilities`)")
     b.add_argument("--where", metavar="EXPR", help="extra constraints, a query expression, e.g. "
                    "\"amplitude <= 1.5 angstrom and thickness == 1 mm\"")
+    b.add_argument("--per", metavar="DIM", help="the best design for every value of DIM (a dim of the store, "
+                   "e.g. energy or crystal, or 'facility': every facility preset)")
     b.add_argument("--format", choices=("table", "json"), default="table", help="table (default) or json")
     b.add_argument("--si", action="store_true", help="table in store units (m, eV) instead of display units")
 
@@ -34,6 +36,13 @@ def main(args: argparse.Namespace) -> int:
     if args.where:
         parse(args.where)
     sweep = open_store(args.store)
+    if args.per:
+        per = sweep.best(args.by, where=args.where, facility=args.facility, per=args.per)
+        if args.format == "json":
+            out(json.dumps(per.to_dict(), indent=1, allow_nan=False))
+        else:
+            out(per.text(si=args.si))
+        return 0
     result = sweep.best(args.by, where=args.where, facility=args.facility)
     if args.format == "json":
         out(json.dumps(result.to_dict(), indent=1, allow_nan=False))
