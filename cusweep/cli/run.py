@@ -87,7 +87,12 @@ def main(args: argparse.Namespace) -> int:
         out(make_plan(spec).describe(workers=args.workers or 2))
         return 0
     from ..execute import run_sweep
+    from ..plan import inputs_line
 
+    # say first what was decided for the user: every fixed input and where it came from
+    say(f"cusweep: run: {spec.name}: {inputs_line(make_plan(spec))}")
+    for n in spec.notes:
+        say(f"cusweep: run: note: {n}")
     path = args.store if args.store is not None else f"{spec.name}.zarr"
     store.check_path(path)
     if args.repair:
