@@ -129,8 +129,8 @@ def _boundary_effects(color: str, side: str) -> list[Any]:
 
     edge = _outline(color)
     angle = 90.0 if side == "left" else -90.0
-    return [pe.TickedStroke(angle=angle, spacing=9, length=0.8, linewidth=3.2, foreground=edge),
-            pe.TickedStroke(angle=angle, spacing=9, length=0.8, linewidth=1.4, foreground=color),
+    return [pe.TickedStroke(angle=angle, spacing=14, length=0.5, linewidth=2.4, foreground=edge),
+            pe.TickedStroke(angle=angle, spacing=14, length=0.5, linewidth=1.0, foreground=color),
             pe.Stroke(linewidth=3.4, foreground=edge), pe.Normal()]
 
 
@@ -413,6 +413,7 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
     {level in store units -> segments}), "categorical" (dim -> bool), "subtitle"}``.
     """
     from matplotlib import colors
+    from matplotlib import patheffects as pe
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -505,7 +506,7 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
     mesh = ax.pcolormesh(xe, ye, np.ma.masked_invalid(z), cmap=cmap, norm=norm, shading="flat",
                          rasterized=True)
     cbar = fig.colorbar(mesh, ax=ax, pad=0.02, extend=extend)
-    cbar.set_label(_axis_label(ds, var))
+    cbar.set_label(_wrap(_axis_label(ds, var), 60, words=True))
     if is_bool:
         cbar.set_ticks([0, 1], labels=["false", "true"])
 
@@ -564,7 +565,11 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
             segments[name] = traced
             sides[name] = side
             handles.append(Line2D([], [], color=color, linestyle=style, linewidth=1.6,  # type: ignore[arg-type]
-                                  path_effects=effects, label=label))
+                                  path_effects=effects[2:], label=label))
+    if drawn:
+        handles.append(Line2D([], [], color="black", linewidth=1.0,
+                              path_effects=_boundary_effects("black", "left")[1:2] + [pe.Normal()],
+                              label="ticks: the infeasible side of a boundary"))
     overlays = _overlays(ax, s, grid, contours, logs, categorical, handles, notes)
     placed = _marks(ax, ds, x, y, marks, categorical, handles)
     if handles:
@@ -598,7 +603,7 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
     title = f"{ds[var].attrs.get('long_name', var)}"
     if ds.attrs.get("name"):
         title += f"  ({ds.attrs['name']})"
-    ax.set_title(title, fontsize=11, loc="left")
+    ax.set_title(_wrap(title, 70, words=True), fontsize=10, loc="left")
     sub = "; ".join(t for t in (fixed_text, const_text) if t)
     if facility:
         from . import materials
@@ -712,14 +717,17 @@ def _constants_text(ds: xr.Dataset, fixed: Mapping[str, int]) -> str:
     return ", ".join(parts)
 
 
-def _wrap(text: str, width: int) -> str:
-    """``text`` broken into lines of at most ``width`` characters at ", " and "; " outside mathtext
-    (``$...$``), so no formula is split across lines."""
+def _wrap(text: str, width: int, *, words: bool = False) -> str:
+    """``text`` broken into lines of at most ``width`` characters at ", " and "; " (``words``: at any
+    space) outside mathtext (``$...$``), so no formula is split across lines."""
     pieces: list[str] = []
     start, math_mode = 0, False
     for i, ch in enumerate(text):
         if ch == "$":
             math_mode = not math_mode
+        elif not math_mode and words and ch == " ":
+            pieces.append(text[start:i + 1])
+            start = i + 1
         elif not math_mode and ch in ",;" and text[i + 1:i + 2] == " ":
             pieces.append(text[start:i + 2])
             start = i + 2

@@ -158,8 +158,8 @@ class Plan:
         mode = "tuned (resonance at the soft edge)" if self.setup.tuned else "detuned (photon_energy given)"
         lines.append(f"resonance: {mode}; length model: {self.setup.length_model}")
         if self.inputs:
-            lines.append(f"{'input':<20}{'value':<36}from")
-            lines.extend(f"{n:<20}{v:<36}{src}" for n, v, src in self.inputs)
+            lines.append(f"{'input':<20}{'value':<34}from")
+            lines.extend(f"{n:<20}{v:<34}{src}" for n, v, src in self.inputs)
         lines.append(f"estimated time with {workers} worker(s): {_duration(self.estimate_seconds(workers))}")
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
@@ -332,7 +332,8 @@ def inputs_of(spec: SweepSpec) -> tuple[tuple[str, str, str], ...]:
         elif name in spec.coords:
             value = _range_text(name, np.asarray(spec.coords[name]))
         elif spec.scalars.get(name) is None:
-            value = "-"
+            value = {"photon_energy": "tuned (each design's resonance)",
+                     "sigma_r": "none (point-like bunch)"}.get(name, "-")
         elif name == "crystal":
             value = str(spec.scalars[name])
         else:
@@ -345,7 +346,7 @@ def inputs_of(spec: SweepSpec) -> tuple[tuple[str, str, str], ...]:
 
 def inputs_line(plan: Plan) -> str:
     """The fixed inputs in one line: ``crystal diamond-110 (sweep file), thickness 1.4 mm (...), ...``."""
-    return "inputs: " + ", ".join(f"{n} {v} ({src})" for n, v, src in plan.inputs)
+    return "inputs: " + ", ".join(f"{n} = {v} ({src})" for n, v, src in plan.inputs)
 
 
 def _range_text(dim: str, values: np.ndarray) -> str:

@@ -750,8 +750,7 @@ def _build(doc: dict[str, Any], text: str, source: str) -> SweepSpec:
 
     photon_axis = None
     where = _locate(doc, axes, "photon_energy")
-    provenance["photon_energy"] = "default (tuned: each design's own resonance)" if where is None \
-        else "sweep file"
+    provenance["photon_energy"] = "default" if where is None else "sweep file"
     if where is None:
         scalars["photon_energy"] = None
     else:
@@ -803,7 +802,7 @@ def _build(doc: dict[str, Any], text: str, source: str) -> SweepSpec:
         scalars["sigma_r"] = float(facility.sigma_r)
         provenance["sigma_r"] = str(fname)
     else:
-        provenance["sigma_r"] = "default (none: a point-like bunch)"
+        provenance["sigma_r"] = "default"
 
     dielectric = _choice("dielectric", doc.get("dielectric", "free-electron"), DIELECTRICS)
     provenance["dielectric"] = "sweep file" if "dielectric" in doc else "default"

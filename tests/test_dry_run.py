@@ -32,7 +32,7 @@ def test_facility_fills_and_defaults_are_named():
     assert s.provenance["crystal"] == s.provenance["thickness"] == "sweep file"
     assert s.provenance["length_model"] == s.provenance["dechanneling_model"] == "default"
     assert s.provenance["dielectric"] == "default"
-    assert s.provenance["photon_energy"].startswith("default (tuned")
+    assert s.provenance["photon_energy"] == s.provenance["sigma_r"] == "default"
     assert s.notes == ()
 
 
@@ -66,6 +66,7 @@ def test_dry_run_lists_every_fixed_input_and_its_source(tmp_path, capsys):
     assert "1.56e+09" in rows["n_positrons"] and rows["n_positrons"].endswith("facility lcls")
     assert rows["length_model"].split()[1:] == ["dechanneling", "sweep", "file"]
     assert rows["dechanneling_model"].endswith("default") and rows["dielectric"].endswith("default")
+    assert "tuned (each design's resonance)" in rows["photon_energy"] and rows["photon_energy"].endswith("default")
     assert "note: energy from the sweep file overrides facility lcls's preset (13.6 GeV)" in text
 
 

@@ -82,10 +82,10 @@ def test_labels_units_and_fixed_values_on_the_figure(datasets):
     assert ax.get_xlabel() == "CU period $l$ [µm]"
     assert ax.get_ylabel() == "CU amplitude $A$ [Å]"
     # the paper's N_coh is a density per unit theta^2 at zero angle, and the colour bar says so
-    label = cbar.get_ylabel()
+    label = cbar.get_ylabel().replace("\n", " ")
     assert label.startswith("the paper's N_coh: coherent photons per bunch per unit solid-angle-theta^2")
     assert "$N_{coh}$" in label and "rad" in label
-    assert ax.get_title(loc="left").startswith("the paper's N_coh")
+    assert ax.get_title(loc="left").replace("\n", " ").startswith("the paper's N_coh")
     sub = fig._suptitle.get_text()
     for text in ("$E$ = 13.6 GeV", r"$\sigma_Z$ = 9 µm", "$b$ = 1", "$L$ = 1.4 mm", "diamond-110"):
         assert text in sub, sub
