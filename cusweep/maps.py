@@ -501,7 +501,8 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
         below = bool((finite < norm.vmin).any() if norm_kind == "linear" else
                      (finite[finite > 0] < norm.vmin).any())
         above = bool((finite > norm.vmax).any())
-        extend = {(True, True): "both", (True, False): "min", (False, True): "max"}.get((below, above), "neither")
+        extend = {(True, True): "both", (True, False): "min", (False, True): "max"}.get((below, above),
+                                                                                      "neither")
     cmap = cmap.with_extremes(bad="#e0e0e0")  # NaN cells (e.g. no radiation below threshold)
     mesh = ax.pcolormesh(xe, ye, np.ma.masked_invalid(z), cmap=cmap, norm=norm, shading="flat",
                          rasterized=True)
@@ -591,8 +592,8 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
         set_label(_axis_label(ds, d))
         if categorical[d]:
             values = np.asarray(ds[d].values)
-            labels = [str(v) if values.dtype.kind in TEXT_KINDS else format_number(float(v) / _display_factor(d))
-                      for v in values]
+            labels = [str(v) if values.dtype.kind in TEXT_KINDS
+                      else format_number(float(v) / _display_factor(d)) for v in values]
             set_ticks(np.arange(ds.sizes[d]), labels=labels)
     ax.set_xlim(xe[0], xe[-1])
     ax.set_ylim(ye[0], ye[-1])

@@ -52,7 +52,8 @@ def test_an_explicit_axis_over_a_preset_is_noted_in_one_line():
 
 def test_dry_run_lists_every_fixed_input_and_its_source(tmp_path, capsys):
     path = tmp_path / "s.toml"
-    path.write_text(BASE.format(extra='facility = "lcls"\nlength_model = "dechanneling"', axes='energy = "8 GeV"'))
+    extra = 'facility = "lcls"\nlength_model = "dechanneling"'
+    path.write_text(BASE.format(extra=extra, axes='energy = "8 GeV"'))
     assert main(["run", str(path), "--dry-run"]) == 0
     text = capsys.readouterr().out
     lines = text.splitlines()
@@ -66,7 +67,8 @@ def test_dry_run_lists_every_fixed_input_and_its_source(tmp_path, capsys):
     assert "1.56e+09" in rows["n_positrons"] and rows["n_positrons"].endswith("facility lcls")
     assert rows["length_model"].split()[1:] == ["dechanneling", "sweep", "file"]
     assert rows["dechanneling_model"].endswith("default") and rows["dielectric"].endswith("default")
-    assert "tuned (each design's resonance)" in rows["photon_energy"] and rows["photon_energy"].endswith("default")
+    assert "tuned (each design's resonance)" in rows["photon_energy"]
+    assert rows["photon_energy"].endswith("default")
     assert "note: energy from the sweep file overrides facility lcls's preset (13.6 GeV)" in text
 
 

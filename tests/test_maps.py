@@ -288,7 +288,8 @@ def test_colour_limits_from_the_feasible_cells_unless_told(datasets):
     z, ok = slice_values(ds, fig, "n_coh"), slice_values(ds, fig, "feasible")
     inside = z[ok & np.isfinite(z) & (z > 0)]
     assert inside.size and (~ok).any()
-    assert fig.cusweep["clip"] == "feasible" and fig.cusweep["clim"] == pytest.approx((inside.min(), inside.max()))
+    assert fig.cusweep["clip"] == "feasible"
+    assert fig.cusweep["clim"] == pytest.approx((inside.min(), inside.max()))
     norm = fig.axes[0].collections[0].norm
     assert (norm.vmin, norm.vmax) == pytest.approx((inside.min(), inside.max()))
     everywhere = z[np.isfinite(z) & (z > 0)]
@@ -406,12 +407,14 @@ def test_contour_overlays_lie_on_their_level(datasets):
     for name, levels in over.items():
         for level, segs in levels.items():
             for l_um, a_ang in np.concatenate(segs)[::5] if segs else []:
-                v = evaluate_point(setup, {**base, "period": l_um * 1e-6, "amplitude": a_ang * 1e-10}, (name,))
+                p = {**base, "period": l_um * 1e-6, "amplitude": a_ang * 1e-10}
+                v = evaluate_point(setup, p, (name,))
                 assert v[name] == pytest.approx(level, rel=0.02), (name, level)
                 drawn += 1
     assert drawn > 0 and all(over["resonance_energy"].values())
     with pytest.raises(CusweepError, match="contour: resonance_energy='1 m'"):
-        map_figure(ds, "period", "amplitude", "n_coh", at=PAPER_AT, contours=["resonance_energy=8.3 GeV, 1 m"])
+        map_figure(ds, "period", "amplitude", "n_coh", at=PAPER_AT,
+                   contours=["resonance_energy=8.3 GeV, 1 m"])
     with pytest.raises(SpecError, match="not VAR=v1,v2"):
         map_figure(ds, "period", "amplitude", "n_coh", at=PAPER_AT, contours=["resonance_energy"])
 

@@ -34,8 +34,10 @@ def add_arguments(m: argparse.ArgumentParser) -> None:
         help='fix the other dims (nearest grid value), e.g. energy="13.6 GeV" bunching=0.1',
     )
     m.add_argument("--facility", metavar="NAME", help="fix energy, n_positrons and sigma_z from a preset")
-    m.add_argument("--vmin", type=float, metavar="NUMBER", help="lower colour limit, in the colour bar's unit")
-    m.add_argument("--vmax", type=float, metavar="NUMBER", help="upper colour limit, in the colour bar's unit")
+    m.add_argument("--vmin", type=float, metavar="NUMBER",
+                   help="lower colour limit, in the colour bar's unit")
+    m.add_argument("--vmax", type=float, metavar="NUMBER",
+                   help="upper colour limit, in the colour bar's unit")
     m.add_argument("--clip", choices=("feasible", "all"), default="feasible",
                    help="colour limits from the feasible cells (default) or from all cells")
     m.add_argument("--mark", action="append", default=[], metavar="POINT",
