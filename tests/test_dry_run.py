@@ -76,3 +76,28 @@ def test_dry_run_lists_every_fixed_input_and_its_source(tmp_path, capsys):
 def test_every_input_has_a_source(name):
     s = sweep('facility = "lcls"')
     assert name in s.provenance
+
+
+def test_the_run_says_its_inputs_first(tmp_path, capsys, monkeypatch):
+    """The run's first line (stderr, before any Dask work) lists the same inputs and the override note."""
+    import cusweep.execute
+
+    class Stop(Exception):
+        pass
+
+    def no_run(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(cusweep.execute, "run_sweep", no_run)
+    path = tmp_path / "s.toml"
+    path.write_text(BASE.format(extra='facility = "lcls"', axes='energy = "8 GeV"'))
+    with pytest.raises(Stop):
+        main(["run", str(path), "--store", str(tmp_path / "s.zarr")])
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("cusweep: run: provenance: inputs: crystal = diamond-110 (sweep file), ")
+    for text in ("thickness = 1.4 mm (sweep file)", "n_positrons = 1.56e+09 (facility lcls)",
+                 "sigma_z = 9 µm (facility lcls)", "dielectric = free-electron (default)"):
+        assert text in err[0]
+    assert err[1] == ("cusweep: run: note: energy from the sweep file overrides facility lcls's preset "
+                      "(13.6 GeV)")
+    assert not (tmp_path / "s.zarr").exists()
