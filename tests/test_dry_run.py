@@ -79,13 +79,15 @@ def test_every_input_has_a_source(name):
 
 
 def test_the_run_says_its_inputs_first(tmp_path, capsys, monkeypatch):
-    """The run's first line (stderr, before any Dask work) lists the same inputs and the override note."""
+    """The run's first line lists the same inputs and the override note, before the run's first note (and
+    never before a one-line error: tests/test_cli_errors.py)."""
     import cusweep.execute
 
     class Stop(Exception):
         pass
 
-    def no_run(*args, **kwargs):
+    def no_run(*args, echo, **kwargs):
+        echo("first note of the run")
         raise Stop
 
     monkeypatch.setattr(cusweep.execute, "run_sweep", no_run)
@@ -100,4 +102,5 @@ def test_the_run_says_its_inputs_first(tmp_path, capsys, monkeypatch):
         assert text in err[0]
     assert err[1] == ("cusweep: run: note: energy from the sweep file overrides facility lcls's preset "
                       "(13.6 GeV)")
+    assert err[2] == "first note of the run"
     assert not (tmp_path / "s.zarr").exists()
