@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import feasibility
-from .display import DISPLAY, format_value
+from .display import DISPLAY, format_number, format_value
 from .errors import CusweepError, SpecError
 from .query import TEXT_KINDS, dim_order, resolve, units_of
 from .select import FACILITY_ENERGY_TOLERANCE, facility_at, label_value, resolve_at, scalar
@@ -97,6 +97,197 @@ def _edges(c: np.ndarray, log: bool) -> np.ndarray:
     return np.exp(e) if log else e
 
 
+#: a numeric axis with at most this many values, neither evenly nor logarithmically spaced, is drawn as
+#: categories (one column per value) rather than as bands reaching half-way to the neighbours
+CATEGORICAL_MAX = 8
+
+
+def _categorical(c: np.ndarray) -> bool:
+    """Whether an axis with coordinates ``c`` is drawn as categories: text (crystal), or a few values
+    (at most CATEGORICAL_MAX) spaced neither evenly nor logarithmically."""
+    if c.dtype.kind in TEXT_KINDS:
+        return True
+    v = np.asarray(c, dtype=np.float64)
+    if len(v) < 3 or len(v) > CATEGORICAL_MAX:
+        return False
+    d = np.diff(v)
+    return not np.allclose(d, d[0], rtol=1e-6, atol=0.0) and not _is_log(v)
+
+
+def _outline(color: str) -> str:
+    """The outline drawn under a line of ``color``: white under a dark line, black under a light one."""
+    from matplotlib.colors import to_rgb
+
+    r, g, b = to_rgb(color)
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.6 else "white"
+
+
+def _boundary_effects(color: str, side: str) -> list[Any]:
+    """Path effects of a boundary line: an outline in the contrasting colour (readable on every colour
+    map), and ticks on its infeasible ``side`` ("left" or "right", walking along the line)."""
+    from matplotlib import patheffects as pe
+
+    edge = _outline(color)
+    angle = 90.0 if side == "left" else -90.0
+    return [pe.TickedStroke(angle=angle, spacing=14, length=0.5, linewidth=2.4, foreground=edge),
+            pe.TickedStroke(angle=angle, spacing=14, length=0.5, linewidth=1.0, foreground=color),
+            pe.Stroke(linewidth=3.4, foreground=edge), pe.Normal()]
+
+
+def _parse_number(text: str, name: str, units: str, key: str) -> float:
+    """``text`` (a number with units where ``name`` has them) in ``units``; SpecError otherwise."""
+    from .query import Num, convert, parse
+
+    try:
+        node = parse(text)
+    except CusweepError:
+        node = None
+    if not isinstance(node, Num):
+        raise SpecError(f"{key}: {name}={text!r} is not a number with units; write e.g. "
+                        f"{name}=\"{_unit_example(name, units)}\"")
+    try:
+        return float(convert(node.value, node.unit, units, text=text, name=name))
+    except CusweepError as exc:
+        raise SpecError(f"{key}: {name}={text!r}: " + str(exc).removeprefix("query: ")) from None
+
+
+def _unit_example(name: str, units: str) -> str:
+    if name in DISPLAY:
+        return f"1 {DISPLAY[name].ascii}"
+    return "0.1" if units in ("1", "", "dimensionless") else f"1 {units}"
+
+
+def _overlays(ax: Any, s: _Slice, grid: _Grid, specs: Sequence[str], logs: Mapping[str, bool],
+              categorical: Mapping[str, bool], handles: list[Any], notes: list[str] | None
+              ) -> dict[str, dict[float, list[np.ndarray]]]:
+    """Draw the ``--contour VAR=v1,v2,...`` overlays; VAR -> {level (store units) -> segments}."""
+    from matplotlib import patheffects as pe
+    from matplotlib.lines import Line2D
+
+    from .quantities import VARIABLES
+
+    out: dict[str, dict[float, list[np.ndarray]]] = {}
+    styles = ("black", "#a50026", "#313695", "#006837")
+    for k, spec in enumerate(specs):
+        if "=" not in spec:
+            raise SpecError(f"contour: {spec!r} is not VAR=v1,v2,...; write e.g. resonance_energy=8.3 keV")
+        name, rest = (t.strip() for t in spec.split("=", 1))
+        if name in s.ds.variables:
+            name = resolve(s.ds, name, "contour variable")
+            units = units_of(s.ds, name)
+        elif name in VARIABLES:
+            units = VARIABLES[name].units
+        else:
+            name = resolve(s.ds, name, "contour variable")  # raises with a did-you-mean
+            units = units_of(s.ds, name)
+        texts = [t.strip() for t in rest.split(",") if t.strip()]
+        if not texts:
+            raise SpecError(f"contour: {spec!r} gives no value; write e.g. {name}=v1,v2")
+        last_unit = texts[-1].split(None, 1)[1] if len(texts[-1].split(None, 1)) == 2 else ""
+        levels = [_parse_number(t if (len(t.split()) > 1 or not last_unit) else f"{t} {last_unit}", name,
+                                units, "contour") for t in texts]
+        if any(categorical.values()):
+            if notes is not None:
+                notes.append(f"contour {name}: not drawn across a categorical axis")
+            continue
+        field, where = None, grid
+        try:
+            fine_x = _finer(np.asarray(s.ds[s.x].values), logs[s.x])
+            fine_y = _finer(np.asarray(s.ds[s.y].values), logs[s.y])
+            values = _model_fields(s, (name,), {s.x: fine_x, s.y: fine_y})
+            if name in values:
+                field = values[name]
+                where = _Grid(fine_x / _display_factor(s.x), fine_y / _display_factor(s.y), grid.xe, grid.ye,
+                              grid.xlog, grid.ylog)
+        except CusweepError:
+            field = None
+        if field is None:
+            field = s.get(name)
+        if field is None:
+            raise SpecError(f"contour: {name} is not in the store and the model cannot evaluate it here; "
+                            "give a variable the store holds")
+        if field.dtype == bool:
+            field = field.astype(np.float64)
+        color = styles[k % len(styles)]
+        edge = _outline(color)
+        effects = [pe.Stroke(linewidth=3.2, foreground=edge), pe.Normal()]
+        out[name] = {}
+        for level in levels:
+            traced = where.lines(field, level)
+            out[name][level] = traced
+            text = format_value(name, level, plain=False, units=units)
+            for seg in traced:
+                ax.plot(seg[:, 0], seg[:, 1], color=color, linestyle=(0, (6, 2)), linewidth=1.3,
+                        path_effects=effects)
+            if traced:
+                longest = max(traced, key=len)
+                mx, my = longest[len(longest) // 2]
+                ax.annotate(text, (mx, my), fontsize=7, color=color, ha="center", va="center",
+                            bbox={"boxstyle": "round,pad=0.15", "fc": edge, "ec": "none", "alpha": 0.8})
+            elif notes is not None:
+                notes.append(f"contour {name} = {text}: not inside the plotted range")
+        values_text = ", ".join(format_value(name, v, plain=False, units=units) for v in levels)
+        handles.append(Line2D([], [], color=color, linestyle=(0, (6, 2)), linewidth=1.3,  # type: ignore[arg-type]
+                              path_effects=effects, label=f"{name} = {values_text}"))
+    return out
+
+
+def _marks(ax: Any, ds: xr.Dataset, x: str, y: str, specs: Sequence[str], categorical: Mapping[str, bool],
+           handles: list[Any]) -> list[dict[str, Any]]:
+    """Draw the ``--mark "x=..., y=..."`` design points; a list of {"label", "x", "y"} (plotted units)."""
+    from matplotlib.lines import Line2D
+
+    from .select import coord_value, nearest_index
+
+    placed: list[dict[str, Any]] = []
+    for spec in specs:
+        got: dict[str, float] = {}
+        parts: dict[str, str] = {}
+        for item in (t.strip() for t in _split_top(spec)):
+            if not item:
+                continue
+            if "=" not in item:
+                raise SpecError(f"mark: {item!r} is not DIM=VALUE; write e.g. --mark \"{x}=..., {y}=...\"")
+            d, v = (t.strip() for t in item.split("=", 1))
+            d = _dim_name(ds, d, "mark")
+            if d not in (x, y):
+                continue  # the slice fixes the other dims
+            if categorical[d]:
+                got[d] = float(nearest_index(ds, d, v, key="mark"))
+                parts[d] = f"{d} = {v}"
+            else:
+                value = coord_value(ds, d, v, key="mark")
+                got[d] = value / _display_factor(d)
+                parts[d] = f"{d} = {format_value(d, value, plain=False, units=units_of(ds, d))}"
+        missing = [d for d in (x, y) if d not in got]
+        if missing:
+            raise SpecError(f"mark: {spec!r} gives no {' or '.join(missing)}; write e.g. "
+                            f"--mark \"{x}=..., {y}=...\"")
+        label = f"design point ({parts[x]}, {parts[y]})"
+        ax.plot([got[x]], [got[y]], linestyle="none", marker="*", markersize=15, markerfacecolor="white",
+                markeredgecolor="black", markeredgewidth=1.2, zorder=6)
+        handles.append(Line2D([], [], linestyle="none", marker="*", markersize=11, markerfacecolor="white",
+                              markeredgecolor="black", label=label))
+        placed.append({"label": label, "x": got[x], "y": got[y]})
+    return placed
+
+
+def _split_top(text: str) -> list[str]:
+    """``text`` split at the commas that separate DIM=VALUE items (a comma not followed by NAME=
+    belongs to the value)."""
+    import re
+
+    return re.split(r",\s*(?=[A-Za-z_][A-Za-z0-9_]*\s*=)", text)
+
+
+def _finer(c: np.ndarray, log: bool) -> np.ndarray:
+    """The coordinates ``c`` with FINE - 1 points between neighbours (evenly in log for a log axis)."""
+    c = np.asarray(c, dtype=np.float64)
+    t = np.log(c) if log else c
+    u = np.interp(np.linspace(0, len(c) - 1, (len(c) - 1) * FINE + 1), np.arange(len(c)), t)
+    return np.exp(u) if log else u
+
+
 def _is_log(c: np.ndarray) -> bool:
     c = np.asarray(c, dtype=np.float64)
     if len(c) < 3 or np.any(c <= 0):
@@ -164,14 +355,8 @@ def _fine_fields(s: _Slice, grid: _Grid, names: Sequence[str], logs: Mapping[str
     if any(categorical.values()) or not names:
         return grid, {}
 
-    def finer(c: np.ndarray, log: bool) -> np.ndarray:
-        c = np.asarray(c, dtype=np.float64)
-        t = np.log(c) if log else c
-        u = np.interp(np.linspace(0, len(c) - 1, (len(c) - 1) * FINE + 1), np.arange(len(c)), t)
-        return np.exp(u) if log else u
-
-    xs = finer(s.ds[s.x].values, logs[s.x])
-    ys = finer(s.ds[s.y].values, logs[s.y])
+    xs = _finer(s.ds[s.x].values, logs[s.x])
+    ys = _finer(s.ds[s.y].values, logs[s.y])
     margins = {c.name: c.margin for c in feasibility.CONSTRAINTS if c.name in names}
     values = _model_fields(s, tuple(margins.values()), {s.x: xs, s.y: ys})
     if not values:
@@ -201,18 +386,34 @@ def _contour_fields(s: _Slice) -> dict[str, tuple[np.ndarray, float]]:
 
 def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str = "n_coh",
                at: Mapping[str, Any] | Sequence[str] | None = None, facility: str | None = None,
-               notes: list[str] | None = None) -> Figure:
+               notes: list[str] | None = None, *, vmin: float | None = None, vmax: float | None = None,
+               clip: str = "feasible", marks: Sequence[str] = (), contours: Sequence[str] = ()) -> Figure:
     """The feasibility map of ``var`` over dims ``x`` (horizontal) and ``y`` (vertical) as a matplotlib
     Figure (Agg canvas, not registered with pyplot).
 
     ``at`` fixes the other dims (``{"energy": "13.6 GeV", "bunching": 0.1}`` or ``["energy=13.6 GeV"]``;
     nearest grid value); ``facility`` fixes energy, n_positrons and sigma_z from a preset where they are
     dims; dims given by neither take their first grid value. Every fixed value is stated on the figure.
-    ``notes`` (a list) receives what was defaulted or approximated. ``fig.cusweep`` records what was drawn:
-    ``{"var", "x", "y", "at" (dim -> grid value), "norm" ("log"|"linear"), "contours" (names drawn),
-    "segments" (name -> list of (N, 2) vertex arrays in the plotted units), "subtitle"}``.
+    ``notes`` (a list) receives what was defaulted or approximated.
+
+    Colour limits: ``vmin``/``vmax`` in the colour bar's unit; otherwise from the feasible cells of the
+    slice (``clip="feasible"``, the default; all cells when none is feasible) or from every cell
+    (``clip="all"``); values beyond the limits take the end colours (the colour bar shows an arrow).
+    ``marks``: design points, each ``"period=14 um, amplitude=1.27 angstrom"`` (the x and y values; other
+    dims are the slice's). ``contours``: overlays, each ``"VAR=v1,v2,..."`` with units where VAR has
+    them (``"resonance_energy=8.3 keV"``, ``"energy_fraction=0.01"``), VAR read from the store or
+    evaluated by the model on the slice. Axes with few unevenly spaced values (at most ``CATEGORICAL_MAX``)
+    and text axes (crystal) are drawn as categories.
+
+    ``fig.cusweep`` records what was drawn: ``{"var", "x", "y", "at" (dim -> grid value), "norm"
+    ("log"|"linear"), "clim" ((vmin, vmax) in the colour bar's unit), "clip", "contours" (names drawn),
+    "segments" (name -> list of (N, 2) vertex arrays in the plotted units), "infeasible_side" (name ->
+    "left"|"right": the side of each boundary line, walking along its vertices, that is infeasible; the
+    ticks are drawn there), "marks" (list of {"label", "x", "y"} in plotted units), "overlays" (VAR ->
+    {level in store units -> segments}), "categorical" (dim -> bool), "subtitle"}``.
     """
     from matplotlib import colors
+    from matplotlib import patheffects as pe
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -247,33 +448,66 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
     ax = fig.add_subplot()
     xc = np.asarray(ds[x].values)
     yc = np.asarray(ds[y].values)
-    categorical = {d: np.asarray(ds[d].values).dtype.kind in TEXT_KINDS for d in (x, y)}
+    categorical = {d: _categorical(np.asarray(ds[d].values)) for d in (x, y)}
     logs = {d: (not categorical[d]) and _is_log(np.asarray(ds[d].values)) for d in (x, y)}
     xv = np.arange(len(xc), dtype=float) if categorical[x] else xc.astype(float) / _display_factor(x)
     yv = np.arange(len(yc), dtype=float) if categorical[y] else yc.astype(float) / _display_factor(y)
     xe, ye = _edges(xv, logs[x]), _edges(yv, logs[y])
 
+    if clip not in ("feasible", "all"):
+        raise SpecError(f"clip: {clip!r} is not feasible or all; give --clip feasible (colour limits from "
+                        "the feasible cells) or --clip all")
+    feasible = s.get("feasible")
     finite = z[np.isfinite(z)]
-    positive = finite[finite > 0]
+    basis = finite
+    if clip == "feasible" and not is_bool and feasible is not None and var != "feasible":
+        inside = np.isfinite(z) & (np.nan_to_num(feasible) > 0.5)
+        if inside.any():
+            basis = z[inside]
+        elif notes is not None and finite.size:
+            notes.append("no feasible cell in this slice: colour limits from all cells")
+    positive = basis[basis > 0]
     norm_kind = "linear"
     cmap = _cmap("viridis")
+    for name, v in (("vmin", vmin), ("vmax", vmax)):
+        if v is not None and not math.isfinite(float(v)):
+            raise SpecError(f"{name}: {v!r} is not a finite number; give a number in the colour bar's unit")
+    if vmin is not None and vmax is not None and not float(vmin) < float(vmax):
+        raise SpecError(f"vmin: {vmin} is not below vmax {vmax}; give --vmin < --vmax")
     if is_bool:
         cmap = colors.ListedColormap(["#c7c7c7", "#2ca02c"])
         norm: Any = colors.BoundaryNorm([-0.5, 0.5, 1.5], 2)
-    elif positive.size and positive.max() / positive.min() > 100.0:
+    elif positive.size and (vmin is None or vmin > 0) and (
+            (vmin is not None and vmax is not None and vmax / vmin > 100.0)
+            or (not (vmin is not None and vmax is not None) and positive.max() / positive.min() > 100.0)):
         norm_kind = "log"
-        norm = colors.LogNorm(vmin=positive.min(), vmax=positive.max())
+        lo = float(vmin) if vmin is not None else float(positive.min())
+        hi = float(vmax) if vmax is not None else float(positive.max())
+        if hi <= lo:
+            raise SpecError(f"vmax: {hi:g} is not above the colour scale's lower end {lo:g}; give a larger "
+                            "--vmax")
+        norm = colors.LogNorm(vmin=lo, vmax=hi)
         z = np.where(z > 0, z, np.nan)
-    elif finite.size:
-        lo, hi = float(finite.min()), float(finite.max())
+    elif basis.size or (vmin is not None and vmax is not None):
+        lo = float(vmin) if vmin is not None else float(basis.min())
+        hi = float(vmax) if vmax is not None else float(basis.max())
+        if hi <= lo and (vmin is not None or vmax is not None):
+            raise SpecError(f"vmin/vmax: the colour scale {lo:g} .. {hi:g} is empty; give --vmin < --vmax")
         norm = colors.Normalize(vmin=lo, vmax=hi if hi > lo else lo + 1)
     else:
         norm = colors.Normalize(vmin=0, vmax=1)
+    extend = "neither"
+    if not is_bool and finite.size:
+        below = bool((finite < norm.vmin).any() if norm_kind == "linear" else
+                     (finite[finite > 0] < norm.vmin).any())
+        above = bool((finite > norm.vmax).any())
+        extend = {(True, True): "both", (True, False): "min", (False, True): "max"}.get((below, above),
+                                                                                      "neither")
     cmap = cmap.with_extremes(bad="#e0e0e0")  # NaN cells (e.g. no radiation below threshold)
     mesh = ax.pcolormesh(xe, ye, np.ma.masked_invalid(z), cmap=cmap, norm=norm, shading="flat",
                          rasterized=True)
-    cbar = fig.colorbar(mesh, ax=ax, pad=0.02)
-    cbar.set_label(_axis_label(ds, var))
+    cbar = fig.colorbar(mesh, ax=ax, pad=0.02, extend=extend)
+    cbar.set_label(_wrap(_axis_label(ds, var), 60, words=True))
     if is_bool:
         cbar.set_ticks([0, 1], labels=["false", "true"])
 
@@ -283,7 +517,6 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
     grid = _Grid(xv, yv, xe, ye, logs[x], logs[y])
     handles: list[Any] = []
     fields = _contour_fields(s)
-    feasible = s.get("feasible")
     if feasible is not None and var != "feasible":
         infeasible = np.where(np.isnan(feasible), 0.0, 1.0 - feasible)
         # shade along the same smooth boundaries as the lines: infeasible where the largest margin of the
@@ -307,6 +540,7 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
             handles.append(Patch(facecolor="0.35", alpha=0.5, hatch="////", label="infeasible"))
     drawn: list[str] = []
     segments: dict[str, list[np.ndarray]] = {}
+    sides: dict[str, str] = {}
     if any(categorical.values()):
         fields = {}  # a boundary between two crystals means nothing: only the infeasible cells are shaded
         if notes is not None:
@@ -321,22 +555,28 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
             continue  # the boundary is not inside the plotted range
         label, color, style = CONTOURS.get(name, _contours().get(name, (name, "black", "-")))
         traced = fine[0].lines(fine[1][name], level) if name in fine[1] else grid.lines(field, level)
+        # contourpy orients its lines with the larger values on the left: a constraint fails where its
+        # margin exceeds 1, the photons are absorbed where T < 0.5
+        side = "right" if name == "transmission" else "left"
+        effects = _boundary_effects(color, side)
         for seg in traced:
-            ax.plot(seg[:, 0], seg[:, 1], color=color, linestyle=style, linewidth=1.6)
+            ax.plot(seg[:, 0], seg[:, 1], color=color, linestyle=style, linewidth=1.6, path_effects=effects)
         if traced:
             drawn.append(name)
             segments[name] = traced
+            sides[name] = side
             handles.append(Line2D([], [], color=color, linestyle=style, linewidth=1.6,  # type: ignore[arg-type]
-                                  label=label))
+                                  path_effects=effects[2:], label=label))
+    if drawn:
+        handles.append(Line2D([], [], color="black", linewidth=1.0,
+                              path_effects=_boundary_effects("black", "left")[1:2] + [pe.Normal()],
+                              label="ticks: the infeasible side of a boundary"))
+    overlays = _overlays(ax, s, grid, contours, logs, categorical, handles, notes)
+    placed = _marks(ax, ds, x, y, marks, categorical, handles)
     if handles:
         leg = ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2,
                         fontsize=8, frameon=False)
         leg.set_in_layout(True)
-        white = {label for label, color, _ in CONTOURS.values() if color == "white"}
-        # a white line on a light legend background: draw its legend entry in black
-        for line in leg.get_lines():
-            if line.get_label() in white:
-                line.set_color("black")
 
     for d, set_scale, set_label, set_ticks, axis, edges in (
             (x, ax.set_xscale, ax.set_xlabel, ax.set_xticks, ax.xaxis, xe),
@@ -351,7 +591,10 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
                 axis.set_minor_formatter(NullFormatter())
         set_label(_axis_label(ds, d))
         if categorical[d]:
-            set_ticks(np.arange(ds.sizes[d]), labels=[str(v) for v in np.asarray(ds[d].values)])
+            values = np.asarray(ds[d].values)
+            labels = [str(v) if values.dtype.kind in TEXT_KINDS
+                      else format_number(float(v) / _display_factor(d)) for v in values]
+            set_ticks(np.arange(ds.sizes[d]), labels=labels)
     ax.set_xlim(xe[0], xe[-1])
     ax.set_ylim(ye[0], ye[-1])
 
@@ -361,7 +604,7 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
     title = f"{ds[var].attrs.get('long_name', var)}"
     if ds.attrs.get("name"):
         title += f"  ({ds.attrs['name']})"
-    ax.set_title(title, fontsize=11, loc="left")
+    ax.set_title(_wrap(title, 70, words=True), fontsize=10, loc="left")
     sub = "; ".join(t for t in (fixed_text, const_text) if t)
     if facility:
         from . import materials
@@ -370,6 +613,8 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
     fig.suptitle(_wrap(sub, 110), fontsize=8, x=0.01, ha="left")
     fig.cusweep = {  # type: ignore[attr-defined]
         "var": var, "x": x, "y": y, "norm": norm_kind, "contours": drawn, "segments": segments,
+        "clim": (float(norm.vmin), float(norm.vmax)) if not is_bool else (0.0, 1.0), "clip": clip,
+        "infeasible_side": sides, "marks": placed, "overlays": overlays, "categorical": dict(categorical),
         "at": {d: scalar(np.asarray(ds[d].values)[i]) for d, i in fixed.items()},
         "subtitle": sub,
     }
@@ -469,14 +714,31 @@ def _constants_text(ds: xr.Dataset, fixed: Mapping[str, int]) -> str:
         er = format_value("photon_energy", float(scalars["photon_energy"]), plain=False)
         parts.append(rf"$\hbar\omega_r$ = {er}")
     if ds.attrs.get("length_model") == "dechanneling":
-        parts.append("L = min(thickness, L_d)")
+        parts.append(r"$L = \min(L_{crystal}, L_d)$")
     return ", ".join(parts)
 
 
-def _wrap(text: str, width: int) -> str:
-    import textwrap
-
-    return "\n".join(textwrap.wrap(text, width)) if len(text) > width else text
+def _wrap(text: str, width: int, *, words: bool = False) -> str:
+    """``text`` broken into lines of at most ``width`` characters at ", " and "; " (``words``: at any
+    space) outside mathtext (``$...$``), so no formula is split across lines."""
+    pieces: list[str] = []
+    start, math_mode = 0, False
+    for i, ch in enumerate(text):
+        if ch == "$":
+            math_mode = not math_mode
+        elif not math_mode and words and ch == " ":
+            pieces.append(text[start:i + 1])
+            start = i + 1
+        elif not math_mode and ch in ",;" and text[i + 1:i + 2] == " ":
+            pieces.append(text[start:i + 2])
+            start = i + 2
+    pieces.append(text[start:])
+    lines = [""]
+    for p in pieces:
+        if lines[-1] and len(lines[-1]) + len(p) > width:
+            lines.append("")
+        lines[-1] += p
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _dim_name(ds: xr.Dataset, name: str, flag: str) -> str:

@@ -48,6 +48,8 @@ class Plan:
     dtype: str
     chunk_mb: float
     notes: tuple[str, ...] = field(default=())
+    #: the fixed inputs the sweep uses, for people: (name, value in display units, where it came from)
+    inputs: tuple[tuple[str, str, str], ...] = field(default=())
 
     # ---- geometry
     @property
@@ -155,6 +157,9 @@ class Plan:
         )
         mode = "tuned (resonance at the soft edge)" if self.setup.tuned else "detuned (photon_energy given)"
         lines.append(f"resonance: {mode}; length model: {self.setup.length_model}")
+        if self.inputs:
+            lines.append(f"{'input':<20}{'value':<34}from")
+            lines.extend(f"{n:<20}{v:<34}{src}" for n, v, src in self.inputs)
         lines.append(f"estimated time with {workers} worker(s): {_duration(self.estimate_seconds(workers))}")
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
@@ -304,8 +309,44 @@ def make_plan(spec: SweepSpec) -> Plan:
         var_dims=var_dims,
         dtype=spec.dtype,
         chunk_mb=chunk_mb,
-        notes=tuple(notes),
+        notes=tuple(spec.notes) + tuple(notes),
+        inputs=inputs_of(spec),
     )
+
+
+#: the fixed inputs listed by the dry run and the run's first line, in this order
+INPUTS = ("crystal", "thickness", "n_positrons", "energy", "sigma_z", "photon_energy", "sigma_r",
+          "length_model", "dechanneling_model", "dielectric")
+
+
+def inputs_of(spec: SweepSpec) -> tuple[tuple[str, str, str], ...]:
+    """(name, value for people in display units, source) of every fixed input of ``spec`` (a swept one
+    shows its range), source from ``spec.provenance``."""
+    out = []
+    for name in INPUTS:
+        source = spec.provenance.get(name, "sweep file")
+        if name in ("length_model", "dechanneling_model"):
+            value = str(getattr(spec, name))
+        elif name == "dielectric":
+            value = spec.dielectric
+        elif name in spec.coords:
+            value = _range_text(name, np.asarray(spec.coords[name]))
+        elif spec.scalars.get(name) is None:
+            value = {"photon_energy": "tuned (each design's resonance)",
+                     "sigma_r": "none (point-like bunch)"}.get(name, "-")
+        elif name == "crystal":
+            value = str(spec.scalars[name])
+        else:
+            value = _range_text(name, np.array([float(spec.scalars[name])]))  # type: ignore[arg-type]
+        if name in ("energy", "sigma_z") and source == "sweep file":
+            continue  # axes of the sweep, listed with the dims
+        out.append((name, value, source))
+    return tuple(out)
+
+
+def inputs_line(plan: Plan) -> str:
+    """The fixed inputs in one line: ``crystal diamond-110 (sweep file), thickness 1.4 mm (...), ...``."""
+    return "inputs: " + ", ".join(f"{n} = {v} ({src})" for n, v, src in plan.inputs)
 
 
 def _range_text(dim: str, values: np.ndarray) -> str:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .display import format_number, format_value
+from .display import DISPLAY, format_number, format_value
 from .errors import SpecError
 from .query import dim_order
 from .select import FACILITY_ENERGY_TOLERANCE, at_text, facility_at, scalar
@@ -172,7 +172,7 @@ def _num(x: Any) -> str:
 
 
 def summary_table(rows: list[FacilityRow], var: str = "n_coh") -> str:
-    """The report's rows as an aligned table in display units (µm, Å, GeV)."""
+    """The report's rows as an aligned table in display units (µm, Å, GeV), the unit in each header."""
     head, body = _table(rows, var)
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
@@ -181,17 +181,27 @@ def summary_table(rows: list[FacilityRow], var: str = "n_coh") -> str:
 
 
 def _table(rows: list[FacilityRow], var: str) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
-    """The summary's header and rows as text in display units (the text table and index.html)."""
-    head: tuple[str, ...] = ("facility", "energy", f"best {var}", "period", "amplitude", "sigma_z", "b",
+    """The summary's header and rows as text in display units, the unit in each header (the text table and
+    index.html)."""
+    from .display import header
+    from .quantities import VARIABLES
+
+    var_units = VARIABLES[var].units if var in VARIABLES else "1"
+    head: tuple[str, ...] = ("facility", header("energy", "eV"), header(f"best {var}", var_units),
+                             header("period", "m"), header("amplitude", "m"), header("sigma_z", "m"), "b",
                              "crystal", "feasible", "status")
+
+    def shown(name: str, value: Any) -> str:
+        return format_number(float(value) / DISPLAY[name].factor) if name in DISPLAY else format_number(value)
+
     body: list[tuple[str, ...]] = []
     for r in rows:
         d = r.design
-        body.append((r.facility, format_value("energy", r.energy, plain=False),
+        body.append((r.facility, shown("energy", r.energy),
                      "" if r.best is None else format_number(r.best),
-                     format_value("period", d["period"], plain=False) if "period" in d else "",
-                     format_value("amplitude", d["amplitude"], plain=False) if "amplitude" in d else "",
-                     format_value("sigma_z", d["sigma_z"], plain=False) if "sigma_z" in d else "",
+                     shown("period", d["period"]) if "period" in d else "",
+                     shown("amplitude", d["amplitude"]) if "amplitude" in d else "",
+                     shown("sigma_z", d["sigma_z"]) if "sigma_z" in d else "",
                      f"{d['bunching']:.3g}" if "bunching" in d else "", str(d.get("crystal", "")),
                      "" if r.feasible_fraction is None else f"{r.feasible_fraction:.1%}",
                      r.status))

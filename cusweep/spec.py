@@ -165,6 +165,13 @@ class SweepSpec:
     dtype: str
     chunk_mb: float
     facility: str | None
+    #: fixed input -> where its value came from: "sweep file", "facility <name>" or "default" (crystal,
+    #: thickness, n_positrons, energy, sigma_z, photon_energy, sigma_r, length_model, dechanneling_model,
+    #: dielectric); not part of the fingerprint nor of equality
+    provenance: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    #: what the reader should know about decisions taken for them (an explicit axis that overrides a
+    #: facility preset); the CLI prints them
+    notes: tuple[str, ...] = ()
 
     @property
     def dielectric(self) -> str:
@@ -743,6 +750,17 @@ def _build(doc: dict[str, Any], text: str, source: str) -> SweepSpec:
         )
     crystal_key, crystal_raw = where
     crystal_list, crystal_is_dim = _crystals(crystal_key, crystal_raw)
+    fname = None if facility is None else f"facility {facility.name}"
+    provenance: dict[str, str] = {"crystal": "sweep file"}
+    notes: list[str] = []
+
+    def overrides(dim: str, preset: object) -> None:
+        if facility is not None and preset is not None:
+            from .display import format_value
+
+            shown = format_value(dim, float(preset), plain=False,  # type: ignore[arg-type]
+                                 units=quantities.COORDS[dim].units if dim in quantities.COORDS else None)
+            notes.append(f"{dim} from the sweep file overrides facility {facility.name}'s preset ({shown})")
     crystals = {c.name: c for c in crystal_list}
 
     # --- extras
@@ -759,6 +777,7 @@ def _build(doc: dict[str, Any], text: str, source: str) -> SweepSpec:
 
     photon_axis = None
     where = _locate(doc, axes, "photon_energy")
+    provenance["photon_energy"] = "default" if where is None else "sweep file"
     if where is None:
         scalars["photon_energy"] = None
     else:
@@ -769,6 +788,7 @@ def _build(doc: dict[str, Any], text: str, source: str) -> SweepSpec:
     if where is None:
         raise _fail("thickness", 'missing; give the crystal length, e.g. thickness = "1.4 mm"')
     put("thickness", _axis(where[0], where[1], _KINDS["thickness"]))
+    provenance["thickness"] = "sweep file"
 
     n_where = _locate(doc, axes, "n_positrons")
     q_where = _locate(doc, axes, "bunch_charge")
@@ -780,11 +800,16 @@ def _build(doc: dict[str, Any], text: str, source: str) -> SweepSpec:
         )
     if n_where is not None:
         put("n_positrons", _axis(n_where[0], n_where[1], _KINDS["n_positrons"]))
+        provenance["n_positrons"] = "sweep file"
+        overrides("n_positrons", None if facility is None else facility.n_positrons)
     elif q_where is not None:
         charge = _axis(q_where[0], q_where[1], _KINDS["bunch_charge"])
         put("n_positrons", _Axis(charge.values / constants.e_charge, charge.is_list))
+        provenance["n_positrons"] = "sweep file (bunch_charge)"
+        overrides("n_positrons", None if facility is None else facility.n_positrons)
     elif facility is not None and facility.n_positrons is not None:
         scalars["n_positrons"] = float(facility.n_positrons)
+        provenance["n_positrons"] = str(fname)
     else:
         hint = f" (facility {facility.name!r} has no bunch charge)" if facility is not None else ""
         raise _fail("n_positrons", f'missing{hint}; give n_positrons = 1.56e9 or bunch_charge = "250 pC"')
@@ -798,10 +823,16 @@ def _build(doc: dict[str, Any], text: str, source: str) -> SweepSpec:
     where = _locate(doc, axes, "sigma_r")
     if where is not None:
         put("sigma_r", _axis(where[0], where[1], _KINDS["sigma_r"]))
+        provenance["sigma_r"] = "sweep file"
+        overrides("sigma_r", None if facility is None else facility.sigma_r)
     elif facility is not None and facility.sigma_r is not None:
         scalars["sigma_r"] = float(facility.sigma_r)
+        provenance["sigma_r"] = str(fname)
+    else:
+        provenance["sigma_r"] = "default"
 
     dielectric = _choice("dielectric", doc.get("dielectric", "free-electron"), DIELECTRICS)
+    provenance["dielectric"] = "sweep file" if "dielectric" in doc else "default"
     if dielectric == "xraydb":
         for c in crystal_list:
             if not (c.formula and math.isfinite(float(c.density))):
@@ -821,7 +852,11 @@ def _build(doc: dict[str, Any], text: str, source: str) -> SweepSpec:
             if preset is None:
                 raise _missing_axis(dim, facility)
             coords[dim] = np.array([preset], dtype=np.float64)
+            provenance[dim] = str(fname)
             continue
+        if dim in ("energy", "sigma_z"):
+            provenance[dim] = "sweep file"
+            overrides(dim, _preset(facility, dim))
         if dim == "period" and isinstance(raw, dict) and "resonant_with" in raw:
             coords[dim] = _resonant_period(key, raw, photon_axis, crystal_list, dielectric)
             continue
@@ -846,6 +881,8 @@ def _build(doc: dict[str, Any], text: str, source: str) -> SweepSpec:
                     f"{c.name!r}, which are unknown; add them to the inline [crystal] "
                     f'table, or use length_model = "thickness"',
                 )
+    for key in ("length_model", "dechanneling_model"):
+        provenance[key] = "sweep file" if key in doc else "default"
     outputs = _outputs(doc.get("outputs"))
     dtype = _choice("dtype", doc.get("dtype", "float64"), DTYPES)
     chunk_mb = _chunk_mb(doc.get("chunk_mb", CHUNK_MB_DEFAULT))
@@ -873,6 +910,8 @@ def _build(doc: dict[str, Any], text: str, source: str) -> SweepSpec:
         dtype=dtype,
         chunk_mb=chunk_mb,
         facility=None if facility is None else facility.name,
+        provenance=types.MappingProxyType(provenance),
+        notes=tuple(notes),
     )
 
 

@@ -365,13 +365,14 @@ class StoredSweep:
         return best(self.ds, by, where=where, facility=facility, setup=self.setup)
 
     def map(self, x: str = "period", y: str = "amplitude", var: str = "n_coh",
-            at: Mapping[str, Any] | Sequence[str] | None = None, facility: str | None = None) -> Figure:
-        """The feasibility map of ``var`` over ``x`` and ``y`` (``cusweep.maps.map_figure``); what was
-        defaulted is in ``fig.cusweep["notes"]``."""
+            at: Mapping[str, Any] | Sequence[str] | None = None, facility: str | None = None,
+            **style: Any) -> Figure:
+        """The feasibility map of ``var`` over ``x`` and ``y`` (``cusweep.maps.map_figure``; ``style``:
+        its keywords vmin, vmax, clip, marks, contours); what was defaulted is in ``fig.cusweep["notes"]``."""
         from .maps import map_figure
 
         notes: list[str] = []
-        fig = map_figure(self.ds, x, y, var, at=at, facility=facility, notes=notes)
+        fig = map_figure(self.ds, x, y, var, at=at, facility=facility, notes=notes, **style)
         fig.cusweep["notes"] = notes  # type: ignore[attr-defined]
         return fig
 

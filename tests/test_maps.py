@@ -14,7 +14,7 @@ import pytest
 import cusweep
 from cusweep.best import evaluate_point, setup_from_store
 from cusweep.cli import main
-from cusweep.errors import SpecError
+from cusweep.errors import CusweepError, SpecError
 from cusweep.maps import CONTOURS, map_figure, save_figure
 
 from .ask_stores import loaded, store
@@ -82,10 +82,10 @@ def test_labels_units_and_fixed_values_on_the_figure(datasets):
     assert ax.get_xlabel() == "CU period $l$ [µm]"
     assert ax.get_ylabel() == "CU amplitude $A$ [Å]"
     # the paper's N_coh is a density per unit theta^2 at zero angle, and the colour bar says so
-    label = cbar.get_ylabel()
+    label = cbar.get_ylabel().replace("\n", " ")
     assert label.startswith("the paper's N_coh: coherent photons per bunch per unit solid-angle-theta^2")
     assert "$N_{coh}$" in label and "rad" in label
-    assert ax.get_title(loc="left").startswith("the paper's N_coh")
+    assert ax.get_title(loc="left").replace("\n", " ").startswith("the paper's N_coh")
     sub = fig._suptitle.get_text()
     for text in ("$E$ = 13.6 GeV", r"$\sigma_Z$ = 9 µm", "$b$ = 1", "$L$ = 1.4 mm", "diamond-110"):
         assert text in sub, sub
@@ -115,7 +115,7 @@ def test_log_colour_scale_where_values_span_decades(datasets):
     ("wide", "period", "amplitude", "n_coh", {}),
     ("tuned", "period", "amplitude", "n_coh", PAPER_AT),
     ("tuned", "period", "amplitude", "n_coh", {**PAPER_AT, "energy": "8 GeV", "thickness": "1 mm"}),
-    ("tuned", "amplitude", "energy", "coherence_gain", {"period": "14 um", "sigma_z": "3 um"}),
+    ("tuned", "amplitude", "sigma_z", "coherence_gain", {"period": "14 um", "energy": "13.6 GeV"}),
     ("detuned", "period", "amplitude", "n_coh", {"photon_energy": "8.3 keV", "bunching": 1.0}),
     ("multi", "period", "amplitude", "n_coh", {"crystal": "w-110", "energy": "8 GeV"}),
 ])
@@ -136,9 +136,11 @@ def boundary_ratio(name, v):
     if name == "threshold":
         return v["gamma_th"] / v["gamma"]
     if name == "coherence":
-        return HC / v["resonance_energy"] * v["n_periods"] / (np.pi * 9e-6)
+        with np.errstate(divide="ignore"):
+            return np.float64(HC) / v["resonance_energy"] * v["n_periods"] / (np.pi * 9e-6)
     if name == "dechanneling":
-        return 1.4e-3 / v["dechanneling_length"]
+        with np.errstate(divide="ignore"):
+            return np.float64(1.4e-3) / v["dechanneling_length"]
     return v["transmission"] / 0.5
 
 
@@ -147,7 +149,10 @@ def test_every_contour_on_the_paper_bunch_map_lies_on_its_boundary(datasets):
     at points of each drawn line gives the boundary value (within the grid's interpolation error)."""
     ds = datasets["wide"]
     fig = map_figure(ds, "period", "amplitude", "n_coh")
-    assert set(fig.cusweep["contours"]) == set(CONTOURS)
+    # energy conservation (photons_coh hbar omega_r < Nb E) holds on the whole wide slice: no boundary
+    assert set(fig.cusweep["contours"]) == set(CONTOURS) - {"energy"}
+    if "energy_fraction" in ds:
+        assert np.nanmax(slice_values(ds, fig, "energy_fraction")) < 1
     assert "$T = 0.5$ (photon absorption; model beyond the paper)" in legend_texts(fig)
     setup = setup_from_store(ds, attenuation=True)
     base = {d: float(np.asarray(ds[d].values)[0]) for d in ("energy", "sigma_z", "bunching")}
@@ -265,3 +270,169 @@ def test_all_nan_slice_is_drawn_with_a_note(datasets):
     notes.clear()
     map_figure(ds, "period", "amplitude", "photon_energy_plus", notes=notes)
     assert not any("no finite value" in n for n in notes)
+
+
+# ------------------------------------------------------------------------------------------ issue 17
+
+
+def slice_values(ds, fig, name):
+    """``name`` on the figure's slice as a numpy array (y, x), from the store (not from the map code)."""
+    info = fig.cusweep
+    arr = ds[name].sel({d: v for d, v in info["at"].items() if d in ds[name].dims})
+    return np.asarray(arr.transpose(info["y"], info["x"]).values)
+
+
+def test_colour_limits_from_the_feasible_cells_unless_told(datasets):
+    ds = datasets["wide"]
+    fig = map_figure(ds, "period", "amplitude", "n_coh")
+    z, ok = slice_values(ds, fig, "n_coh"), slice_values(ds, fig, "feasible")
+    inside = z[ok & np.isfinite(z) & (z > 0)]
+    assert inside.size and (~ok).any()
+    assert fig.cusweep["clip"] == "feasible"
+    assert fig.cusweep["clim"] == pytest.approx((inside.min(), inside.max()))
+    norm = fig.axes[0].collections[0].norm
+    assert (norm.vmin, norm.vmax) == pytest.approx((inside.min(), inside.max()))
+    everywhere = z[np.isfinite(z) & (z > 0)]
+    assert everywhere.max() > inside.max()  # the infeasible region reaches beyond: the bar says so
+    assert fig.axes[0].collections[0].colorbar.extend in ("max", "both")
+    full = map_figure(ds, "period", "amplitude", "n_coh", clip="all")
+    assert full.cusweep["clim"] == pytest.approx((everywhere.min(), everywhere.max()))
+    fixed = map_figure(ds, "period", "amplitude", "n_coh", vmin=1e3, vmax=1e9)
+    assert fixed.cusweep["clim"] == (1e3, 1e9) and fixed.cusweep["norm"] == "log"
+    with pytest.raises(SpecError, match="vmin: 5.0 is not below vmax 1.0"):
+        map_figure(ds, "period", "amplitude", "n_coh", vmin=5.0, vmax=1.0)
+    with pytest.raises(SpecError, match="clip: 'some' is not feasible or all"):
+        map_figure(ds, "period", "amplitude", "n_coh", clip="some")
+
+
+def test_colour_bar_says_density_or_photon_count(datasets):
+    ds = datasets["wide"]
+    density = map_figure(ds, "period", "amplitude", "n_coh").axes[1].get_ylabel()
+    assert "theta^2" in density and "[1/rad**2]" in density
+    if "photons_coh" in ds:
+        count = map_figure(ds, "period", "amplitude", "photons_coh").axes[1].get_ylabel()
+        assert "photons" in count and "theta" not in count and "rad" not in count
+
+
+def _axes_t(ax, pts):
+    """Points (N, 2) in the axes' own coordinates (log of a log axis)."""
+    out = np.array(pts, dtype=float)
+    if ax.get_xscale() == "log":
+        out[:, 0] = np.log(out[:, 0])
+    if ax.get_yscale() == "log":
+        out[:, 1] = np.log(out[:, 1])
+    return out
+
+
+def _axes_back(ax, pts):
+    out = np.array(pts, dtype=float)
+    if ax.get_xscale() == "log":
+        out[:, 0] = np.exp(out[:, 0])
+    if ax.get_yscale() == "log":
+        out[:, 1] = np.exp(out[:, 1])
+    return out
+
+
+def test_boundaries_are_outlined_and_ticked_on_their_infeasible_side(datasets):
+    """Every boundary line has an outline in a contrasting colour under it and ticks on one side; a point
+    a little way to that side is infeasible by the model (the constraint's margin above 1, T below 0.5),
+    a point to the other side is not."""
+    from matplotlib import patheffects as pe
+    from matplotlib.colors import to_rgb
+
+    ds = datasets["wide"]
+    fig = map_figure(ds, "period", "amplitude", "n_coh")
+    ax = fig.axes[0]
+    assert set(fig.cusweep["infeasible_side"]) == set(fig.cusweep["contours"]) == set(CONTOURS) - {"energy"}
+    lines = [ln for ln in ax.lines if any(isinstance(e, pe.TickedStroke) for e in ln.get_path_effects())]
+    assert len(lines) == sum(len(v) for v in fig.cusweep["segments"].values())
+    for ln in lines:
+        effects = ln.get_path_effects()
+        stroke = next(e for e in effects if isinstance(e, pe.Stroke))
+        lum = lambda c: float(np.dot(to_rgb(c), (0.2126, 0.7152, 0.0722)))  # noqa: E731
+        assert abs(lum(stroke._gc["foreground"]) - lum(ln.get_color())) > 0.3, ln.get_color()
+    setup = setup_from_store(ds, attenuation=True)
+    base = {d: float(np.asarray(ds[d].values)[0]) for d in ("energy", "sigma_z", "bunching")}
+    outputs = ("q", "q_ch", "bending_parameter", "gamma", "gamma_th", "resonance_energy", "n_periods",
+               "dechanneling_length", "transmission")
+    span = np.ptp(_axes_t(ax, np.array([ax.get_xlim(), ax.get_ylim()]).T), axis=0)
+    checked = 0
+    for name, segs in fig.cusweep["segments"].items():
+        side = 1.0 if fig.cusweep["infeasible_side"][name] == "left" else -1.0
+        seg = max(segs, key=len)
+        t = _axes_t(ax, seg)
+        i = len(t) // 2
+        d = (t[i + 1] - t[i]) / span
+        normal = np.array([-d[1], d[0]]) / np.hypot(*d) * span * 0.03
+        for sign, infeasible in ((side, True), (-side, False)):
+            (l_um, a_ang), = _axes_back(ax, [(t[i] + t[i + 1]) / 2 + sign * normal])
+            p = {**base, "period": l_um * 1e-6, "amplitude": a_ang * 1e-10}
+            ratio = boundary_ratio(name, evaluate_point(setup, p, outputs))
+            failing = ratio < 1 if name == "transmission" else ratio > 1
+            assert failing == infeasible, (name, sign, ratio)
+            checked += 1
+    assert checked == 2 * len(fig.cusweep["contours"])
+
+
+def test_design_points_are_marked(datasets):
+    ds = datasets["tuned"]
+    fig = map_figure(ds, "period", "amplitude", "n_coh", at=PAPER_AT,
+                     marks=["period=14 um, amplitude=1.27 angstrom", "amplitude=200 pm, period=0.01 mm"])
+    stars = [ln for ln in fig.axes[0].lines if ln.get_marker() == "*"]
+    assert [(float(s.get_xdata()[0]), float(s.get_ydata()[0])) for s in stars] == \
+        [pytest.approx((14.0, 1.27)), pytest.approx((10.0, 2.0))]
+    texts = legend_texts(fig)
+    assert "design point (period = 14 µm, amplitude = 1.27 Å)" in texts
+    assert "design point (period = 10 µm, amplitude = 2 Å)" in texts
+    with pytest.raises(SpecError, match="mark: 'period=14 um' gives no amplitude"):
+        map_figure(ds, "period", "amplitude", "n_coh", at=PAPER_AT, marks=["period=14 um"])
+    with pytest.raises(CusweepError, match="mark: amplitude="):
+        map_figure(ds, "period", "amplitude", "n_coh", at=PAPER_AT, marks=["period=14 um, amplitude=1.27"])
+
+
+def test_contour_overlays_lie_on_their_level(datasets):
+    """--contour resonance_energy=8.3 keV (from the model on the slice) and energy_fraction=0.01: the
+    model at the lines' vertices gives the level."""
+    ds = datasets["tuned"]
+    fig = map_figure(ds, "period", "amplitude", "n_coh", at=PAPER_AT,
+                     contours=["resonance_energy=8.3,10 keV", "coherence_gain=2e3"])
+    over = fig.cusweep["overlays"]
+    assert set(over) == {"resonance_energy", "coherence_gain"}
+    assert sorted(over["resonance_energy"]) == [pytest.approx(8300.0), pytest.approx(10000.0)]
+    texts = legend_texts(fig)
+    assert "resonance_energy = 8.3 keV, 10 keV" in texts
+    setup = setup_from_store(ds, attenuation=True)
+    base = {"energy": 13.6e9, "sigma_z": 9e-6, "bunching": 1.0, "thickness": 1.4e-3}
+    drawn = 0
+    for name, levels in over.items():
+        for level, segs in levels.items():
+            for l_um, a_ang in np.concatenate(segs)[::5] if segs else []:
+                p = {**base, "period": l_um * 1e-6, "amplitude": a_ang * 1e-10}
+                v = evaluate_point(setup, p, (name,))
+                assert v[name] == pytest.approx(level, rel=0.02), (name, level)
+                drawn += 1
+    assert drawn > 0 and all(over["resonance_energy"].values())
+    with pytest.raises(CusweepError, match="contour: resonance_energy='1 m'"):
+        map_figure(ds, "period", "amplitude", "n_coh", at=PAPER_AT,
+                   contours=["resonance_energy=8.3 GeV, 1 m"])
+    with pytest.raises(SpecError, match="not VAR=v1,v2"):
+        map_figure(ds, "period", "amplitude", "n_coh", at=PAPER_AT, contours=["resonance_energy"])
+
+
+def test_few_uneven_values_are_categories_not_bands(datasets):
+    ds = datasets["tuned"]  # energy: 8, 13.6, 17.5 GeV
+    fig = map_figure(ds, "amplitude", "energy", "coherence_gain", at={"period": "14 um", "sigma_z": "3 um"},
+                     marks=["amplitude=1.27 angstrom, energy=13.6 GeV"])
+    ax = fig.axes[0]
+    assert fig.cusweep["categorical"] == {"amplitude": False, "energy": True}
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["8", "13.6", "17.5"]
+    assert ax.get_ylim() == pytest.approx((-0.5, 2.5))
+    assert fig.cusweep["marks"][0]["y"] == 1.0  # the category of 13.6 GeV
+    # evenly spaced values (period, 25 values) stay a continuous axis
+    assert not fig.cusweep["categorical"]["amplitude"]
+
+
+def test_subtitle_never_splits_a_formula(datasets):
+    fig = map_figure(datasets["tuned"], "period", "amplitude", "n_coh", at=PAPER_AT)
+    for line in fig._suptitle.get_text().split("\n"):
+        assert line.count("$") % 2 == 0, line

@@ -68,3 +68,14 @@ def test_report_needs_a_store(tmp_path, capsys):
     assert main(["report", str(tmp_path / "none.zarr"), "-o", str(tmp_path / "out")]) == 2
     assert "not a cusweep store" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_summary_table_units_in_headers():
+    from cusweep.report import FacilityRow, summary_table
+
+    row = FacilityRow("lcls", "LCLS", "ok", 13.6e9, best=2.5e7, feasible_fraction=0.25,
+                      design={"period": 1.4e-5, "amplitude": 1.27e-10, "sigma_z": 9e-6, "bunching": 1.0})
+    head, line = summary_table([row]).splitlines()
+    for h in ("energy [GeV]", "best n_coh [1/rad**2]", "period [µm]", "amplitude [Å]", "sigma_z [µm]"):
+        assert h in head
+    assert line.split()[:6] == ["lcls", "13.6", "2.5e+07", "14", "1.27", "9"]

@@ -40,7 +40,8 @@ COMMANDS: tuple[Any, ...] = (run, status, query, map, best, report, explore, tab
 #: library parameter names -> the command-line flag that gives them (for error messages)
 FLAGS = {"store": "--store", "at": "--at", "facility": "--facility", "where": "--where", "by": "--by",
          "x": "--x", "y": "--y", "var": "--var", "output": "-o", "rel_errors": "--rel-error",
-         "error": "--error", "top": "--top", "limit": "--limit", "per": "--per"}
+         "error": "--error", "top": "--top", "limit": "--limit", "per": "--per", "vmin/vmax": "--vmin/--vmax",
+         "vmin": "--vmin", "vmax": "--vmax", "clip": "--clip", "mark": "--mark", "contour": "--contour"}
 _PARAM = re.compile(r"^(" + "|".join(sorted(FLAGS, key=len, reverse=True)) + r")(?=[: ]|$)")
 
 

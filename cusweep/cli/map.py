@@ -15,8 +15,12 @@ def add_arguments(m: argparse.ArgumentParser) -> None:
         "Colour map of VAR over the dims --x and --y at fixed values of the others (--at, nearest grid "
         "value, stated on the figure), with a log colour scale where values span decades, the infeasible "
         "region hatched and the boundary of every feasibility constraint that lies inside the plot "
-        "(channeling limit, C = 1, threshold, coherence condition, dechanneling, ...), and 50%% photon "
-        "transmission when the store holds it. Axes in display units (um, angstrom, GeV)."
+        "(channeling limit, C = 1, threshold, coherence condition, dechanneling, ...), each outlined and "
+        "ticked on its infeasible side, and 50 percent photon transmission when the store holds it. The "
+        "colour limits come from the feasible cells unless --clip all or --vmin/--vmax say otherwise; the "
+        "colour bar names the variable and its unit (n_coh is the paper's density per unit theta^2, "
+        "photons_coh a photon count). Axes in display units (um, angstrom, GeV); axes with few unevenly "
+        "spaced values, and crystal, are drawn as categories."
     )
     m.add_argument("store", metavar="STORE", help="the store's path or URL")
     m.add_argument("--x", required=True, metavar="DIM", help="dim on the horizontal axis, e.g. period")
@@ -30,7 +34,20 @@ def add_arguments(m: argparse.ArgumentParser) -> None:
         help='fix the other dims (nearest grid value), e.g. energy="13.6 GeV" bunching=0.1',
     )
     m.add_argument("--facility", metavar="NAME", help="fix energy, n_positrons and sigma_z from a preset")
-    m.add_argument("-o", "--output", required=True, metavar="FILE", help="PNG, SVG or PDF")
+    m.add_argument("--vmin", type=float, metavar="NUMBER",
+                   help="lower colour limit, in the colour bar's unit")
+    m.add_argument("--vmax", type=float, metavar="NUMBER",
+                   help="upper colour limit, in the colour bar's unit")
+    m.add_argument("--clip", choices=("feasible", "all"), default="feasible",
+                   help="colour limits from the feasible cells (default) or from all cells")
+    m.add_argument("--mark", action="append", default=[], metavar="POINT",
+                   help='mark a design point, e.g. --mark "period=14 um, amplitude=1.27 angstrom" '
+                        "(repeat for several)")
+    m.add_argument("--contour", action="append", default=[], metavar="VAR=V1,V2",
+                   help='overlay contours of a variable, e.g. --contour "resonance_energy=8.3 keV" or '
+                        "--contour energy_fraction=0.01 (repeat for several)")
+    m.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="the figure; the format from the extension: .png, or vector .svg or .pdf")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -39,7 +56,8 @@ def main(args: argparse.Namespace) -> int:
 
     check_output(args.output)
     sweep = open_store(args.store)
-    fig = sweep.map(args.x, args.y, args.var, at=args.at, facility=args.facility)
+    fig = sweep.map(args.x, args.y, args.var, at=args.at, facility=args.facility, vmin=args.vmin,
+                    vmax=args.vmax, clip=args.clip, marks=args.mark, contours=args.contour)
     info = fig.cusweep  # type: ignore[attr-defined]
     for n in info["notes"]:
         say(f"cusweep: map: {flagged(n)}")

@@ -12,7 +12,7 @@ HELP = "per-facility maps and a summary table"
 
 def add_arguments(rp: argparse.ArgumentParser) -> None:
     rp.description = (
-        "For every facility preset whose energy is on the store's grid (within 5%%): the best feasible "
+        "For every facility preset whose energy is on the store's grid (within 5 percent): the best feasible "
         "design and a map at its beam; the table goes to stdout (display units) and DIR/summary.csv "
         "(store units, named in each column)."
     )

@@ -87,7 +87,12 @@ def main(args: argparse.Namespace) -> int:
         out(make_plan(spec).describe(workers=args.workers or 2))
         return 0
     from ..execute import run_sweep
+    from ..plan import inputs_line
 
+    # say first what was decided for the user (every fixed input and where it came from), once the run
+    # has passed its checks: before its first note, progress bar or summary, never before a one-line error
+    announce = _Announce([f"cusweep: run: {spec.name}: {inputs_line(make_plan(spec))}",
+                          *(f"cusweep: run: note: {n}" for n in spec.notes)])
     path = args.store if args.store is not None else f"{spec.name}.zarr"
     store.check_path(path)
     if args.repair:
@@ -105,11 +110,13 @@ def main(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         workers=args.workers,
         overwrite=args.overwrite,
-        progress=None if args.no_progress or os.environ.get("CUSWEEP_NO_PROGRESS") else sys.stderr,
+        progress=None if args.no_progress or os.environ.get("CUSWEEP_NO_PROGRESS")
+        else announce.stream(sys.stderr),
         dashboard=args.dashboard,
-        echo=say,
+        echo=announce.echo,
         security=security,
     )
+    announce()
     out(summary.text())
     return 0
 
@@ -155,3 +162,34 @@ def _tls_security(args: argparse.Namespace) -> Any:
         require_encryption=True,
     )
 
+
+
+class _Announce:
+    """Lines said once, just before the first other output of a run (a note, the progress bar, the
+    summary)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines: list[str] | None = lines
+
+    def __call__(self) -> None:
+        if self.lines is not None:
+            for line in self.lines:
+                say(line)
+            self.lines = None
+
+    def echo(self, message: str) -> None:
+        self()
+        say(message)
+
+    def stream(self, target: Any) -> Any:
+        announce = self
+
+        class _Stream:
+            def write(self, text: str) -> int:
+                announce()
+                return int(target.write(text))
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(target, name)
+
+        return _Stream()
