@@ -31,7 +31,7 @@ import math
 import re
 import sys
 import types
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -713,8 +713,70 @@ def _offsets(chunks: tuple[tuple[int, ...], ...]) -> list[np.ndarray]:
     return [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(np.int64) for c in chunks]
 
 
+def _conjuncts(node: Node) -> list[Node]:
+    return [c for item in node.items for c in _conjuncts(item)] if isinstance(node, And) else [node]
+
+
+def coordinate_ranges(ds: xr.Dataset, expr: str) -> dict[str, np.ndarray]:
+    """Index arrays (dim -> sorted indices) of the grid values that the expression's coordinate-only
+    conjuncts allow: each top-level ``and`` term that names one dim and nothing else (``energy == 13.6
+    GeV``, ``period < 20 um``, ``not (sigma_z > 9 um)``) is evaluated on that dim's 1-D coordinate, before
+    any data is read. Dims without such a term are absent. An empty array: no grid value can match.
+    Raises QueryError for malformed expressions and unknown names (of every term, not only these)."""
+    node = parse(expr)
+    for name in names_in(node):
+        resolve(ds, name)
+    dims = set(dim_order(ds))
+    ev = _Evaluator(ds, expr)
+    keep: dict[str, np.ndarray] = {}
+    for term in _conjuncts(node):
+        used = {resolve(ds, n) for n in names_in(term)}
+        if len(used) != 1 or not used <= dims:
+            continue
+        (dim,) = used
+        result = ev.condition(term)
+        if isinstance(result, bool | np.bool_):
+            ok = np.full(int(ds.sizes[dim]), bool(result))
+        else:
+            if tuple(result.dims) != (dim,):
+                continue
+            ok = np.asarray(result.values, dtype=bool)
+        sel = np.flatnonzero(ok)
+        keep[dim] = np.intersect1d(keep[dim], sel) if dim in keep else sel
+    return keep
+
+
+def pruned(ds: xr.Dataset, expr: str) -> tuple[xr.Dataset, dict[str, np.ndarray]]:
+    """``ds`` restricted (``isel``, lazily: no data read) to the grid values the expression's
+    coordinate-only terms allow (:func:`coordinate_ranges`), and the index arrays used (dim -> indices
+    into ``ds``; dims left whole are absent). A contiguous range is selected as a slice, so the store's
+    chunks stay aligned; the result of a query on the pruned dataset equals the full query's there, and
+    the full query is false everywhere else."""
+    keep = coordinate_ranges(ds, expr)
+    sel: dict[str, Any] = {}
+    for d, idx in list(keep.items()):
+        n = int(ds.sizes[d])
+        if idx.size == n:
+            del keep[d]  # every value allowed: nothing to restrict
+        elif idx.size and int(idx[-1]) - int(idx[0]) + 1 == idx.size:
+            sel[d] = slice(int(idx[0]), int(idx[-1]) + 1)
+        else:
+            sel[d] = idx
+    return (ds.isel(sel) if sel else ds), keep
+
+
+def empty_selection(keep: Mapping[str, np.ndarray]) -> bool:
+    """Whether a coordinate-only term of a query allows no grid value at all."""
+    return any(idx.size == 0 for idx in keep.values())
+
+
 def count(ds: xr.Dataset, expr: str) -> int:
-    """Number of grid points where ``expr`` holds (a lazy, chunk-wise sum)."""
+    """Number of grid points where ``expr`` holds (a lazy, chunk-wise sum). Coordinate-only terms select
+    index ranges first (:func:`pruned`): only the chunks they allow are read, and none when they allow
+    no grid value."""
+    ds, keep = pruned(ds, expr)
+    if empty_selection(keep):
+        return 0
     mask = query(ds, expr)
     mult = math.prod(int(n) for d, n in ds.sizes.items() if d not in mask.dims)
     n = mask.sum().data
