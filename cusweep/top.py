@@ -19,11 +19,9 @@ from .query import (
     _offsets,
     _on_dims,
     dim_order,
-    empty_selection,
     names_in,
     parse,
-    pruned,
-    query,
+    pruned_query,
     resolve,
 )
 
@@ -39,7 +37,7 @@ BLOCKS_PER_BATCH = 8
 
 
 def _unprune(points: dict[str, np.ndarray], keep: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Indices into a pruned dataset (:func:`cusweep.query.pruned`) as indices into the full one."""
+    """Indices into a pruned dataset (:func:`cusweep.query.pruned_query`) as indices into the full one."""
     return {d: (np.asarray(keep[d], dtype=np.int64)[v] if d in keep else v) for d, v in points.items()}
 
 
@@ -113,10 +111,9 @@ def top_points(ds: xr.Dataset, expr: str, by: str, k: int, *, ascending: bool = 
     if _is_bool(ds, by) or _is_str(ds, by):
         raise QueryError(f"by: {by} is not numeric; rank by a numeric variable, e.g. by=\"n_coh\"")
     full = ds
-    ds, keep = pruned(ds, expr)
-    if empty_selection(keep):
+    ds, keep, mask = pruned_query(ds, expr)
+    if mask is None:
         return _no_points(full)
-    mask = query(ds, expr)
     value = ds[by]
     sub = [d for d in dim_order(ds) if d in mask.dims or d in value.dims]
     shape = tuple(int(ds.sizes[d]) for d in sub)
@@ -142,10 +139,9 @@ def list_points(ds: xr.Dataset, expr: str, limit: int | None) -> tuple[dict[str,
     import dask
 
     full = ds
-    ds, keep = pruned(ds, expr)
-    if empty_selection(keep):
+    ds, keep, mask = pruned_query(ds, expr)
+    if mask is None:
         return _no_points(full), False
-    mask = query(ds, expr)
     sub = [str(d) for d in mask.dims]
     other = math.prod(int(n) for d, n in ds.sizes.items() if d not in sub)
     if other == 0:
@@ -271,10 +267,9 @@ def iter_points(ds: xr.Dataset, expr: str, *, batch: int = ROWS_PER_BATCH) -> It
     ``batch`` points each: the mask is evaluated a few blocks at a time and each sub-grid hit is expanded
     over the dims the expression does not involve piece by piece, so memory stays bounded by ``batch``
     whatever the number of matching points. Points come block by block (grid order within a block)."""
-    ds, keep = pruned(ds, expr)
-    if empty_selection(keep):
+    ds, keep, mask = pruned_query(ds, expr)
+    if mask is None:
         return
-    mask = query(ds, expr)
     sub = [str(d) for d in mask.dims]
     dims = dim_order(ds)
     other = [d for d in dims if d not in sub]
