@@ -761,9 +761,25 @@ def pruned_query(ds: xr.Dataset, expr: str) -> tuple[xr.Dataset, dict[str, np.nd
     restricted points where the mask holds."""
     import xarray as xr
 
+    pre = prune(ds, expr)
+    if pre is None:
+        return ds, {}, None
+    sub, keep, _, residual = pre
+    result = _Evaluator(sub, expr, labels=ds).condition(residual)
+    if isinstance(result, bool | np.bool_):
+        result = xr.DataArray(bool(result))
+    result = result.transpose(*[d for d in dim_order(sub) if d in result.dims])
+    return sub, keep, result
+
+
+def prune(ds: xr.Dataset, expr: str
+          ) -> tuple[xr.Dataset, dict[str, np.ndarray], dict[str, Any], Node] | None:
+    """The pieces of :func:`pruned_query` before the mask is built: the restricted dataset, the index
+    arrays, the ``isel`` selection used (slices where contiguous) and the rest of the expression; None
+    when no grid value can match."""
     keep, residual = coordinate_ranges(ds, expr)
     if any(idx.size == 0 for idx in keep.values()):
-        return ds, keep, None
+        return None
     sel: dict[str, Any] = {}
     for d, idx in list(keep.items()):
         if idx.size == int(ds.sizes[d]):
@@ -772,12 +788,7 @@ def pruned_query(ds: xr.Dataset, expr: str) -> tuple[xr.Dataset, dict[str, np.nd
             sel[d] = slice(int(idx[0]), int(idx[-1]) + 1)
         else:
             sel[d] = idx
-    sub = ds.isel(sel) if sel else ds
-    result = _Evaluator(sub, expr, labels=ds).condition(residual)
-    if isinstance(result, bool | np.bool_):
-        result = xr.DataArray(bool(result))
-    result = result.transpose(*[d for d in dim_order(sub) if d in result.dims])
-    return sub, keep, result
+    return (ds.isel(sel) if sel else ds), keep, sel, residual
 
 
 def count(ds: xr.Dataset, expr: str) -> int:
