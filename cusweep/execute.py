@@ -310,7 +310,8 @@ def run_sweep(
     client : an existing ``distributed.Client`` (else ``scheduler`` or a LocalCluster is used)
     scheduler : address of an existing scheduler (``tcp://`` or ``tls://``)
     security : ``distributed.security.Security`` for a ``tls://`` scheduler (default: Dask's config)
-    workers : number of LocalCluster worker processes (default 2)
+    workers : number of LocalCluster worker processes (default: the CPUs this process may use, see
+        ``cusweep.cpus.usable_cpus``, fewer if the memory for one block per worker is short)
     overwrite : replace a store that holds a different sweep
     progress : a text stream (e.g. ``sys.stderr``) to draw a progress bar on; None: no bar
     echo : a callable that receives notes for people (the dashboard's address, a layout note); default:
@@ -337,6 +338,9 @@ def run_sweep(
             pending_guess = int((~store.done_mask(path)).sum())
         check_disk(path, plan, pending_guess)
         # a LocalCluster starts while the template is written (its workers spawn and import meanwhile)
+        if workers is None and client is None:
+            # every usable CPU (affinity, cgroup quota), fewer if memory per worker (one block each) is short
+            workers = plan.default_workers()
         starting = _LocalClusterStart(workers, dashboard) if client is None and pending_guess else None
         try:
             created = store.prepare(path, plan, overwrite=overwrite)

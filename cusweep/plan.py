@@ -132,13 +132,23 @@ class Plan:
     def bytes_per_block(self) -> int:
         return sum(math.prod(self.var_chunks(n)) * self.itemsize(n) for n in self.outputs)
 
-    def estimate_seconds(self, workers: int = 2) -> float:
+    def default_workers(self) -> int:
+        """LocalCluster workers when none are given: the usable CPUs, bounded by memory per worker."""
+        from .cpus import default_workers
+
+        return default_workers(self.bytes_per_block())
+
+    def estimate_seconds(self, workers: int | None = None) -> float:
+        """Estimated wall time with ``workers`` processes (default: :meth:`default_workers`)."""
+        workers = self.default_workers() if workers is None else workers
         compute = self.size / _POINTS_PER_S
         write = self.bytes_total() / _WRITE_BYTES_PER_S
         return (compute + write) / max(1, workers)
 
-    def describe(self, workers: int = 2) -> str:
-        """The dry-run text: dims, sizes, chunking, blocks, bytes, time estimate."""
+    def describe(self, workers: int | None = None) -> str:
+        """The dry-run text: dims, sizes, chunking, blocks, bytes, time estimate (with ``workers`` processes,
+        default: :meth:`default_workers`)."""
+        workers = self.default_workers() if workers is None else workers
         lines = [
             f"sweep {self.name!r}: {self.size:,} grid points in {self.n_blocks:,} blocks "
             f"(block grid {' x '.join(map(str, self.block_grid))})"

@@ -479,9 +479,10 @@ class _Val:
 
 
 class _Evaluator:
-    def __init__(self, ds: xr.Dataset, text: str):
+    def __init__(self, ds: xr.Dataset, text: str, labels: xr.Dataset | None = None):
         self.ds = ds
         self.text = text
+        self.labels = ds if labels is None else labels  # labels are checked against the whole store
 
     def condition(self, node: Node) -> Any:
         """A boolean condition: DataArray or Python bool."""
@@ -571,11 +572,11 @@ class _Evaluator:
     def _check_label(self, name: str, label: str) -> str:
         """The store's spelling of ``label`` (matched ignoring case, as crystal names are in sweep files);
         QueryError with a did-you-mean when the store's ``name`` has no such value."""
-        values = [str(v) for v in np.asarray(self.ds[name].values).reshape(-1)]
+        values = [str(v) for v in np.asarray(self.labels[name].values).reshape(-1)]
         lowered = {v.lower(): v for v in values}
         if label.lower() in lowered:
             return lowered[label.lower()]
-        if name in self.ds.sizes:
+        if name in self.labels.sizes:
             close = difflib.get_close_matches(label, values, n=1, cutoff=0.5)
             hint = f"did you mean {close[0]!r}?" if close else "the store has: " + ", ".join(values)
             raise QueryError(f"query: {name} has no value {label!r}; {hint}")
@@ -726,9 +727,90 @@ def _offsets(chunks: tuple[tuple[int, ...], ...]) -> list[np.ndarray]:
     return [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(np.int64) for c in chunks]
 
 
+def _conjuncts(node: Node) -> list[Node]:
+    return [c for item in node.items for c in _conjuncts(item)] if isinstance(node, And) else [node]
+
+
+def coordinate_ranges(ds: xr.Dataset, expr: str) -> tuple[dict[str, np.ndarray], Node]:
+    """Index arrays (dim -> sorted indices) of the grid values that the expression's coordinate-only
+    conjuncts allow, and the rest of the expression: each top-level ``and`` term that names one dim and
+    nothing else (``energy == 13.6 GeV``, ``period < 20 um``, ``not (sigma_z > 9 um)``) is evaluated on
+    that dim's 1-D coordinate, before any data is read; the other terms, joined by ``and`` (``true`` if
+    none), are returned as an expression tree. Dims without such a term are absent. An empty array: no
+    grid value can match. Raises QueryError for malformed expressions and unknown names (of every term)."""
+    node = parse(expr)
+    for name in names_in(node):
+        resolve(ds, name)
+    dims = set(dim_order(ds))
+    ev = _Evaluator(ds, expr)
+    keep: dict[str, np.ndarray] = {}
+    rest: list[Node] = []
+    for term in _conjuncts(node):
+        used = {resolve(ds, n) for n in names_in(term)}
+        if len(used) != 1 or not used <= dims:
+            rest.append(term)
+            continue
+        (dim,) = used
+        result = ev.condition(term)
+        if isinstance(result, bool | np.bool_):
+            ok = np.full(int(ds.sizes[dim]), bool(result))
+        elif tuple(result.dims) == (dim,):
+            ok = np.asarray(result.values, dtype=bool)
+        else:
+            rest.append(term)
+            continue
+        sel = np.flatnonzero(ok)
+        keep[dim] = np.intersect1d(keep[dim], sel) if dim in keep else sel
+    residual: Node = rest[0] if len(rest) == 1 else And(tuple(rest)) if rest else BoolLit(True, 0)
+    return keep, residual
+
+
+def pruned_query(ds: xr.Dataset, expr: str) -> tuple[xr.Dataset, dict[str, np.ndarray], xr.DataArray | None]:
+    """The query with coordinate-only terms applied first (:func:`coordinate_ranges`): ``ds`` restricted
+    (``isel``, lazily: no data read) to the grid values those terms allow, the index arrays used (dim ->
+    indices into ``ds``; dims left whole are absent), and the lazy mask of the other terms on the
+    restricted dataset (None when no grid value can match: nothing needs to be read). A contiguous range
+    is selected as a slice, so the store's chunks stay aligned. The full query holds exactly at the
+    restricted points where the mask holds."""
+    import xarray as xr
+
+    pre = prune(ds, expr)
+    if pre is None:
+        return ds, {}, None
+    sub, keep, _, residual = pre
+    result = _Evaluator(sub, expr, labels=ds).condition(residual)
+    if isinstance(result, bool | np.bool_):
+        result = xr.DataArray(bool(result))
+    result = result.transpose(*[d for d in dim_order(sub) if d in result.dims])
+    return sub, keep, result
+
+
+def prune(ds: xr.Dataset, expr: str
+          ) -> tuple[xr.Dataset, dict[str, np.ndarray], dict[str, Any], Node] | None:
+    """The pieces of :func:`pruned_query` before the mask is built: the restricted dataset, the index
+    arrays, the ``isel`` selection used (slices where contiguous) and the rest of the expression; None
+    when no grid value can match."""
+    keep, residual = coordinate_ranges(ds, expr)
+    if any(idx.size == 0 for idx in keep.values()):
+        return None
+    sel: dict[str, Any] = {}
+    for d, idx in list(keep.items()):
+        if idx.size == int(ds.sizes[d]):
+            del keep[d]  # every value allowed: nothing to restrict
+        elif int(idx[-1]) - int(idx[0]) + 1 == idx.size:
+            sel[d] = slice(int(idx[0]), int(idx[-1]) + 1)
+        else:
+            sel[d] = idx
+    return (ds.isel(sel) if sel else ds), keep, sel, residual
+
+
 def count(ds: xr.Dataset, expr: str) -> int:
-    """Number of grid points where ``expr`` holds (a lazy, chunk-wise sum)."""
-    mask = query(ds, expr)
+    """Number of grid points where ``expr`` holds (a lazy, chunk-wise sum). Coordinate-only terms select
+    index ranges first (:func:`pruned_query`): only the chunks they allow are read, and none when they allow
+    no grid value."""
+    ds, _, mask = pruned_query(ds, expr)
+    if mask is None:
+        return 0
     mult = math.prod(int(n) for d, n in ds.sizes.items() if d not in mask.dims)
     n = mask.sum().data
     if hasattr(n, "compute"):

@@ -13,7 +13,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import QueryError
-from .query import _is_bool, _is_str, _offsets, _on_dims, dim_order, names_in, parse, query, resolve
+from .query import (
+    _is_bool,
+    _is_str,
+    _offsets,
+    _on_dims,
+    dim_order,
+    names_in,
+    parse,
+    pruned_query,
+    resolve,
+)
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -24,6 +34,15 @@ __all__ = ["columns_for", "iter_points", "list_points", "records", "top_points",
 ROWS_PER_BATCH = 65536
 #: blocks of the mask evaluated per dask.compute when listing points
 BLOCKS_PER_BATCH = 8
+
+
+def _unprune(points: dict[str, np.ndarray], keep: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Indices into a pruned dataset (:func:`cusweep.query.pruned_query`) as indices into the full one."""
+    return {d: (np.asarray(keep[d], dtype=np.int64)[v] if d in keep else v) for d, v in points.items()}
+
+
+def _no_points(ds: xr.Dataset) -> dict[str, np.ndarray]:
+    return {d: np.empty(0, dtype=np.int64) for d in dim_order(ds)}
 
 
 def _block_topk(score: np.ndarray, offset: tuple[int, ...], shape: tuple[int, ...], k: int,
@@ -91,7 +110,10 @@ def top_points(ds: xr.Dataset, expr: str, by: str, k: int, *, ascending: bool = 
     by = resolve(ds, by, "variable to rank by")
     if _is_bool(ds, by) or _is_str(ds, by):
         raise QueryError(f"by: {by} is not numeric; rank by a numeric variable, e.g. by=\"n_coh\"")
-    mask = query(ds, expr)
+    full = ds
+    ds, keep, mask = pruned_query(ds, expr)
+    if mask is None:
+        return _no_points(full)
     value = ds[by]
     sub = [d for d in dim_order(ds) if d in mask.dims or d in value.dims]
     shape = tuple(int(ds.sizes[d]) for d in sub)
@@ -108,7 +130,7 @@ def top_points(ds: xr.Dataset, expr: str, by: str, k: int, *, ascending: bool = 
     vals = np.concatenate([p[0] for p in parts]) if parts else np.empty(0)
     flat = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, dtype=np.int64)
     order = np.lexsort((flat, vals if ascending else -vals))[:k]
-    return _expand(ds, sub, flat[order], k)
+    return _unprune(_expand(ds, sub, flat[order], k), keep)
 
 
 def list_points(ds: xr.Dataset, expr: str, limit: int | None) -> tuple[dict[str, np.ndarray], bool]:
@@ -116,7 +138,10 @@ def list_points(ds: xr.Dataset, expr: str, limit: int | None) -> tuple[dict[str,
     by block (stops early), and whether more exist."""
     import dask
 
-    mask = query(ds, expr)
+    full = ds
+    ds, keep, mask = pruned_query(ds, expr)
+    if mask is None:
+        return _no_points(full), False
     sub = [str(d) for d in mask.dims]
     other = math.prod(int(n) for d, n in ds.sizes.items() if d not in sub)
     if other == 0:
@@ -148,7 +173,7 @@ def list_points(ds: xr.Dataset, expr: str, limit: int | None) -> tuple[dict[str,
         flat = np.sort(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
     total_hint = len(flat) * other
     more = limit is not None and total_hint > limit
-    return _expand(ds, sub, flat, limit), more
+    return _unprune(_expand(ds, sub, flat, limit), keep), more
 
 
 def values_at(ds: xr.Dataset, points: Mapping[str, np.ndarray], columns: Sequence[str]
@@ -242,7 +267,9 @@ def iter_points(ds: xr.Dataset, expr: str, *, batch: int = ROWS_PER_BATCH) -> It
     ``batch`` points each: the mask is evaluated a few blocks at a time and each sub-grid hit is expanded
     over the dims the expression does not involve piece by piece, so memory stays bounded by ``batch``
     whatever the number of matching points. Points come block by block (grid order within a block)."""
-    mask = query(ds, expr)
+    ds, keep, mask = pruned_query(ds, expr)
+    if mask is None:
+        return
     sub = [str(d) for d in mask.dims]
     dims = dim_order(ds)
     other = [d for d in dims if d not in sub]
@@ -258,8 +285,8 @@ def iter_points(ds: xr.Dataset, expr: str, *, batch: int = ROWS_PER_BATCH) -> It
             s_i, o_i = np.divmod(idx, mult)
             sub_idx = np.unravel_index(flat[s_i], sub_shape) if sub else ()
             other_idx = np.unravel_index(o_i, other_shape) if other else ()
-            yield {d: np.asarray(sub_idx[sub.index(d)] if d in sub else other_idx[other.index(d)],
-                                 dtype=np.int64) for d in dims}
+            yield _unprune({d: np.asarray(sub_idx[sub.index(d)] if d in sub else other_idx[other.index(d)],
+                                          dtype=np.int64) for d in dims}, keep)
 
 
 def points_of(ds: xr.Dataset, point: Mapping[str, Any]) -> dict[str, np.ndarray]:

@@ -30,7 +30,8 @@ def add_arguments(r: argparse.ArgumentParser) -> None:
         help="existing Dask scheduler, tcp://HOST:PORT or "
         "tls://HOST:PORT (default: a LocalCluster on 127.0.0.1)",
     )
-    r.add_argument("--workers", type=int, metavar="N", help="LocalCluster worker processes (default 2)")
+    r.add_argument("--workers", type=int, metavar="N",
+                   help="LocalCluster worker processes (default: the CPUs this process may use)")
     r.add_argument(
         "--tls-ca-file",
         metavar="CA.pem",
@@ -84,7 +85,7 @@ def main(args: argparse.Namespace) -> int:
         store.check_path(args.store)
     spec = load(args.sweep)
     if args.dry_run:
-        out(make_plan(spec).describe(workers=args.workers or 2))
+        out(make_plan(spec).describe(workers=args.workers))
         return 0
     from ..execute import run_sweep
     from ..plan import inputs_line

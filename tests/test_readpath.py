@@ -1,0 +1,145 @@
+"""The read path of count/top/list: coordinate-only terms (``energy == 13.6 GeV``, ``period < 20 um``)
+select index ranges before any data is read, so only the chunks those ranges touch are read, and none when
+no grid value can match. Checked on a copy of a store (chunked along period) whose other chunks are
+overwritten with garbage (reading one would fail to decompress), against numpy on the intact store."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cusweep
+from cusweep.cli import main
+from cusweep.errors import QueryError
+from cusweep.top import iter_points, list_points, top_points
+
+from .ask_stores import loaded, store
+
+DATA_VARS = ("n_coh", "feasible", "q", "photons_coh")
+
+
+@pytest.fixture(scope="module")
+def intact(tmp_path_factory, local_client):
+    return store("tuned", tmp_path_factory, local_client)
+
+
+Key = tuple[int, ...]
+
+
+def _chunk_files(path: Path, var: str) -> tuple[list[str], Key, list[tuple[Path, Key]]]:
+    meta = json.loads((path / var / "zarr.json").read_text())
+    dims = list(meta["dimension_names"])
+    chunks = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
+    files = []
+    for f in (path / var / "c").rglob("*"):
+        if f.is_file():
+            files.append((f, tuple(int(p) for p in f.relative_to(path / var / "c").parts)))
+    return dims, chunks, files
+
+
+def _poisoned_copy(src: str, dst: Path, allowed: dict[str, set[int]]) -> int:
+    """Copy the store and overwrite with garbage every data chunk that holds no allowed index of a dim
+    (dim -> allowed grid indices); returns how many chunk files were poisoned."""
+    shutil.copytree(src, dst)
+    poisoned = 0
+    for var in DATA_VARS:
+        if not (dst / var).exists():
+            continue
+        dims, chunks, files = _chunk_files(dst, var)
+        for f, key in files:
+            needed = True
+            for d, idx in allowed.items():
+                if d in dims:
+                    a = dims.index(d)
+                    lo, hi = key[a] * chunks[a], (key[a] + 1) * chunks[a]
+                    needed &= any(lo <= i < hi for i in idx)
+            if not needed:
+                f.write_bytes(b"not a blosc frame" * 4)
+                poisoned += 1
+    return poisoned
+
+
+def test_poisoned_chunks_do_fail_to_read(intact, tmp_path):
+    # the premise of the tests below: a query that reads a poisoned chunk fails
+    path = tmp_path / "all.zarr"
+    assert _poisoned_copy(intact, path, {"energy": set()}) > 0
+    with pytest.raises(Exception):  # noqa: B017  (whatever the codec raises)
+        cusweep.open(str(path)).count("n_coh > 0")
+
+
+def test_empty_coordinate_query_reads_no_chunk(intact, tmp_path):
+    path = tmp_path / "none.zarr"
+    _poisoned_copy(intact, path, {"energy": set()})
+    s = cusweep.open(str(path))
+    for expr in ("feasible and energy == 13.5 GeV", "energy > 20 GeV and n_coh > 1e10",
+                 "period < 1 um and feasible", "energy == 8 GeV and not (energy < 9 GeV) and feasible"):
+        assert s.count(expr) == 0, expr
+        assert all(v.size == 0 for v in top_points(s.ds, expr, "n_coh", 5).values())
+        points, more = list_points(s.ds, expr, 10)
+        assert not more and all(v.size == 0 for v in points.values())
+        assert list(iter_points(s.ds, expr)) == []
+        assert len(s.top(expr, by="n_coh", n=3)) == 0
+
+
+def test_empty_coordinate_query_cli(intact, tmp_path, capsys):
+    path = tmp_path / "cli.zarr"
+    _poisoned_copy(intact, path, {"energy": set()})
+    assert main(["query", str(path), "feasible and energy == 13.5 GeV", "--top", "5", "--by", "n_coh"]) == 0
+    assert "no matching grid points" in capsys.readouterr().err
+    assert main(["query", str(path), "feasible and energy == 13.5 GeV", "--count"]) == 0
+    assert capsys.readouterr().out.strip() == "0"
+
+
+def test_unknown_names_still_refused_when_nothing_can_match(intact):
+    s = cusweep.open(intact)
+    with pytest.raises(QueryError, match="unknown name"):
+        s.count("energy == 13.5 GeV and n_cohh > 1")
+
+
+@pytest.mark.parametrize("expr, allowed", [
+    ("energy == 13.6 GeV and n_coh > 1e10 and period == 14 um", {"energy": {1}, "period": {12}}),
+    ("feasible and period < 10 um and energy >= 13.6 GeV", {"period": set(range(5)), "energy": {1, 2}}),
+    ("n_coh > 0 and period > 19 um and sigma_z == 9 um", {"period": {23, 24}, "sigma_z": {1}}),
+    ("(period == 8 um or period == 20 um) and q > 0 and energy != 13.6 GeV", {"period": {0, 24}}),
+])
+def test_only_the_selected_chunks_are_read(intact, tmp_path, expr, allowed):
+    dims, ref = loaded(intact)
+    for d, idx in allowed.items():  # the test's own index sets are what the coordinates say
+        assert set(idx) <= set(range(ref[d].shape[dims.index(d)]))
+    path = tmp_path / "some.zarr"
+    assert _poisoned_copy(intact, path, allowed) > 0
+    want = np.asarray(eval_mask(expr, ref))
+    s = cusweep.open(str(path))
+    assert s.count(expr) == int(want.sum())
+    got = top_points(s.ds, expr, "n_coh", 7)
+    scores = np.where(want, ref["n_coh"], np.nan).reshape(-1)
+    finite = np.flatnonzero(~np.isnan(scores))
+    order = finite[np.lexsort((finite, -scores[finite]))][:7]
+    expect = np.unravel_index(order, want.shape)
+    assert [got[d].tolist() for d in dims] == [e.tolist() for e in expect]
+    hits = np.flatnonzero(want.reshape(-1))
+    listed = [np.concatenate([b[d] for b in iter_points(s.ds, expr)]) for d in dims]
+    flat = np.ravel_multi_index(tuple(listed), want.shape) if hits.size else np.empty(0, dtype=np.int64)
+    assert sorted(flat.tolist()) == hits.tolist()
+
+
+def eval_mask(expr: str, ref: dict[str, np.ndarray]) -> np.ndarray:
+    """The expression on the full-grid numpy arrays of the intact store (SI units)."""
+    gev, um = 1e9, 1e-6
+    e, p, s, n = ref["energy"], ref["period"], ref["sigma_z"], ref["n_coh"]
+    close = lambda x, y: np.abs(x - y) <= 1e-9 * np.maximum(np.abs(x), abs(y))  # noqa: E731
+    table = {
+        "energy == 13.6 GeV and n_coh > 1e10 and period == 14 um":
+            close(e, 13.6 * gev) & (n > 1e10) & close(p, 14 * um),
+        "feasible and period < 10 um and energy >= 13.6 GeV":
+            ref["feasible"] & (p < 10 * um) & ~close(p, 10 * um) & ((e > 13.6 * gev) | close(e, 13.6 * gev)),
+        "n_coh > 0 and period > 19 um and sigma_z == 9 um":
+            (n > 0) & (p > 19 * um) & ~close(p, 19 * um) & close(s, 9 * um),
+        "(period == 8 um or period == 20 um) and q > 0 and energy != 13.6 GeV":
+            (close(p, 8 * um) | close(p, 20 * um)) & (ref["q"] > 0) & ~close(e, 13.6 * gev),
+    }
+    return table[expr]
