@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint docs bench clean
+.PHONY: demo test lint docs browser bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,9 +21,13 @@ demo: $(STAMP)
 	$(VENV)/bin/cusweep run sweeps/paper_sec5.toml --store paper_sec5.zarr
 	$(VENV)/bin/cusweep status paper_sec5.zarr
 	@echo "--- the paper's design point, read back from the store:"
-	$(VENV)/bin/cusweep query paper_sec5.zarr "period == 14 um and amplitude == 1.27 angstrom and energy == 13.6 GeV and sigma_z == 9 um and bunching == 1" --vars n_coh,n_incoh,coherence_gain,photon_energy_minus,feasible
-	@echo "--- the five feasible designs with the largest coherent yield (b = 1):"
-	$(VENV)/bin/cusweep query paper_sec5.zarr "feasible and bunching == 1" --top 5 --by n_coh
+	@echo "    (n_coh, n_incoh: the paper's numbers, photons per unit theta^2 at zero angle [1/rad**2];"
+	@echo "     photons_coh, photons_incoh: photon counts per bunch, integrated over angle)"
+	$(VENV)/bin/cusweep query paper_sec5.zarr "period == 14 um and amplitude == 1.27 angstrom and energy == 13.6 GeV and sigma_z == 9 um and bunching == 1" --vars n_coh,photons_coh,n_incoh,photons_incoh,coherence_gain,energy_fraction,resonance_energy,feasible
+	@echo "--- the five feasible designs with the most coherent photons per bunch (b = 1):"
+	$(VENV)/bin/cusweep query paper_sec5.zarr "feasible and bunching == 1" --top 5 --by photons_coh
+	@echo "--- the best feasible design for LCLS (8.3 keV), on the grid and refined:"
+	$(VENV)/bin/cusweep best paper_sec5.zarr --by photons_coh --facility lcls
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check cusweep tests benchmarks
@@ -32,7 +36,16 @@ lint: $(STAMP)
 docs: $(STAMP)
 	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
-test: $(STAMP) lint docs
+# the browser tests of `cusweep explore` drive Debian's headless Chromium through its chromedriver
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	    echo "installing Debian's chromium and chromium-driver (for the browser tests)"; \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	fi
+
+test: $(STAMP) browser lint docs
 	$(VENV)/bin/python -m pytest
 
 bench: $(STAMP)
