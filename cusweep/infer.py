@@ -189,6 +189,21 @@ class Inference:
     mc_invalid: float = 0.0  # share of draws with no real b (negative measured value, or N(b=1) <= 0)
     disagree: bool = False  # linear and Monte Carlo 1 sigma differ by more than MC_TOLERANCE
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as JSON-safe values in store units (NaN and inf as None)."""
+        def safe(v: Any) -> Any:
+            if isinstance(v, dict):
+                return {str(k): safe(x) for k, x in v.items()}
+            if isinstance(v, list | tuple):
+                return [safe(x) for x in v]
+            if isinstance(v, bool | str) or v is None:
+                return v
+            if isinstance(v, int | float | np.integer | np.floating):
+                return float(v) if math.isfinite(float(v)) else None
+            return str(v)
+
+        return {f.name: safe(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
     def text(self) -> str:
         lines = [f"b = {self.b:.4g} ± {self.b_err:.2g}  (1 sigma, linear propagation)"]
         if self.samples and self.b_mc is not None and self.b_mc_err is not None:

@@ -190,3 +190,13 @@ def test_cli_samples(capsys):
     assert main(["infer-b", "--measured", "4.58e14", "--sweep", sweep, "--samples", "-3"]) == 2
     err = capsys.readouterr().err
     assert "samples: -3" in err and err.count("\n") == 1
+
+
+def test_inference_to_dict_is_json_in_store_units():
+    import json
+
+    design = design_from_flags(PAPER_FLAGS)
+    res = infer_b(design, measured=0.09 * n_coh_unit(design.setup, design.point), samples=50, seed=3)
+    d = json.loads(json.dumps(res.to_dict(), allow_nan=False))
+    assert d["b"] == pytest.approx(0.3, rel=1e-9) and d["samples"] == 50 and d["measured"] == "n_coh"
+    assert d["point"]["period"] == pytest.approx(14e-6) and d["b_mc"] == pytest.approx(0.3, rel=1e-9)
