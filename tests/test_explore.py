@@ -56,7 +56,7 @@ def view(store_path):
 
 
 def stored(store_path, name, **at):
-    ds = cusweep.open(store_path)
+    ds = cusweep.open(store_path).ds
     arr = ds[name]
     return np.asarray(arr.isel({d: i for d, i in at.items() if d in arr.dims}).values)
 
@@ -143,7 +143,7 @@ def page(view):
 
 def test_boundary_lines_lie_on_margin_one(view, store_path):
     e = page(view)
-    ds = cusweep.open(store_path)
+    ds = cusweep.open(store_path).ds
     setup = setup_from_store(ds)
     drawn = {name: r.data_source.data for name, r in e.lines.items() if r.visible}
     # the channeling flag changes inside this slice, so its line must be drawn

@@ -25,12 +25,15 @@ def main(args: argparse.Namespace) -> int:
     """Print the URL, serve until Ctrl-C or SIGTERM (exit 0)."""
     import signal
 
+    from ..errors import CusweepError
     from ..explore import serve
 
     if args.port is not None and not 0 <= args.port <= 65535:
         raise SpecError(f"--port {args.port}: not a TCP port; give 1-65535, or 0 (default) for a free one")
     try:
         server = serve(args.store, args.port or 0)
+    except CusweepError:  # not a store, ... (StoreError is also an OSError: not a port problem)
+        raise
     except OSError as exc:
         raise SpecError(f"--port {args.port}: cannot listen on 127.0.0.1:{args.port} ({exc.strerror}); "
                         "choose another port or omit --port") from None

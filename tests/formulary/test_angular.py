@@ -29,7 +29,12 @@ def damped_by_quadrature(A, mu):
     width = 60.0 if mu == 0 else min(60.0, 60.0 / mu)
     T = max(A, 0.0) + width + 10.0
     marks = (max(A, 0.0), max(A, 0.0) + width, width, 1.0 / mu if mu else 0)
-    points = sorted({p for p in marks if 0 < p < T})
+    # break points at the lower limit itself or a hair apart (A ~ 1e-14: 6 and 6 + 1e-14) upset QUADPACK:
+    # keep interior ones at least 1e-9 apart
+    points: list[float] = []
+    for p in sorted(p for p in marks if 1e-9 < p < T):
+        if not points or p - points[-1] > 1e-9:
+            points.append(p)
     body = integrate.quad(f, 0.0, T, points=points or None, limit=5000, epsabs=0, epsrel=1e-12)[0]
 
     def g(t):
