@@ -690,8 +690,12 @@ def lock(path: str) -> Iterator[None]:
         os.close(fd)
 
 
+class StoreLocked(StoreError):
+    """The store's run lock is held by another run."""
+
+
 def _locked(path: str, where: str) -> StoreError:
-    return StoreError(
+    return StoreLocked(
         f"{path} is being written by another cusweep run (it holds the store's lock, {where}); wait for it "
         "to finish (or stop it), then rerun the same command to resume"
     )
@@ -758,7 +762,7 @@ def _lease(path: str, ttl: float = 120.0, settle: float = 1.0) -> Iterator[None]
 
     def refuse(attrs: dict[str, Any]) -> StoreError:
         until = _dt.datetime.fromtimestamp(float(attrs.get("expires", 0) or 0)).isoformat()  # type: ignore[arg-type]
-        return StoreError(
+        return StoreLocked(
             f"{path} is being written by {attrs.get('holder', 'another cusweep run')} (lease "
             f"until {until}); wait for it to finish, then rerun the same command to resume"
         )

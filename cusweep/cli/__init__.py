@@ -38,7 +38,8 @@ COMMANDS: tuple[Any, ...] = (run, status, query, map, best, report, explore, tab
                              tables.Materials, tables.Facilities)
 
 #: library parameter names -> the command-line flag that gives them (for error messages)
-FLAGS = {"store": "--store", "at": "--at", "facility": "--facility", "where": "--where", "by": "--by",
+FLAGS = {"store": "--store", "shard": "--shard",
+         "at": "--at", "facility": "--facility", "where": "--where", "by": "--by",
          "x": "--x", "y": "--y", "var": "--var", "output": "-o", "rel_errors": "--rel-error",
          "error": "--error", "top": "--top", "limit": "--limit", "per": "--per", "vmin/vmax": "--vmin/--vmax",
          "vmin": "--vmin", "vmax": "--vmax", "clip": "--clip", "mark": "--mark", "contour": "--contour"}
