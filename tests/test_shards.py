@@ -1,0 +1,162 @@
+"""``cusweep run --shard I/N``: shards computed at once (one killed and rerun) give the store of a plain run;
+the shared lock; status per shard; bad --shard values."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import zarr
+
+from cusweep import shards, store
+from cusweep.errors import SpecError
+from cusweep.plan import make_plan
+from cusweep.spec import loads
+
+from .conftest import ROOT
+from .procs import Procs, wait_for
+from .test_cluster import assert_same_store
+
+SWEEP = """
+name = "shards"
+crystal = "diamond-110"
+thickness = "1.4 mm"
+n_positrons = 1.56e9
+chunk_mb = 0.02
+outputs = ["q", "channeling", "n_coh", "n_incoh", "feasible", "bending_parameter"]
+[axes]
+period = { start = "3 um", stop = "60 um", num = 37, spacing = "log" }
+amplitude = { start = "0.1 angstrom", stop = "3 angstrom", num = 23 }
+energy = { values = ["0.5 GeV", "2 GeV", "8 GeV", "13.6 GeV", "17.5 GeV"] }
+sigma_z = { values = ["0.05 um", "1 um", "9 um", "30 um"] }
+bunching = { values = [0.0, 0.01, 0.3, 1.0] }
+"""
+
+#: this checkout's cusweep, whatever the virtualenv's entry point was installed from
+ENV = {"PYTHONPATH": str(ROOT), "CUSWEEP_NO_PROGRESS": "1"}
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "cusweep.cli", *args]
+
+
+def _run(args, cwd, timeout=300):
+    return subprocess.run(_cli(*args), cwd=cwd, env={**os.environ, **ENV}, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_shard_blocks_partition_the_blocks():
+    for n_blocks in (1, 7, 37):
+        for count in (1, 2, 4, 9, 50):
+            ids = np.concatenate([shards.shard_blocks(n_blocks, i, count) for i in range(count)])
+            assert sorted(ids.tolist()) == list(range(n_blocks))
+    assert shards.shard_blocks(10, 1, 4).tolist() == [1, 5, 9]
+
+
+@pytest.mark.parametrize(("text", "want"), [("0/4", (0, 4)), (" 3 / 4 ", (3, 4)), ("0/1", (0, 1))])
+def test_parse_shard(text, want):
+    assert shards.parse_shard(text) == want
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("4/4", "index 4"), ("-1/4", "not I/N"), ("1/0", "outside 1.."), ("a", "not I/N"), ("1/2/3", "not I/N"),
+])
+def test_bad_shard_one_line_exit_2_nothing_written(tmp_path, text, words):
+    (tmp_path / "s.toml").write_text(SWEEP)
+    p = _run(["run", "s.toml", "--store", "x.zarr", f"--shard={text}"], tmp_path)
+    assert p.returncode == 2, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "--shard" in p.stderr and words in p.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["s.toml"]
+
+
+def test_shard_with_overwrite_is_refused(tmp_path):
+    (tmp_path / "s.toml").write_text(SWEEP)
+    p = _run(["run", "s.toml", "--store", "x.zarr", "--shard", "0/2", "--overwrite"], tmp_path)
+    assert p.returncode == 2 and "--overwrite" in p.stderr
+    assert not (tmp_path / "x.zarr").exists()
+
+
+@pytest.mark.slow
+def test_four_concurrent_shards_one_killed_and_rerun_equal_a_plain_run(tmp_path):
+    sweep = tmp_path / "s.toml"
+    sweep.write_text(SWEEP)
+    n_blocks = make_plan(loads(SWEEP)).n_blocks
+    assert n_blocks >= 16  # several blocks per shard, so the killed one is killed mid-way
+    procs = Procs(tmp_path, env=ENV)
+    try:
+        sharded = tmp_path / "sharded.zarr"
+        # shard 0 started last: the others race to create the template
+        runs = {i: procs.start(f"shard{i}", _cli("run", str(sweep), "--store", str(sharded), "--shard",
+                                                 f"{i}/4", "--workers", "1")) for i in (3, 2, 1, 0)}
+        mine = shards.shard_blocks(n_blocks, 0, 4)
+
+        def shard0_started():
+            try:
+                return bool(store.done_mask(str(sharded))[mine].any())
+            except Exception:
+                return False
+
+        wait_for(shard0_started, 240, "a block of shard 0", runs[0], interval=0.02)
+        runs[0].kill(signal.SIGKILL)
+        for i in (1, 2, 3):
+            assert runs[i].popen.wait(timeout=300) == 0, runs[i].log()
+        done = store.done_mask(str(sharded))
+        assert not done[mine].all(), "shard 0 finished before it was killed"
+        assert done.sum() == n_blocks - (~done[mine]).sum()  # every other shard complete
+        status = _run(["status", str(sharded)], tmp_path)
+        assert status.returncode == 1
+        assert "shard 0/4: " in status.stdout and "shard 1/4: " in status.stdout
+        assert f"shard 0/4: {int(done[mine].sum())}/{mine.size} blocks done\n" in status.stdout + "\n"
+        rerun = _run(["run", str(sweep), "--store", str(sharded), "--shard", "0/4", "--workers", "2"],
+                     tmp_path)
+        assert rerun.returncode == 0, rerun.stderr
+        left, had = int((~done[mine]).sum()), int(done[mine].sum())
+        assert f"{left} blocks computed, {had} already done" in rerun.stdout
+
+        plain = tmp_path / "plain.zarr"
+        p = _run(["run", str(sweep), "--store", str(plain), "--workers", "2"], tmp_path)
+        assert p.returncode == 0, p.stderr
+        assert_same_store(plain, sharded)
+
+        status = _run(["status", str(sharded), "--log"], tmp_path)
+        assert status.returncode == 0, status.stderr
+        for i in range(4):
+            assert f"shard {i}/4: {shards.shard_blocks(n_blocks, i, 4).size}/" in status.stdout
+        log = shards.run_log(str(sharded))
+        assert sorted(r["shard"] for r in log) == ["0/4", "0/4", "1/4", "2/4", "3/4"]
+        killed = [r for r in log if r["exit"] == "running"]  # the killed shard never wrote its end
+        assert len(killed) == 1 and killed[0]["shard"] == "0/4" and killed[0]["end"] is None
+        assert sum(r["blocks_computed"] for r in log if r["exit"] == "complete") == n_blocks - int(
+            done[mine].sum())
+        plain_log = shards.run_log(str(plain))
+        assert len(plain_log) == 1 and plain_log[0]["exit"] == "complete"
+        assert plain_log[0]["blocks_computed"] == n_blocks and plain_log[0]["workers"] == 2
+        assert plain_log[0]["shard"] is None and plain_log[0]["versions"]["zarr"] == zarr.__version__
+        assert "exit: complete" in _run(["status", str(plain), "--log"], tmp_path).stdout
+    finally:
+        procs.close()
+
+
+def test_a_plain_run_is_refused_while_a_shard_holds_the_store(tmp_path):
+    from cusweep.execute import run_sweep
+
+    spec = loads(SWEEP)
+    path = str(tmp_path / "x.zarr")
+    with store.lock(path):
+        store.prepare(path, make_plan(spec))
+    with shards._shared(path) as held:
+        assert held
+        with shards._shared(path) as also:  # shards share it
+            assert also
+        with pytest.raises(store.StoreLocked, match="another cusweep run"):
+            run_sweep(spec, path)
+    assert shards.run_log(path) == []  # a refused run records nothing
+    with store.lock(path), shards._shared(path) as held:  # a plain run holds it alone
+        assert not held
+
+
+def test_parse_shard_errors_are_spec_errors():
+    with pytest.raises(SpecError, match=r"^shard: "):
+        shards.parse_shard("2/2")
