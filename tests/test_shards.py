@@ -160,3 +160,81 @@ def test_a_plain_run_is_refused_while_a_shard_holds_the_store(tmp_path):
 def test_parse_shard_errors_are_spec_errors():
     with pytest.raises(SpecError, match=r"^shard: "):
         shards.parse_shard("2/2")
+
+
+# --------------------------------------------------------------------------------------------------
+# cusweep cluster: the recipes shipped with the package
+
+
+def test_slurm_array_script_renders_and_parses(tmp_path):
+    import shutil
+
+    (tmp_path / "s.toml").write_text(SWEEP)
+    p = _run(["cluster", "slurm", "--shards", "6", "--sweep", "s.toml", "--store", "out dir/x.zarr",
+              "--time", "01:30:00", "--cpus", "8", "--sbatch=--partition=long"], tmp_path)
+    assert p.returncode == 0, p.stderr
+    text = p.stdout
+    lines = text.splitlines()
+    assert lines[0] == "#!/bin/bash"
+    for want in ("#SBATCH --array=0-5", "#SBATCH --time=01:30:00", "#SBATCH --cpus-per-task=8",
+                 "#SBATCH --partition=long", "#SBATCH --job-name=shards"):
+        assert want in lines, want
+    run = next(line for line in lines if line.startswith("exec cusweep run "))
+    assert f"{tmp_path / 's.toml'}" in run and f"'{tmp_path / 'out dir/x.zarr'}'" in run  # quoted: a space
+    assert '--shard "${SLURM_ARRAY_TASK_ID}/6"' in run
+    # every #SBATCH line comes before the first command (sbatch stops reading them there)
+    first_command = next(i for i, line in enumerate(lines) if line and not line.startswith("#"))
+    assert all(i < first_command for i, line in enumerate(lines) if line.startswith("#SBATCH"))
+    script = tmp_path / "job.sh"
+    script.write_text(text)
+    assert subprocess.run([shutil.which("bash") or "/bin/bash", "-n", str(script)]).returncode == 0
+    # the task runs the shard it is given: the script's command with SLURM's variables, up to the sweep
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "cusweep").write_text('#!/bin/bash\necho "$@"\n')
+    (fake / "cusweep").chmod(0o755)
+    ran = subprocess.run(["bash", str(script)], env={**os.environ, "PATH": f"{fake}:{os.environ['PATH']}",
+                                                     "SLURM_ARRAY_TASK_ID": "4", "SLURM_CPUS_PER_TASK": "8"},
+                         capture_output=True, text=True)
+    assert ran.stdout.split()[-4:] == ["--shard", "4/6", "--workers", "8"]
+
+
+def test_kubernetes_indexed_job_renders():
+    import yaml
+
+    from cusweep.cli.cluster import render
+
+    sweep = ROOT / "sweeps" / "paper_point.toml"
+    docs = list(yaml.safe_load_all(render("kubernetes", shards=5, sweep=str(sweep),
+                                          store="s3://bucket/p.zarr", cpus=3, image="reg/cusweep:1")))
+    config, job = docs
+    assert config["kind"] == "ConfigMap" and config["data"]["sweep.toml"] == sweep.read_text()
+    assert job["kind"] == "Job"
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed" and spec["completions"] == 5 and spec["parallelism"] == 5
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == "reg/cusweep:1"
+    assert container["args"] == ['exec cusweep run /etc/cusweep/sweep.toml --store s3://bucket/p.zarr '
+                                 '--shard "$JOB_COMPLETION_INDEX/5" --workers 3']
+    assert pod["volumes"][0]["configMap"]["name"] == config["metadata"]["name"]
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--shards", "0"], "--shards: 0 is outside"), (["--shards", "2", "--time", "2h"], "--time: '2h'"),
+    (["--shards", "2", "--cpus", "0"], "--cpus: 0"), (["--shards", "2", "--sbatch", "x\ny"], "--sbatch"),
+])
+def test_cluster_bad_values_one_line_exit_2(tmp_path, args, words):
+    (tmp_path / "s.toml").write_text(SWEEP)
+    p = _run(["cluster", "slurm", "--sweep", "s.toml", "--store", "x.zarr", *args], tmp_path)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and words in p.stderr, p.stderr
+    assert p.stdout == ""
+
+
+def test_recipes_are_package_data():
+    from importlib import resources
+
+    names = {p.name for p in resources.files("cusweep.recipes").iterdir()}
+    assert {"slurm_array.sh", "kubernetes_indexed_job.yaml"} <= names
+    text = (ROOT / "pyproject.toml").read_text()
+    assert '"cusweep.recipes" = ["*.sh", "*.yaml"]' in text
