@@ -336,7 +336,7 @@ def run_sweep(
     error: BaseException | None = None
     live: dict[str, RunSummary] = {}
     try:
-        with store.lock(path):
+        with store.lock(path, note=say):
             t0 = time.perf_counter()
             pending_guess = plan.n_blocks
             if not overwrite and store.check_target(path, plan):

@@ -235,9 +235,24 @@ def _shared(path: str) -> Iterator[bool]:
         except OSError as exc:
             if exc.errno not in (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL):
                 raise StoreError(f"cannot lock store {path}: {store.os_message(exc)}") from None
+            # no flock: a plain run (or a shard writing the template) holds the mkdir holder group
+            holder = os.path.join(store._local(path), store.META_GROUP, store.HOLDER_GROUP)
+            if os.path.isdir(holder) and not _holder_gone(holder):
+                yield False
+                return
         yield True
     finally:
         os.close(fd)
+
+
+def _holder_gone(holder: str) -> bool:
+    """True when the mkdir holder group names a process of this host that no longer runs."""
+    try:
+        with open(os.path.join(holder, "zarr.json"), encoding="utf-8") as fh:
+            attrs = json.load(fh).get("attributes", {})
+    except (OSError, ValueError, AttributeError):
+        return False  # being written: held
+    return isinstance(attrs, dict) and store._lease_holder_gone(attrs)
 
 
 @dataclass
@@ -265,7 +280,7 @@ class ShardSummary:
         return dataclasses.asdict(self)
 
 
-def _template(path: str, plan: Any, deadline: float) -> Any:
+def _template(path: str, plan: Any, deadline: float, say: Any) -> Any:
     """Create the template if absent (under the exclusive run lock, taken only for that), or wait for the
     run that creates it. Returns the plan on the store's layout."""
     from .execute import _store_layout
@@ -274,7 +289,7 @@ def _template(path: str, plan: Any, deadline: float) -> Any:
         if store.check_target(path, plan):
             return _store_layout(path, plan, lambda m: None)
         try:
-            with store.lock(path):
+            with store.lock(path, note=say):
                 if not store.check_target(path, plan):
                     store.prepare(path, plan)
                     store.record_integrity(path, plan)
@@ -321,7 +336,7 @@ def run_shard(
     summary = ShardSummary(path, shard, 0, 0, 0, 0, 0.0)
     try:
         while True:
-            plan = _template(path, make_plan(spec), deadline)
+            plan = _template(path, make_plan(spec), deadline, say)
             with _shared(path) as held:
                 if not held:  # a plain run, or a shard writing the template: wait, bounded
                     if time.monotonic() > deadline:

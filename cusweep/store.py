@@ -18,7 +18,7 @@ import functools
 import os
 import shutil
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -644,8 +644,15 @@ _NO_FLOCK = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL)
 _GROUP_JSON = b'{"zarr_format": 3, "node_type": "group", "attributes": {}}'
 
 
+#: the note given (once per lock) where the file system has no flock
+NO_FLOCK_NOTE = (
+    "note: {path}: the file system does not support flock ({error}); locking with an exclusive "
+    "mkdir holder instead (_cusweep/run_lock_holder, taken over when its process is gone)"
+)
+
+
 @contextlib.contextmanager
-def lock(path: str) -> Iterator[None]:
+def lock(path: str, note: Callable[[str], object] | None = None) -> Iterator[None]:
     """Hold the store's run lock for the duration; a second holder is refused at once (StoreError).
 
     Local stores: fcntl.flock on ``_cusweep/run_lock/zarr.json``, a file opened with O_CREAT and never
@@ -653,7 +660,8 @@ def lock(path: str) -> Iterator[None]:
     run never leaves a stale lock. Where the file system has no flock, the group ``_cusweep/run_lock_holder``
     made with mkdir (atomic) names the holder, and is taken over when that process is gone. The
     ``_cusweep`` Zarr group is completed under the lock (two runs creating it at once made zarr raise
-    ContainsGroupError). Remote (fsspec) stores: a lease, see ``_lease``.
+    ContainsGroupError). Remote (fsspec) stores: a lease, see ``_lease``. ``note`` receives a one-line
+    note for people when the fallback is used.
     """
     if not is_local(path):
         with _lease(path):
@@ -676,6 +684,8 @@ def lock(path: str) -> Iterator[None]:
             if exc.errno not in _NO_FLOCK:
                 raise StoreError(f"cannot lock store {path}: {os_message(exc)}") from None
             held = False
+            if note is not None:
+                note(NO_FLOCK_NOTE.format(path=path, error=errno.errorcode.get(exc.errno or 0, exc.errno)))
         with contextlib.nullcontext() if held else _holder_lock(path, os.path.join(meta, HOLDER_GROUP)):
             if os.fstat(fd).st_size == 0:  # a valid (empty) Zarr group, written once, in place
                 os.pwrite(fd, _GROUP_JSON, 0)

@@ -238,3 +238,60 @@ def test_recipes_are_package_data():
     assert {"slurm_array.sh", "kubernetes_indexed_job.yaml"} <= names
     text = (ROOT / "pyproject.toml").read_text()
     assert '"cusweep.recipes" = ["*.sh", "*.yaml"]' in text
+
+
+# --------------------------------------------------------------------------------------------------
+# file systems without flock (ENOSYS / EOPNOTSUPP injected)
+
+ONE_BLOCK = """
+name = "tiny"
+crystal = "diamond-110"
+thickness = "1.4 mm"
+n_positrons = 1.56e9
+outputs = ["q", "n_coh", "feasible"]
+[axes]
+period = { start = "3 um", stop = "60 um", num = 5 }
+amplitude = "1.27 angstrom"
+energy = "13.6 GeV"
+sigma_z = "9 um"
+bunching = 0.1
+"""
+
+
+@pytest.fixture(params=["ENOSYS", "EOPNOTSUPP"])
+def no_flock(monkeypatch, request):
+    import errno
+    import fcntl
+
+    def flock(fd, op):
+        raise OSError(getattr(errno, request.param), "not supported here")
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    return request.param
+
+
+def test_without_flock_the_lock_says_one_line_and_holds(tmp_path, no_flock):
+    path = str(tmp_path / "s.zarr")
+    notes: list[str] = []
+    with store.lock(path, note=notes.append):
+        assert len(notes) == 1 and "\n" not in notes[0]
+        import errno
+
+        assert errno.errorcode[getattr(errno, no_flock)] in notes[0]  # (EOPNOTSUPP is ENOTSUP on Linux)
+        assert "does not support flock" in notes[0]
+        with pytest.raises(store.StoreLocked, match="run_lock_holder"), store.lock(path):
+            pass
+        with shards._shared(path) as held:  # a shard waits for the holder too
+            assert not held
+    with shards._shared(path) as held:
+        assert held
+
+
+def test_a_shard_runs_on_a_file_system_without_flock(tmp_path, no_flock):
+    notes: list[str] = []
+    path = str(tmp_path / "t.zarr")
+    summary = shards.run_shard(loads(ONE_BLOCK), path, (0, 1), workers=1, echo=notes.append)
+    assert summary.computed == summary.blocks == make_plan(loads(ONE_BLOCK)).n_blocks
+    assert [n for n in notes if "does not support flock" in n] == notes and len(notes) == 1
+    assert bool(store.done_mask(path).all())
+    assert not (tmp_path / "t.zarr" / store.META_GROUP / store.HOLDER_GROUP).exists()  # released
