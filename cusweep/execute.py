@@ -330,55 +330,79 @@ def run_sweep(
         # connect before the lock creates anything: an unreachable --scheduler leaves no store behind
         with _client(None, scheduler, workers, False, security) as c:
             return run_sweep(spec, path, c, overwrite=overwrite, progress=progress, echo=echo)
-    with store.lock(path):
-        t0 = time.perf_counter()
-        pending_guess = plan.n_blocks
-        if not overwrite and store.check_target(path, plan):
-            plan = _store_layout(path, plan, say)
-            pending_guess = int((~store.done_mask(path)).sum())
-        check_disk(path, plan, pending_guess)
-        # a LocalCluster starts while the template is written (its workers spawn and import meanwhile)
-        if workers is None and client is None:
-            # every usable CPU (affinity, cgroup quota), fewer if memory per worker (one block each) is short
-            workers = plan.default_workers()
-        starting = _LocalClusterStart(workers, dashboard) if client is None and pending_guess else None
-        try:
-            created = store.prepare(path, plan, overwrite=overwrite)
-            if created or not store.has_integrity(path):  # (a store made by an older cusweep: from now on)
-                store.record_integrity(path, plan)
-            done = store.done_mask(path)
-            # done blocks whose chunk files are gone (a store copied mid-run, a deleted file) are computed
-            # again, as `status` reports them: the ledger alone would call the store complete
-            gone = [] if created else store.missing_chunks(path, plan)
-            if gone:
-                say(
-                    f"note: {len(gone)} block(s) marked done in {path} have chunk files missing (a store "
-                    "copied mid-run, or files deleted); computing them again"
+    from .shards import exit_reason, new_record, now, write_record
+
+    record = new_record(workers=workers, shard=None, scheduler=_address(client))
+    error: BaseException | None = None
+    live: dict[str, RunSummary] = {}
+    try:
+        with store.lock(path, note=say):
+            t0 = time.perf_counter()
+            pending_guess = plan.n_blocks
+            if not overwrite and store.check_target(path, plan):
+                plan = _store_layout(path, plan, say)
+                pending_guess = int((~store.done_mask(path)).sum())
+            check_disk(path, plan, pending_guess)
+            # a LocalCluster starts while the template is written (its workers spawn and import meanwhile)
+            if workers is None and client is None:
+                # every usable CPU (affinity, cgroup quota), fewer if memory per worker (one block each)
+                # is short
+                workers = plan.default_workers()
+            starting = _LocalClusterStart(workers, dashboard) if client is None and pending_guess else None
+            try:
+                created = store.prepare(path, plan, overwrite=overwrite)
+                if created or not store.has_integrity(path):  # (an older cusweep's store)
+                    store.record_integrity(path, plan)
+                done = store.done_mask(path)
+                # done blocks whose chunk files are gone (a store copied mid-run, a deleted file) are computed
+                # again, as `status` reports them: the ledger alone would call the store complete
+                gone = [] if created else store.missing_chunks(path, plan)
+                if gone:
+                    say(
+                        f"note: {len(gone)} block(s) marked done in {path} have chunk files missing (a store "
+                        "copied mid-run, or files deleted); computing them again"
+                    )
+                    store.clear_done(path, plan, gone)
+                    done[gone] = False
+                pending = [int(b) for b in np.flatnonzero(~done)]
+                summary = RunSummary(
+                    store=path,
+                    n_blocks=plan.n_blocks,
+                    computed=0,
+                    skipped=plan.n_blocks - len(pending),
+                    points=0,
+                    seconds=0.0,
+                    created=created,
                 )
-                store.clear_done(path, plan, gone)
-                done[gone] = False
-            pending = [int(b) for b in np.flatnonzero(~done)]
-            summary = RunSummary(
-                store=path,
-                n_blocks=plan.n_blocks,
-                computed=0,
-                skipped=plan.n_blocks - len(pending),
-                points=0,
-                seconds=0.0,
-                created=created,
-            )
-            if not pending:
-                return summary
-            with _client(client, None, workers, dashboard, starting=starting) as c:
-                starting = None  # closed by _client
-                if dashboard and client is None:
-                    say(f"dashboard: {c.dashboard_link}")
-                _run_blocks(c, plan, path, pending, summary, progress)
-        finally:
-            if starting is not None:
-                starting.close()
-        summary.seconds = time.perf_counter() - t0
+                live["summary"] = summary
+                record["workers"] = workers
+                write_record(path, record)  # a killed run leaves its record, exit "running"
+                if not pending:
+                    return summary
+                with _client(client, None, workers, dashboard, starting=starting) as c:
+                    starting = None  # closed by _client
+                    if dashboard and client is None:
+                        say(f"dashboard: {c.dashboard_link}")
+                    _run_blocks(c, plan, path, pending, summary, progress)
+            finally:
+                if starting is not None:
+                    starting.close()
+            summary.seconds = time.perf_counter() - t0
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        if live:  # a run that got past the lock and the template (not one refused)
+            record.update(end=now(), exit=exit_reason(error), blocks_computed=live["summary"].computed)
+            write_record(path, record)
     return summary
+
+
+def _address(client: Any) -> str | None:
+    """The scheduler address of a caller's client (for the run log), None for a LocalCluster."""
+    with contextlib.suppress(Exception):
+        return str(client.scheduler.address) if client is not None else None
+    return None
 
 
 def _store_layout(path: str, plan: Plan, say: Any) -> Plan:

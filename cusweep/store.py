@@ -18,7 +18,7 @@ import functools
 import os
 import shutil
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -644,8 +644,15 @@ _NO_FLOCK = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK, errno.EINVAL)
 _GROUP_JSON = b'{"zarr_format": 3, "node_type": "group", "attributes": {}}'
 
 
+#: the note given (once per lock) where the file system has no flock
+NO_FLOCK_NOTE = (
+    "note: {path}: the file system does not support flock ({error}); locking with an exclusive "
+    "mkdir holder instead (_cusweep/run_lock_holder, taken over when its process is gone)"
+)
+
+
 @contextlib.contextmanager
-def lock(path: str) -> Iterator[None]:
+def lock(path: str, note: Callable[[str], object] | None = None) -> Iterator[None]:
     """Hold the store's run lock for the duration; a second holder is refused at once (StoreError).
 
     Local stores: fcntl.flock on ``_cusweep/run_lock/zarr.json``, a file opened with O_CREAT and never
@@ -653,10 +660,11 @@ def lock(path: str) -> Iterator[None]:
     run never leaves a stale lock. Where the file system has no flock, the group ``_cusweep/run_lock_holder``
     made with mkdir (atomic) names the holder, and is taken over when that process is gone. The
     ``_cusweep`` Zarr group is completed under the lock (two runs creating it at once made zarr raise
-    ContainsGroupError). Remote (fsspec) stores: a lease, see ``_lease``.
+    ContainsGroupError). Remote (fsspec) stores: a lease, see ``_lease``. ``note`` receives a one-line
+    note for people when the fallback is used.
     """
     if not is_local(path):
-        with _lease(path):
+        with _claim(path) if path.startswith(("s3://", "s3a://")) else _lease(path):
             yield
         return
     meta = os.path.join(_local(path), META_GROUP)
@@ -676,6 +684,8 @@ def lock(path: str) -> Iterator[None]:
             if exc.errno not in _NO_FLOCK:
                 raise StoreError(f"cannot lock store {path}: {os_message(exc)}") from None
             held = False
+            if note is not None:
+                note(NO_FLOCK_NOTE.format(path=path, error=errno.errorcode.get(exc.errno or 0, exc.errno)))
         with contextlib.nullcontext() if held else _holder_lock(path, os.path.join(meta, HOLDER_GROUP)):
             if os.fstat(fd).st_size == 0:  # a valid (empty) Zarr group, written once, in place
                 os.pwrite(fd, _GROUP_JSON, 0)
@@ -690,8 +700,12 @@ def lock(path: str) -> Iterator[None]:
         os.close(fd)
 
 
+class StoreLocked(StoreError):
+    """The store's run lock is held by another run."""
+
+
 def _locked(path: str, where: str) -> StoreError:
-    return StoreError(
+    return StoreLocked(
         f"{path} is being written by another cusweep run (it holds the store's lock, {where}); wait for it "
         "to finish (or stop it), then rerun the same command to resume"
     )
@@ -758,7 +772,7 @@ def _lease(path: str, ttl: float = 120.0, settle: float = 1.0) -> Iterator[None]
 
     def refuse(attrs: dict[str, Any]) -> StoreError:
         until = _dt.datetime.fromtimestamp(float(attrs.get("expires", 0) or 0)).isoformat()  # type: ignore[arg-type]
-        return StoreError(
+        return StoreLocked(
             f"{path} is being written by {attrs.get('holder', 'another cusweep run')} (lease "
             f"until {until}); wait for it to finish, then rerun the same command to resume"
         )
@@ -801,6 +815,95 @@ def _lease(path: str, ttl: float = 120.0, settle: float = 1.0) -> Iterator[None]
         t.join(timeout=5)
         with contextlib.suppress(Exception):
             zarr.open_group(url, mode="w", attributes={**me, "expires": 0})
+
+
+#: the conditional-write lease of S3 stores: ``_cusweep/lease_claims/gNNNNNNNNNNNN``, one Zarr group per
+#: generation, each created only if absent (``If-None-Match: *``); the newest generation is the lease
+CLAIMS = "lease_claims"
+
+
+@contextlib.contextmanager
+def _claim(path: str, ttl: float = 120.0) -> Iterator[None]:
+    """The run lock of S3 stores, by conditional writes: the lease is the newest generation ``g`` of
+    ``_cusweep/lease_claims/g...`` (owner and expiry in its attributes). A run takes the lock by creating
+    generation ``g + 1`` with ``If-None-Match: *`` when ``g`` is absent, expired, or held by a process of
+    this host that is gone; of runs that try at once exactly one create succeeds (the server decides), the
+    others are refused. The holder rewrites its own generation's expiry while it runs (nobody else writes
+    that object), and sets it to 0 on exit."""
+    import json
+    import threading
+    import time
+    import uuid
+
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(path.rstrip("/") + f"/{META_GROUP}/{CLAIMS}")
+    try:
+        names = [e.rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(root, detail=False, refresh=True)]
+    except FileNotFoundError:
+        names = []
+    gens = sorted(int(n[1:]) for n in names if n.startswith("g") and n[1:].isdigit())
+    current: dict[str, Any] = {}
+    if gens:
+        try:
+            current = json.loads(fs.cat(f"{root}/g{gens[-1]:012d}/zarr.json")).get("attributes", {})
+        except (FileNotFoundError, ValueError):
+            current = {}
+
+    def refuse(attrs: dict[str, Any]) -> StoreError:
+        until = _dt.datetime.fromtimestamp(float(attrs.get("expires", 0) or 0)).isoformat()
+        return StoreLocked(
+            f"{path} is being written by {attrs.get('holder', 'another cusweep run')} (lease "
+            f"until {until}); wait for it to finish, then rerun the same command to resume"
+        )
+
+    if gens and float(current.get("expires", 0) or 0) > time.time() and not _lease_holder_gone(current):
+        raise refuse(current)
+    gen = (gens[-1] + 1) if gens else 1
+    pid = os.getpid()
+    me: dict[str, Any] = {
+        "owner": uuid.uuid4().hex,
+        "holder": f"pid {pid} on {os.uname().nodename}",
+        "host": os.uname().nodename,
+        "pid": pid,
+        "started": _process_started(pid),
+        "generation": gen,
+    }
+    key = f"{root}/g{gen:012d}/zarr.json"
+
+    def body(expires: float) -> bytes:
+        return json.dumps({"zarr_format": 3, "node_type": "group",
+                           "attributes": {**me, "expires": expires}}).encode()
+
+    try:
+        fs.pipe_file(key, body(time.time() + ttl), mode="create")
+    except FileExistsError:  # another run created this generation first: it holds the lease
+        try:
+            other = json.loads(fs.cat(key)).get("attributes", {})
+        except (FileNotFoundError, ValueError):
+            other = {}
+        raise refuse(other) from None
+    if not fs.exists(f"{root}/zarr.json"):
+        with contextlib.suppress(Exception):
+            fs.pipe_file(f"{root}/zarr.json", b'{"zarr_format": 3, "node_type": "group", "attributes": {}}')
+    stop = threading.Event()
+
+    def refresh() -> None:
+        while not stop.wait(ttl / 4):
+            with contextlib.suppress(Exception):
+                fs.pipe_file(key, body(time.time() + ttl))
+
+    t = threading.Thread(target=refresh, daemon=True, name="cusweep-lease")
+    t.start()
+    try:
+        with contextlib.suppress(Exception):
+            _meta_group(path)
+        yield
+    finally:
+        stop.set()
+        t.join(timeout=5)
+        with contextlib.suppress(Exception):
+            fs.pipe_file(key, body(0.0))
 
 
 def _process_started(pid: int) -> float | None:

@@ -270,6 +270,13 @@ class StoredSweep:
         with self.lock():
             return list(repair(self.path))
 
+    def run_log(self) -> list[dict[str, Any]]:
+        """The store's run log: one record per run, oldest first (start, end, host, user, versions, workers,
+        shard, blocks_computed, exit)."""
+        from .shards import run_log
+
+        return run_log(self.path)
+
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the store's run lock (StoreError at once when a run holds it)."""

@@ -180,7 +180,10 @@ def snapshot(path: Path) -> dict[str, str]:
 
 
 def files(path: Path) -> set[str]:
-    return {str(p.relative_to(path)) for p in Path(path).rglob("*") if p.is_file()}
+    """The store's files, but for the run log (one record per run, ``_cusweep/runs/<id>``: provenance that
+    differs between any two stores by design)."""
+    return {str(p.relative_to(path)) for p in Path(path).rglob("*")
+            if p.is_file() and not str(p.relative_to(path)).startswith("_cusweep/runs/")}
 
 
 def assert_same_store(a: Path, b: Path) -> None:

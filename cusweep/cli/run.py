@@ -49,6 +49,12 @@ def add_arguments(r: argparse.ArgumentParser) -> None:
         metavar="KEY.pem",
         help="the private key of --tls-cert (PEM; omit when it is inside --tls-cert)",
     )
+    r.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="compute only shard I of N (blocks whose id %% N == I) with a local process pool, no Dask "
+        "scheduler; run the N shards at once, anywhere the store is reachable, in any order (docs/hpc.md)",
+    )
     r.add_argument("--overwrite", action="store_true", help="replace a store that holds a different sweep")
     r.add_argument(
         "--dry-run",
@@ -79,6 +85,16 @@ def main(args: argparse.Namespace) -> int:
     if args.scheduler:
         _check_scheduler_address(args.scheduler)
     security = _tls_security(args)
+    shard = None
+    if args.shard is not None:
+        from ..shards import parse_shard
+
+        shard = parse_shard(args.shard)
+        for flag, given in (("--scheduler", args.scheduler), ("--overwrite", args.overwrite),
+                            ("--dashboard", args.dashboard), ("--repair", args.repair)):
+            if given:
+                raise SpecError(f"--shard: cannot be combined with {flag}; shards run without a scheduler "
+                                "on an existing or new store (run that step without --shard first)")
     from .. import store
 
     if args.store is not None:
@@ -105,6 +121,13 @@ def main(args: argparse.Namespace) -> int:
                 bad = repair(path)
             say(f"{path}: {len(bad)} damaged block(s) cleared for recomputation"
                 + (f": {bad[:20]}" if bad else ""))
+    if shard is not None:
+        from ..shards import run_shard
+
+        shard_summary = run_shard(spec, path, shard, workers=args.workers, echo=announce.echo)
+        announce()
+        out(shard_summary.text())
+        return 0
     summary = run_sweep(
         spec,
         path,

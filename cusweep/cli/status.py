@@ -1,4 +1,5 @@
-"""``cusweep status STORE [--verify]``: blocks done / total; exit 0 only when complete and undamaged."""
+"""``cusweep status STORE [--verify] [--log]``: blocks done / total (per shard), the run log; exit 0 only
+when complete and undamaged."""
 
 from __future__ import annotations
 
@@ -23,6 +24,12 @@ def add_arguments(s: argparse.ArgumentParser) -> None:
         action="store_true",
         help="recompute the checksums of the stored chunks and list damaged blocks (exit 1 if any)",
     )
+    s.add_argument(
+        "--log",
+        action="store_true",
+        help="also print the store's run log: one line per run (start, end, user@host, shard, workers, "
+        "blocks computed, exit reason, cusweep version)",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -32,4 +39,15 @@ def main(args: argparse.Namespace) -> int:
     sweep = StoredSweep(args.store)
     status = sweep.verify() if args.verify else sweep.status()
     out(status.text())
+    from ..shards import shard_count, shard_done
+
+    count = shard_count(args.store)
+    if count:  # the store was computed in shards: which are done
+        for i, done, total in shard_done(sweep.done(), count):
+            out(f"  shard {i}/{count}: {done}/{total} blocks done" + (", done" if done == total else ""))
+    if args.log:
+        from ..shards import log_text
+
+        out("run log:")
+        out("\n".join("  " + line for line in log_text(sweep.run_log()).splitlines()))
     return 0 if status.complete else 1
