@@ -211,7 +211,10 @@ def perturbed(setup: Setup, coords: Mapping[str, np.ndarray], uncertainties: Seq
     out = dict(coords)
     for u, d in zip(uncertainties, draw, strict=True):
         if u.name in CRYSTAL_INPUTS:
-            crystals = {k: dataclasses.replace(c, **_field(u.name, _value(u, getattr(c, u.name), d, c)))
+            # a literature range only for the crystals that have one (``_check``: every crystal of the
+            # slice has)
+            crystals = {k: c if u.kind == "literature" and getattr(c, f"{u.name}_range") is None else
+                        dataclasses.replace(c, **_field(u.name, _value(u, getattr(c, u.name), d, c)))
                         for k, c in crystals.items()}
         elif u.name in out:
             out[u.name] = np.asarray(_value(u, np.asarray(out[u.name], dtype=np.float64), d))
