@@ -196,3 +196,29 @@ def test_bad_samples_and_objective(tuned):
         tuned.robust("n_coh", "period", "amplitude", ["sigma_z=5%"], at=AT, samples=0)
     with pytest.raises(CusweepError, match="unknown"):
         tuned.robust("n_cohh_x", "period", "amplitude", ["sigma_z=5%"], at=AT, samples=2)
+
+
+def test_a_billion_point_sweep_in_bounded_memory():
+    """Only the slice's coordinates are evaluated: a 10^9-point sweep (the lazy dataset of its plan, 9 GB
+    of float64 if written) costs the memory of its 1000 x 10 slice times the samples, not of the grid."""
+    import tracemalloc
+
+    from cusweep.model import Setup
+    from cusweep.plan import make_plan
+    from cusweep.robust import robust
+
+    from .conftest import ROOT
+
+    spec = cusweep.load_spec(str(ROOT / "sweeps" / "billion.toml"))
+    ds = make_plan(spec).to_dataset()
+    assert int(np.prod(list(ds.sizes.values()))) == 10**9
+    tracemalloc.start()
+    try:
+        r = robust(ds, Setup.from_spec(spec), "n_coh", "period", "energy", ["sigma_z=10%"],
+                   at=["amplitude=0.2 nm", "sigma_z=9 um", "bunching=1"], samples=8, max_elements=20_000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert r.p_feasible.shape == (10, 1000)
+    assert 0 < r.p_feasible.mean() < 1
+    assert peak < 50e6, peak

@@ -41,7 +41,7 @@ def add_arguments(m: argparse.ArgumentParser) -> None:
     m.add_argument("--format", choices=("table", "json"), default="table",
                    help="table (default, display units) or json (store units)")
     m.add_argument("-o", "--output", metavar="FILE",
-                   help="also draw the figure; the format from the extension: .png, .svg or .pdf")
+                   help="also draw the figure (png, svg or pdf, from the file name's extension)")
 
 
 def main(args: argparse.Namespace) -> int:
