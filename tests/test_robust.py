@@ -222,3 +222,18 @@ def test_a_billion_point_sweep_in_bounded_memory():
     assert r.p_feasible.shape == (10, 1000)
     assert 0 < r.p_feasible.mean() < 1
     assert peak < 50e6, peak
+
+
+def test_a_robustness_map_never_loads_the_executor_or_the_planner(paths):
+    """A reader of stores (the layering rule of query and maps): computing a map imports neither."""
+    import subprocess
+    import sys
+
+    code = ("import sys, cusweep; s = cusweep.open(sys.argv[1]); "
+            "s.robust('n_coh', 'period', 'amplitude', ['sigma_z=5%'], at={'energy': '13.6 GeV'}, samples=2)"
+            ".figure(s.ds); print(' '.join(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code, paths["tuned"]], capture_output=True, text=True,
+                         check=True, timeout=120)
+    mods = set(out.stdout.split())
+    assert "cusweep.robust" in mods and "cusweep.model" in mods
+    assert "cusweep.execute" not in mods and "cusweep.plan" not in mods
