@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .model import Setup
     from .plan import Plan
     from .report import Report
+    from .robust import RobustResult
     from .spec import SweepSpec
 
 __all__ = ["Selection", "Status", "StoredSweep", "open", "setup_of", "spec_of"]
@@ -382,6 +383,18 @@ class StoredSweep:
         fig = map_figure(self.ds, x, y, var, at=at, facility=facility, notes=notes, **style)
         fig.cusweep["notes"] = notes  # type: ignore[attr-defined]
         return fig
+
+    def robust(self, by: str = "photons_coh", x: str = "period", y: str = "amplitude",
+               vary: Sequence[str] | str = ("potential_depth",), *,
+               at: Mapping[str, Any] | Sequence[str] | None = None, facility: str | None = None,
+               samples: int = 200, seed: int = 0, max_elements: int | None = None) -> RobustResult:
+        """P(feasible) and the 5/50/95 % quantiles of ``by`` over the ``x``-``y`` slice under uncertain
+        inputs ``vary`` (``["potential_depth=22..25eV", "sigma_z=10%"]``), by Monte Carlo on the model
+        (``cusweep.robust.robust``; seeded, memory bounded by ``max_elements`` sample x design values)."""
+        from .robust import MAX_ELEMENTS, robust
+
+        return robust(self.ds, self.setup, by, x, y, vary, at=at, facility=facility, samples=samples,
+                      seed=seed, max_elements=MAX_ELEMENTS if max_elements is None else max_elements)
 
     def report(self, outdir: str, var: str = "n_coh", *, fmt: str = "png") -> Report:
         """Per-facility maps and a summary table in ``outdir`` (``cusweep.report``)."""
