@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .best import BestResult, PerResult
     from .model import Setup
     from .plan import Plan
+    from .refine import RefineResult
     from .report import Report
     from .spec import SweepSpec
 
@@ -363,6 +364,15 @@ class StoredSweep:
         if per is not None:
             return best_per(self.ds, by, per, where=where, facility=facility, setup=self.setup)
         return best(self.ds, by, where=where, facility=facility, setup=self.setup)
+
+    def refine(self, by: str, output: str, *, where: str | None = None, facility: str | None = None,
+               zoom: float = 4, extend: bool = False, client: Any = None, **run: Any) -> RefineResult:
+        """Zoom around (or extend past the grid edge of) the best ``by`` in a child sweep written beside
+        ``output`` (``CHILD.toml``), computed into ``output``, its best answered (``cusweep.refine``)."""
+        from .refine import refine
+
+        return refine(self.path, by, output, where=where, facility=facility, zoom=zoom, extend=extend,
+                      client=client, **run)
 
     def map(self, x: str = "period", y: str = "amplitude", var: str = "n_coh",
             at: Mapping[str, Any] | Sequence[str] | None = None, facility: str | None = None,
