@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from .best import BestResult, PerResult
     from .model import Setup
+    from .pareto import ParetoResult
     from .plan import Plan
     from .refine import RefineResult
     from .report import Report
@@ -373,6 +374,14 @@ class StoredSweep:
 
         return refine(self.path, by, output, where=where, facility=facility, zoom=zoom, extend=extend,
                       client=client, **run)
+
+    def pareto(self, objectives: Sequence[tuple[str, str]], *, where: str | None = "feasible"
+               ) -> ParetoResult:
+        """The non-dominated grid points where ``where`` holds for ``objectives`` (``(name, "max" |
+        "min")``, at least two), chunk by chunk (``cusweep.pareto``)."""
+        from .pareto import pareto
+
+        return pareto(self.ds, objectives, where=where)
 
     def map(self, x: str = "period", y: str = "amplitude", var: str = "n_coh",
             at: Mapping[str, Any] | Sequence[str] | None = None, facility: str | None = None,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from ..errors import CusweepError, SpecError, one_line, os_error_line, raised_by, shorten
-from . import best, explore, infer_b, map, query, refine, report, run, status, tables
+from . import best, explore, infer_b, map, pareto, query, refine, report, run, status, tables
 
 DESCRIPTION = """\
 cusweep maps the design space of a crystalline undulator (CU) driven by an FEL-modulated positron
@@ -34,8 +34,8 @@ documentation: docs/ in the repository (user guide, sweep file, store schema, CL
 """
 
 #: the commands, in the order of ``cusweep --help``
-COMMANDS: tuple[Any, ...] = (run, status, query, map, best, refine, report, explore, tables.Paper, infer_b,
-                             tables.Materials, tables.Facilities)
+COMMANDS: tuple[Any, ...] = (run, status, query, map, best, refine, pareto, report, explore, tables.Paper,
+                             infer_b, tables.Materials, tables.Facilities)
 
 #: library parameter names -> the command-line flag that gives them (for error messages)
 FLAGS = {"store": "--store", "at": "--at", "facility": "--facility", "where": "--where", "by": "--by",
