@@ -225,6 +225,12 @@ def refine(parent: str, by: str, output: str, *, where: str | None = None, facil
     axes, reason = child_axes(sweep.ds, result, zoom=zoom, extend=extend)
     text = child_sweep_text(sweep.ds, axes, parent=sweep.path, reason=reason)
     sweep_file = sweep_path_for(str(output))
+    if os.path.exists(sweep_file):
+        with open(sweep_file, encoding="utf-8") as fh:  # noqa: PTH123
+            mine = fh.read().startswith("# refined from the store ")
+        if not mine:
+            raise SpecError(f"output: {sweep_file} exists and is not a child sweep written by refine; give "
+                            "another -o path (the child sweep file is written beside the child store)")
     child_spec = loads(text, source=sweep_file)  # a bad child is refused before anything is written
     if _store.exists(str(output)):
         from .plan import make_plan

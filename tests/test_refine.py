@@ -147,3 +147,7 @@ def test_edge_extends_and_bad_input_writes_nothing(coarse, local_client, tmp_pat
     with pytest.raises(SpecError):
         refine(str(coarse / "coarse.zarr"), BY, str(coarse / "coarse.zarr"), client=local_client)
     assert not (tmp_path / "bad.zarr").exists() and not (tmp_path / "bad.toml").exists()
+    (tmp_path / "mine.toml").write_text(COARSE)  # the user's own file beside the child is never overwritten
+    with pytest.raises(SpecError):
+        refine(str(coarse / "coarse.zarr"), BY, str(tmp_path / "mine.zarr"), client=local_client)
+    assert (tmp_path / "mine.toml").read_text() == COARSE and not (tmp_path / "mine.zarr").exists()
