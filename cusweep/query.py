@@ -6,9 +6,19 @@ Grammar (parsed by a tokenizer and a recursive-descent parser; never ``eval``-ed
     or_expr    := and_expr ("or" and_expr)*
     and_expr   := not_expr ("and" not_expr)*
     not_expr   := "not" not_expr | comparison
-    comparison := operand (("<" | "<=" | ">" | ">=" | "==" | "!=") operand)*   # chains: a < b < c
+    comparison := sum (("<" | "<=" | ">" | ">=" | "==" | "!=") sum)*   # chains: a < b < c
+    sum        := term (("+" | "-") term)*
+    term       := factor (("*" | "/") factor)*
+    factor     := "-" factor | operand
     operand    := "(" expr ")" | NAME | ["-"] NUMBER [UNIT] | STRING | "true" | "false"
     UNIT       := unit_atom (("*" | "/") unit_atom)*,  unit_atom := NAME [("^" | "**") ["-"] INT] | "%"
+
+Arithmetic (``photons_coh * resonance_energy > 1e-9 J``, ``n_coh / n_incoh > 1e8``, ``(a + b) / 2``)
+combines numeric names and numbers with units; the units are carried through pint (products and
+quotients multiply and divide them; a sum or a comparison needs the same dimension, else a one-line
+QueryError names both units). A number's unit takes every ``* unit`` / ``/ unit`` that follows it, so write
+a quantity with units last or in parentheses: ``photons_coh * resonance_energy > 1e-9 J``,
+``(1 keV) / resonance_energy``.
 
 NAME is a store dim (coordinate) or data variable (case-insensitive). A number with units is converted
 to the store units of the name it is compared with (pint); a bare number against a quantity with units
@@ -25,6 +35,7 @@ row listings are in ``cusweep.top``, ``at=`` selection in ``cusweep.select``, di
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import keyword
 import math
@@ -59,7 +70,7 @@ _TOKEN = re.compile(r"""
     (?P<ws>\s+)
   | (?P<number>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)
   | (?P<string>"[^"]*"|'[^']*')
-  | (?P<op><=|>=|==|!=|<|>|\*\*|[()*/^%-])
+  | (?P<op><=|>=|==|!=|<|>|\*\*|[()*/^%+-])
   | (?P<name>[^\W\d]\w*)
 """, re.VERBOSE)
 
@@ -76,7 +87,6 @@ _BAD_CHAR_HINTS = {
     ";": "write one expression, not statements",
     ":": "write one expression, not statements",
     "@": "decorators and matrix products are not allowed",
-    "+": "arithmetic is not supported; compare names with numbers",
     "{": "only comparisons, and/or/not, parentheses, names and numbers are allowed",
 }
 
@@ -157,7 +167,25 @@ class Not:
     item: Any
 
 
-Node = Name | Num | Str | BoolLit | Compare | And | Or | Not
+@dataclass(frozen=True)
+class Arith:
+    """``left op right`` with op one of + - * /; ``text``: the expression as written."""
+
+    op: str
+    left: Any
+    right: Any
+    pos: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Neg:
+    item: Any
+    pos: int
+    text: str
+
+
+Node = Name | Num | Str | BoolLit | Compare | And | Or | Not | Arith | Neg
 
 
 #: deepest nesting of parentheses and ``not`` accepted (a bound on the parser's recursion)
@@ -230,12 +258,47 @@ class _Parser:
         return self.comparison()
 
     def comparison(self) -> Node:
-        operands = [self.operand()]
+        operands = [self.sum()]
         ops = []
         while self.peek().kind == "op" and self.peek().text in _CMP:
             ops.append(self.take().text)
-            operands.append(self.operand())
+            operands.append(self.sum())
         return operands[0] if not ops else Compare(tuple(operands), tuple(ops))
+
+    def _written(self, start: int) -> str:
+        end = self.toks[self.i - 1]
+        return self.text[start:end.pos + len(end.text)]
+
+    def sum(self) -> Node:
+        start = self.peek().pos
+        node = self.term()
+        while self.peek().kind == "op" and self.peek().text in ("+", "-"):
+            op = self.take().text
+            node = Arith(op, node, self.term(), start, "")
+            node = dataclasses.replace(node, text=self._written(start))
+        return node
+
+    def term(self) -> Node:
+        start = self.peek().pos
+        node = self.factor()
+        if self.peek().kind == "op" and self.peek().text in ("**", "^"):
+            raise self.fail(self.peek(), "powers are not supported; multiply, e.g. a * a")
+        while self.peek().kind == "op" and self.peek().text in ("*", "/"):
+            op = self.take().text
+            node = Arith(op, node, self.factor(), start, "")
+            node = dataclasses.replace(node, text=self._written(start))
+        return node
+
+    def factor(self) -> Node:
+        tok = self.peek()
+        if tok.kind == "op" and tok.text == "-" and self.peek(1).kind != "number":
+            self.nest(self.take())
+            inner = self.factor()
+            self.depth -= 1
+            return Neg(inner, tok.pos, self._written(tok.pos))
+        if tok.kind == "op" and tok.text in ("**", "^"):
+            raise self.fail(tok, "powers are not supported; multiply, e.g. a * a")
+        return self.operand()
 
     def operand(self) -> Node:
         tok = self.peek()
@@ -344,8 +407,10 @@ def nodes(node: Node) -> Iterator[Node]:
         children: Sequence[Node] = node.operands
     elif isinstance(node, And | Or):
         children = node.items
-    elif isinstance(node, Not):
+    elif isinstance(node, Not | Neg):
         children = (node.item,)
+    elif isinstance(node, Arith):
+        children = (node.left, node.right)
     else:
         children = ()
     for child in children:
@@ -476,6 +541,7 @@ class _Val:
     literal: bool = False
     name: str | None = None  # store name of a Name operand
     node: Any = None
+    unit: Any = None  # the pint unit of an arithmetic result (None for names and literals)
 
 
 class _Evaluator:
@@ -514,6 +580,9 @@ class _Evaluator:
             return _Val("str", node.value, literal=True, node=node)
         if isinstance(node, BoolLit):
             return _Val("bool", node.value, literal=True, node=node)
+        if isinstance(node, Arith | Neg):
+            data, unit = self.arith(node)
+            return _Val("num", data, node=node, unit=unit)
         # a parenthesised condition used as an operand of a comparison
         return _Val("bool", self.condition(node), node=node)
 
@@ -524,7 +593,51 @@ class _Evaluator:
             out = _and(out, self.pair(a, op, b))
         return out
 
+    def numeric(self, v: _Val) -> tuple[Any, Any]:
+        """(magnitude, pint unit) of a numeric operand; QueryError for a condition or a label."""
+        from .units import registry
+
+        ureg = registry()
+        if v.kind != "num":
+            raise QueryError(f"query: arithmetic on {self._describe(v)}; only numbers and numeric names "
+                             "can be added, multiplied or divided")
+        if v.unit is not None:
+            return v.data, v.unit
+        if v.name is not None:
+            u = units_of(self.ds, v.name)
+            return v.data, ureg.Unit("dimensionless" if _dimensionless(u) else u)
+        node = v.node
+        if node.unit is None:
+            return node.value, ureg.Unit("dimensionless")
+        try:
+            return node.value, ureg.Unit(node.unit)
+        except Exception:  # pint raises several unrelated types for unknown units
+            raise QueryError(f"query: unknown unit {node.unit!r} in {node.text!r}; {_unit_hint(node.unit)}"
+                             "write e.g. 1e-9 J") from None
+
+    def arith(self, node: Arith | Neg) -> tuple[Any, Any]:
+        """(magnitude, pint unit) of an arithmetic node, lazily on the store's chunks."""
+        if isinstance(node, Neg):
+            x, u = self.numeric(self.operand(node.item))
+            return -x, u
+        x, ux = self.numeric(self.operand(node.left))
+        y, uy = self.numeric(self.operand(node.right))
+        if node.op == "*":
+            return x * y, ux * uy
+        if node.op == "/":
+            return x / y, ux / uy
+        factor = _unit_factor(uy, ux, f"cannot {'add' if node.op == '+' else 'subtract'}",
+                              _written(node.left, self.ds), _written(node.right, self.ds))
+        y = y * factor if factor != 1.0 else y
+        return (x + y, ux) if node.op == "+" else (x - y, ux)
+
     def pair(self, a: _Val, op: str, b: _Val) -> Any:
+        if a.unit is not None or b.unit is not None:  # an arithmetic side: both in the units of a
+            x, ux = self.numeric(a)
+            y, uy = self.numeric(b)
+            factor = _unit_factor(uy, ux, "cannot compare", _written(a.node, self.ds),
+                                  _written(b.node, self.ds))
+            return _cmp(x, y * factor if factor != 1.0 else y, op)
         if a.kind != b.kind:
             raise QueryError(f"query: cannot compare {self._describe(a)} with {self._describe(b)}")
         if a.kind in ("bool", "str") and op not in ("==", "!="):
@@ -593,6 +706,37 @@ class _Evaluator:
         if isinstance(v.node, BoolLit):
             return "true" if v.node.value else "false"
         return "a condition"
+
+
+def _written(node: Any, ds: xr.Dataset) -> str:
+    """An operand as written: ``photons_coh * resonance_energy``."""
+    if isinstance(node, Name):
+        return node.name
+    if isinstance(node, Num):
+        return node.text
+    return getattr(node, "text", "the expression")
+
+
+def _unit_factor(src: Any, dst: Any, what: str, a: str, b: str) -> float:
+    """The factor taking values in the pint unit ``src`` to ``dst``; QueryError naming both units when
+    their dimensions differ."""
+    import pint
+
+    from .units import registry
+
+    if src == dst:
+        return 1.0
+    ureg = registry()
+    try:
+        return float(ureg.Quantity(1.0, src).to(dst).magnitude)
+    except pint.DimensionalityError:
+        raise QueryError(f"query: {what} {a} [{_unit_text(dst)}] and {b} [{_unit_text(src)}]: different "
+                         "dimensions; convert one side, e.g. multiply by a number with units") from None
+
+
+def _unit_text(u: Any) -> str:
+    text = f"{u:~}" if str(u) else ""
+    return text or "dimensionless"
 
 
 def _literals_si(a: Num, b: Num) -> tuple[float, float]:

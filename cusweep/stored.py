@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 
     from .best import BestResult, PerResult
     from .model import Setup
+    from .pareto import ParetoResult
     from .plan import Plan
+    from .refine import RefineResult
     from .report import Report
     from .robust import RobustResult
     from .spec import SweepSpec
@@ -371,6 +373,23 @@ class StoredSweep:
         if per is not None:
             return best_per(self.ds, by, per, where=where, facility=facility, setup=self.setup)
         return best(self.ds, by, where=where, facility=facility, setup=self.setup)
+
+    def refine(self, by: str, output: str, *, where: str | None = None, facility: str | None = None,
+               zoom: float = 4, extend: bool = False, client: Any = None, **run: Any) -> RefineResult:
+        """Zoom around (or extend past the grid edge of) the best ``by`` in a child sweep written beside
+        ``output`` (``CHILD.toml``), computed into ``output``, its best answered (``cusweep.refine``)."""
+        from .refine import refine
+
+        return refine(self.path, by, output, where=where, facility=facility, zoom=zoom, extend=extend,
+                      client=client, **run)
+
+    def pareto(self, objectives: Sequence[tuple[str, str]], *, where: str | None = "feasible"
+               ) -> ParetoResult:
+        """The non-dominated grid points where ``where`` holds for ``objectives`` (``(name, "max" |
+        "min")``, at least two), chunk by chunk (``cusweep.pareto``)."""
+        from .pareto import pareto
+
+        return pareto(self.ds, objectives, where=where)
 
     def map(self, x: str = "period", y: str = "amplitude", var: str = "n_coh",
             at: Mapping[str, Any] | Sequence[str] | None = None, facility: str | None = None,

@@ -319,7 +319,8 @@ UNSAFE = [
     "[x for x in feasible]",
     "{1: 2}",
     "n_coh if feasible else q",
-    "n_coh + 1 > 2",
+    "period + 1 > 2",  # a length plus a bare number: different dimensions
+    "feasible * 2 > 1",  # arithmetic on a condition
     "n_coh[0] > 1",
     "n_coh ** 2 > 1",
     "n_coh >> 1",
@@ -534,3 +535,54 @@ def test_scalar_coordinates_are_names(datasets):
     one = ds.isel(energy=1)
     assert q.count(one, "energy == 13.6 GeV and feasible") == q.count(ds, "energy == 13.6 GeV and feasible")
     assert q.count(one, "energy == 8 GeV") == 0
+
+
+# ------------------------------------------------------------------------------------------ arithmetic
+
+
+
+def test_arithmetic_on_variables_with_units(datasets, threads):
+    ds = datasets["tuned"]
+    e_j = 1.602176634e-19  # J per eV
+    names = ("n_coh", "n_incoh", "resonance_energy", "q", "q_ch", "period", "amplitude", "feasible")
+    full = {n: ds[n].broadcast_like(ds["feasible"]).transpose(*ds["feasible"].dims).values for n in names}
+    # thresholds at the medians, so that every case holds at some points and not at others
+    energy_j = float(np.nanmedian(full["n_coh"] * full["resonance_energy"] * e_j))
+    ratio = float(np.nanmedian(full["n_coh"] / full["n_incoh"]))
+    cases = {
+        f"n_coh * resonance_energy > {energy_j!r} J":
+            lambda v: ref_cmp(v["n_coh"] * v["resonance_energy"] * e_j, ">", energy_j),
+        f"n_coh / n_incoh > {ratio!r}": lambda v: ref_cmp(v["n_coh"] / v["n_incoh"], ">", ratio),
+        "(period + amplitude * 1e4) / 2 <= 10 um":
+            lambda v: ref_cmp((v["period"] + v["amplitude"] * 1e4) / 2, "<=", 10e-6),
+        "-q < -q_ch / 2": lambda v: ref_cmp(-v["q"], "<", -v["q_ch"] / 2),
+        "q_ch - q > 0 and feasible": lambda v: ref_cmp(v["q_ch"] - v["q"], ">", 0) & v["feasible"],
+    }
+    for expr, ref in cases.items():
+        mask = q.query(ds, expr).broadcast_like(ds["feasible"]).transpose(*ds["feasible"].dims).values
+        expected = ref(full)
+        assert np.array_equal(mask, expected), expr
+        assert 0 < expected.sum() < expected.size, expr  # the cases discriminate
+        assert q.count(ds, expr) == int(expected.sum()), expr
+
+
+@pytest.mark.parametrize(("expr", "units"), [
+    ("n_coh * resonance_energy > 1e-9 m", ("eV", "m")),
+    ("period + resonance_energy > 1 um", ("m", "eV")),
+    ("n_coh / period > 1", ("dimensionless", "1 / m")),
+])
+def test_arithmetic_unit_mismatch_is_one_line_naming_both_units(datasets, expr, units):
+    with pytest.raises(QueryError) as info:
+        q.query(datasets["tuned"], expr)
+    text = str(info.value)
+    assert "\n" not in text and "different dimensions" in text
+    assert all(f"[{u}" in text for u in units), text
+
+
+def test_arithmetic_is_parsed_never_evaluated():
+    node = q.parse("(photons_coh + 1) * resonance_energy > 1e-9 J")
+    assert isinstance(node, q.Compare) and isinstance(node.operands[0], q.Arith)
+    assert q.names_in(node) == ["photons_coh", "resonance_energy"]
+    for bad in ("photons_coh ** 2 > 1", "__import__('os') + 1 > 0", "photons_coh * > 1", "(a + b > 1"):
+        with pytest.raises(QueryError):
+            q.parse(bad)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from ..errors import CusweepError, SpecError, one_line, os_error_line, raised_by, shorten
-from . import best, cluster, explore, infer_b, map, query, report, robust, run, status, tables
+from . import best, cluster, explore, infer_b, map, pareto, query, refine, report, robust, run, status, tables
 
 DESCRIPTION = """\
 cusweep maps the design space of a crystalline undulator (CU) driven by an FEL-modulated positron
@@ -34,8 +34,8 @@ documentation: docs/ in the repository (user guide, sweep file, store schema, CL
 """
 
 #: the commands, in the order of ``cusweep --help``
-COMMANDS: tuple[Any, ...] = (run, status, query, map, best, robust, report, explore, tables.Paper, infer_b,
-                             tables.Materials, tables.Facilities, cluster)
+COMMANDS: tuple[Any, ...] = (run, status, query, map, best, refine, pareto, robust, report, explore, tables.Paper,
+                             infer_b, tables.Materials, tables.Facilities, cluster)
 
 #: library parameter names -> the command-line flag that gives them (for error messages)
 FLAGS = {"store": "--store", "shard": "--shard",
@@ -43,7 +43,8 @@ FLAGS = {"store": "--store", "shard": "--shard",
          "x": "--x", "y": "--y", "var": "--var", "output": "-o", "rel_errors": "--rel-error",
          "error": "--error", "top": "--top", "limit": "--limit", "per": "--per", "vmin/vmax": "--vmin/--vmax",
          "vmin": "--vmin", "vmax": "--vmax", "clip": "--clip", "mark": "--mark", "contour": "--contour",
-         "vary": "--vary", "samples": "--samples", "seed": "--seed"}
+         "vary": "--vary", "samples": "--samples", "seed": "--seed", "zoom": "--zoom", "extend": "--extend",
+         "maximise/minimise": "--max/--min"}
 _PARAM = re.compile(r"^(" + "|".join(sorted(FLAGS, key=len, reverse=True)) + r")(?=[: ]|$)")
 
 
