@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import SpecError
+from ..errors import CusweepError, SpecError
 from ._common import out
 
 NAME = "explore"
@@ -31,6 +31,8 @@ def main(args: argparse.Namespace) -> int:
         raise SpecError(f"--port {args.port}: not a TCP port; give 1-65535, or 0 (default) for a free one")
     try:
         server = serve(args.store, args.port or 0)
+    except CusweepError:  # StoreError is an OSError too: not a port problem
+        raise
     except OSError as exc:
         raise SpecError(f"--port {args.port}: cannot listen on 127.0.0.1:{args.port} ({exc.strerror}); "
                         "choose another port or omit --port") from None
