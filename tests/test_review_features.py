@@ -93,6 +93,9 @@ MAP_REFUSED = [
     (["--mark", "period=nan um, amplitude=1 angstrom"], "is not a number with units"),
     (["--mark", "period=7**7**9 um, amplitude=1 angstrom"], "is not a number with units"),
     (["--mark", "period=14 um, period=15 um"], "gives no amplitude"),
+    # found: a point off the grid was listed in the legend as a design point but never drawn
+    (["--mark", "period=1 km, amplitude=1 angstrom"], "--mark: period=1e+09 um is outside the store's grid"),
+    (["--mark", "period=14 um, amplitude=1 mm"], "outside the store's grid"),
     (["--contour", "nonesuch=1"], "unknown contour variable 'nonesuch'"),
     (["--contour", "=1"], "unknown contour variable ''"),
     (["--contour", "resonance_energy=8.3 um"], "does not fit resonance_energy"),
