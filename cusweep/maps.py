@@ -256,6 +256,7 @@ def _marks(ax: Any, ds: xr.Dataset, x: str, y: str, specs: Sequence[str], catego
                 got[d] = float(nearest_index(ds, d, v, key="mark"))
                 parts[d] = f"{d} = {v}"
             else:
+                nearest_index(ds, d, v, key="mark")  # refuses a point off the plotted grid (never drawn)
                 value = coord_value(ds, d, v, key="mark")
                 got[d] = value / _display_factor(d)
                 parts[d] = f"{d} = {format_value(d, value, plain=False, units=units_of(ds, d))}"

@@ -36,7 +36,7 @@ def main(args: argparse.Namespace) -> int:
     if args.where:
         parse(args.where)
     sweep = open_store(args.store)
-    if args.per:
+    if args.per is not None:  # "" is refused by the library, not silently ignored
         per = sweep.best(args.by, where=args.where, facility=args.facility, per=args.per)
         if args.format == "json":
             out(json.dumps(per.to_dict(), indent=1, allow_nan=False))
