@@ -34,8 +34,8 @@ documentation: docs/ in the repository (user guide, sweep file, store schema, CL
 """
 
 #: the commands, in the order of ``cusweep --help``
-COMMANDS: tuple[Any, ...] = (run, status, query, map, best, refine, pareto, robust, report, explore, tables.Paper,
-                             infer_b, tables.Materials, tables.Facilities, cluster)
+COMMANDS: tuple[Any, ...] = (run, status, query, map, best, refine, pareto, robust, report, explore,
+                             tables.Paper, infer_b, tables.Materials, tables.Facilities, cluster)
 
 #: library parameter names -> the command-line flag that gives them (for error messages)
 FLAGS = {"store": "--store", "shard": "--shard",
