@@ -1,6 +1,7 @@
 """``cusweep run --shard I/N``: shards computed at once (one killed and rerun) give the store of a plain run;
 the shared lock; status per shard; bad --shard values."""
 
+import json
 import os
 import signal
 import subprocess
@@ -84,7 +85,13 @@ def test_four_concurrent_shards_one_killed_and_rerun_equal_a_plain_run(tmp_path)
     sweep.write_text(SWEEP)
     n_blocks = make_plan(loads(SWEEP)).n_blocks
     assert n_blocks >= 16  # several blocks per shard, so the killed one is killed mid-way
-    procs = Procs(tmp_path, env=ENV)
+    # every block's n_coh chunk write sleeps 0.3 s (tests/faults: data unchanged), so shard 0 is still
+    # running when it is killed whatever the machine's speed
+    control = tmp_path / "faults.json"
+    control.write_text(json.dumps({"delay": 0.3}))
+    slow = {**ENV, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests" / "faults")]),
+            "CUSWEEP_TEST_FAULTS": str(control)}
+    procs = Procs(tmp_path, env=slow)
     try:
         sharded = tmp_path / "sharded.zarr"
         # shard 0 started last: the others race to create the template

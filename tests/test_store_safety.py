@@ -171,10 +171,13 @@ def partials(path: Path) -> list[str]:
 
 
 def snapshot(path: Path) -> dict[str, str]:
-    """relative path -> sha256 of every file (and '<dir>' for directories)."""
+    """relative path -> sha256 of every file (and '<dir>' for directories), but for the run log (one record
+    per run, ``_cusweep/runs/<id>``: provenance that differs between any two stores by design)."""
     out = {}
     for p in sorted(Path(path).rglob("*")):
         rel = str(p.relative_to(path))
+        if rel.startswith("_cusweep/runs/"):
+            continue
         out[rel] = "<dir>" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
     return out
 
