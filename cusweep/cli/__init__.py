@@ -98,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cusweep: error: {shorten(flagged(str(exc)))}", file=sys.stderr)
         return 2
     except CusweepError as exc:
+        # a store write that failed (disk full, ...) can leave sibling zarr writes whose futures asyncio
+        # reports at exit ("Future exception was never retrieved"): noise after the one-line answer
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
         print(f"cusweep: {shorten(flagged(str(exc)))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
