@@ -39,6 +39,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -172,6 +173,16 @@ def attenuation_length(crystal: Crystal | str, photon_energy_eV: object) -> floa
     has no formula or density, and for energies that are not finite or outside the tables' range
     100 eV – 800 keV. ``crystal`` may be a Crystal or a built-in name.
     """
+    def of(xraydb: Any, c: Crystal, e: np.ndarray) -> np.ndarray:
+        mu = xraydb.material_mu(c.formula, e, density=c.density, kind="total")  # [1/cm]
+        return 1.0 / (np.asarray(mu, dtype=float) * CM_PER_M)
+
+    return _on_tables(crystal, photon_energy_eV, of)
+
+
+def _on_tables(crystal: Crystal | str, photon_energy_eV: object, of: Any) -> float | np.ndarray:
+    """``of(xraydb, crystal, energies)`` at the energies inside xraydb's range, NaN elsewhere and where the
+    crystal has no formula or density; a float in, a float out (the shared guard of the xraydb tables)."""
     c = crystal if isinstance(crystal, Crystal) else _builtin_crystal(crystal)
     energy = np.asarray(photon_energy_eV, dtype=float)
     out = np.full(energy.shape, _NAN)
@@ -182,8 +193,7 @@ def attenuation_length(crystal: Crystal | str, photon_energy_eV: object) -> floa
         if ok.any():
             xraydb = _xraydb()
             with _XRAYDB_LOCK:
-                mu = xraydb.material_mu(c.formula, energy[ok], density=c.density, kind="total")  # [1/cm]
-            out[ok] = 1.0 / (np.asarray(mu, dtype=float) * CM_PER_M)
+                out[ok] = of(xraydb, c, energy[ok])
     if energy.ndim == 0:
         return float(out)
     return out
@@ -198,25 +208,14 @@ def effective_plasma_energy(crystal: Crystal | str, photon_energy_eV: object) ->
     where the crystal has no formula or density, or outside the tables' range 100 eV – 800 keV.
     Source: xraydb (Chantler 2000 f1), a model beyond [G24v1].
     """
-    c = crystal if isinstance(crystal, Crystal) else _builtin_crystal(crystal)
-    energy = np.asarray(photon_energy_eV, dtype=float)
-    out = np.full(energy.shape, _NAN)
-    if c.formula and math.isfinite(c.density) and c.density > 0:
-        lo, hi = XRAYDB_ENERGY_RANGE
+    def of(xraydb: Any, c: Crystal, e: np.ndarray) -> np.ndarray:
+        delta = np.asarray(xraydb.xray_delta_beta(c.formula, c.density, e)[0], dtype=float)
+        # delta <= 0 (n >= 1, just below some absorption edges): no free-electron plasma energy
+        # reproduces it; NaN there
         with np.errstate(invalid="ignore"):
-            ok = np.isfinite(energy) & (energy >= lo) & (energy <= hi)
-        if ok.any():
-            xraydb = _xraydb()
-            e = energy[ok]
-            with _XRAYDB_LOCK:
-                delta = np.asarray(xraydb.xray_delta_beta(c.formula, c.density, e)[0], dtype=float)
-            # delta <= 0 (n >= 1, just below some absorption edges): no free-electron plasma energy
-            # reproduces it; NaN there
-            with np.errstate(invalid="ignore"):
-                out[ok] = np.where(delta > 0, e * np.sqrt(np.where(delta > 0, 2.0 * delta, np.nan)), np.nan)
-    if energy.ndim == 0:
-        return float(out)
-    return out
+            return np.where(delta > 0, e * np.sqrt(np.where(delta > 0, 2.0 * delta, np.nan)), np.nan)
+
+    return _on_tables(crystal, photon_energy_eV, of)
 
 
 def parse_inline_crystal(table: Mapping[str, object], key: str = "crystal") -> Crystal:
