@@ -20,19 +20,7 @@ from cusweep.errors import CusweepError, SpecError
 from cusweep.scheduler import check_address, check_scheduler
 
 from .conftest import cusweep_exe
-
-GOOD_SWEEP = """\
-name = "good"
-crystal = "diamond-110"
-thickness = "1.4 mm"
-n_positrons = 1.56e9
-[axes]
-period = "14 um"
-amplitude = "1.27 angstrom"
-energy = "13.6 GeV"
-sigma_z = "9 um"
-bunching = 0.1
-"""
+from .test_cli_errors import GOOD_SWEEP
 
 
 class Peer:
