@@ -280,13 +280,25 @@ class ShardSummary:
         return dataclasses.asdict(self)
 
 
+def _ready(path: str, plan: Any) -> bool:
+    """``store.check_target`` without the lock: a store read while another shard writes its root
+    ``zarr.json`` may look damaged; it counts as not ready (decided again under the lock) when the directory
+    is a cusweep store (it has the ``_cusweep`` group the lock made)."""
+    try:
+        return store.check_target(path, plan)
+    except (SpecError, ValueError):
+        if not (store.is_local(path) and os.path.isdir(os.path.join(store._local(path), store.META_GROUP))):
+            raise
+        return False
+
+
 def _template(path: str, plan: Any, deadline: float, say: Any) -> Any:
     """Create the template if absent (under the exclusive run lock, taken only for that), or wait for the
     run that creates it. Returns the plan on the store's layout."""
     from .execute import _store_layout
 
     while True:
-        if store.check_target(path, plan):
+        if _ready(path, plan):
             return _store_layout(path, plan, lambda m: None)
         try:
             with store.lock(path, note=say):
@@ -327,7 +339,7 @@ def run_shard(
     path = str(store_path)
     say = echo or (lambda msg: None)
     index, count = shard
-    if not store.check_target(path, plan):
+    if not _ready(path, plan):
         check_disk(path, plan, plan.n_blocks)
     t0 = time.perf_counter()
     deadline = time.monotonic() + TEMPLATE_WAIT

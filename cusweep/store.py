@@ -239,7 +239,12 @@ def check_target(path: str, plan: Plan, *, overwrite: bool = False) -> bool:
         )
     if is_local(path) and os.path.lexists(_local(path)):
         p = _local(path)
-        if not os.path.isdir(p) or [e for e in os.listdir(p) if e != META_GROUP]:
+        if not os.path.isdir(p):
+            raise not_a_store
+        entries = os.listdir(p)
+        # a directory with the ``_cusweep`` group is a cusweep store whose root ``zarr.json`` is not
+        # (or not yet, or being re-) written: another run is creating its template, or was killed doing so
+        if META_GROUP not in entries and entries:
             raise not_a_store
     return False
 

@@ -164,6 +164,27 @@ def test_a_plain_run_is_refused_while_a_shard_holds_the_store(tmp_path):
         assert not held
 
 
+def test_a_root_zarr_json_caught_mid_write_is_waited_for_not_refused(tmp_path):
+    """Found in CI: a shard read the store while another shard (holding the lock) rewrote the root
+    ``zarr.json``, saw a half-written file and stopped with "not a cusweep store". A directory with the
+    ``_cusweep`` group is a cusweep store being created: not ready, never "not a store"; a directory
+    without it is still refused."""
+    plan = make_plan(loads(SWEEP))
+    path = tmp_path / "x.zarr"
+    with store.lock(str(path)):  # makes _cusweep, as the shard that creates the template does
+        (path / "zarr.json").write_text('{"zarr_format": 3, "node_ty')  # caught mid-write
+        assert shards._ready(str(path), plan) is False
+        (path / "zarr.json").unlink()
+        (path / "n_coh").mkdir()
+        assert store.check_target(str(path), plan) is False
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "zarr.json").write_text('{"zarr_format": 3, "node_ty')
+    with pytest.raises(SpecError, match="not a cusweep store"):
+        shards._ready(str(foreign), plan)
+    assert not (foreign / store.META_GROUP).exists()
+
+
 def test_parse_shard_errors_are_spec_errors():
     with pytest.raises(SpecError, match=r"^shard: "):
         shards.parse_shard("2/2")
