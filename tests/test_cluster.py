@@ -378,14 +378,17 @@ def test_s3_store_killed_run_resumes_identically(procs, s3, small_reference, tmp
     sweep = _write_sweep(tmp_path, SMALL)
     url = "s3://cusweep-test/runs/sweep.zarr"
     # the run's LocalCluster workers inherit the environment: the S3 settings, and (test only) slow blocks
-    slow = {"DASK_DISTRIBUTED__WORKER__PRELOAD": f"['{SLOW_BLOCKS}']", "CUSWEEP_TEST_BLOCK_SLEEP": "0.4"}
+    # 1.5 s per block (13 blocks, 2 workers: ~10 s), so a loaded machine still kills it mid-run (0.4 s was
+    # too short: the run finished while the checks below ran)
+    slow = {"DASK_DISTRIBUTED__WORKER__PRELOAD": f"['{SLOW_BLOCKS}']", "CUSWEEP_TEST_BLOCK_SLEEP": "1.5"}
     run = procs.start(
         "run",
         [*cusweep_exe(), "run", str(sweep), "--store", url, "--workers", "2", "--no-progress"],
         env=slow,
     )
-    wait_for(lambda: _done(url) >= 3, 120, "3 blocks done in S3", run)
+    wait_for(lambda: _done(url) >= 1, 120, "a block done in S3", run)
     _assert_loopback_only([run.pid])  # the default LocalCluster listens on 127.0.0.1 only
+    wait_for(lambda: _done(url) >= 3, 120, "3 blocks done in S3", run)
     run.kill(signal.SIGKILL)  # the run and its LocalCluster: no clean-up, the lease stays behind
     done = _done(url)
     assert 3 <= done < n
