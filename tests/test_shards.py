@@ -263,9 +263,9 @@ def test_recipes_are_package_data():
     from importlib import resources
 
     names = {p.name for p in resources.files("cusweep.recipes").iterdir()}
-    assert {"slurm_array.sh", "kubernetes_indexed_job.yaml"} <= names
+    assert {"slurm_array.sh", "kubernetes_indexed_job.yaml", "jobqueue_slurm.py.tmpl"} <= names
     text = (ROOT / "pyproject.toml").read_text()
-    assert '"cusweep.recipes" = ["*.sh", "*.yaml"]' in text
+    assert '"cusweep.recipes" = ["*.sh", "*.yaml", "*.py.tmpl"]' in text
 
 
 # --------------------------------------------------------------------------------------------------
