@@ -6,7 +6,8 @@ Any number of shards may run at once, in any order, on machines that share the s
 
 * the template is written by whichever shard first takes the store's exclusive run lock (create if
   absent); the others wait for it (bounded) and then hold the lock *shared*, so shards run together while
-  a plain ``cusweep run`` (exclusive) is refused, and vice versa;
+  a plain ``cusweep run`` (exclusive) is refused, and vice versa (object stores: each shard holds a shared
+  claim, ``store.shared_claim``, that the plain run's lease sees);
 * each shard writes only its own blocks' chunks and its own ledger cells (``done`` and ``block_checksum``
   have one Zarr chunk per block), so no two shards ever write the same object;
 * a killed shard is rerun with the same command: its done blocks are skipped.
@@ -213,13 +214,14 @@ def shard_count(path: str) -> int | None:
 
 
 @contextlib.contextmanager
-def _shared(path: str) -> Iterator[bool]:
+def _shared(path: str, shard: str = "?") -> Iterator[bool]:
     """Hold the store's run lock shared (flock LOCK_SH on the lock file of ``store.lock``): shards together,
     never beside a plain run. Yields False when the lock is held exclusively (a plain run, or a shard
-    writing the template); where the file system has no flock (and for object stores) shards rely on
-    writing disjoint objects, and the lock is not held (yields True)."""
+    writing the template). Where the file system has no flock, a live mkdir holder counts as exclusive.
+    Object stores: a shared claim that a plain run's lease sees (``store.shared_claim``)."""
     if not store.is_local(path):
-        yield True
+        with store.shared_claim(path, shard) as held:
+            yield held
         return
     lock_file = os.path.join(store._local(path), store.META_GROUP, store.LOCK_GROUP, "zarr.json")
     try:
@@ -349,7 +351,7 @@ def run_shard(
     try:
         while True:
             plan = _template(path, make_plan(spec), deadline, say)
-            with _shared(path) as held:
+            with _shared(path, f"{index}/{count}") as held:
                 if not held:  # a plain run, or a shard writing the template: wait, bounded
                     if time.monotonic() > deadline:
                         raise store._locked(path, "the run lock (held alone by a plain run)")
