@@ -30,6 +30,7 @@ import getpass
 import json
 import os
 import re
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -318,6 +319,15 @@ def _template(path: str, plan: Any, deadline: float, say: Any) -> Any:
         time.sleep(0.5)
 
 
+def _stop(pool: Any, futures: set[Any]) -> None:
+    """Stop a process pool (an interrupted or failed shard): pending blocks are cancelled; the blocks being
+    computed finish (the pool's processes ignore Ctrl-C; one block each, their chunk writes are atomic) and
+    stay not done in the ledger, computed again by the next run of the shard."""
+    for f in futures:
+        f.cancel()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 def run_shard(
     spec_or_path: Any,
     store_path: str,
@@ -377,22 +387,30 @@ def run_shard(
                 write_record(path, record)
                 if pending:
                     where = os.path.abspath(store._local(path)) if store.is_local(path) else path
-                    with ProcessPoolExecutor(max_workers=min(workers, len(pending)),
-                                             mp_context=get_context("spawn")) as pool:
-                        futures = {pool.submit(compute_block, plan, where, b) for b in pending}
+                    pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)),
+                                               mp_context=get_context("spawn"))
+                    futures: set[Any] = set()
+                    try:
+                        # the pool's processes start with SIGINT blocked (the mask survives spawn's exec):
+                        # Ctrl-C, which reaches the whole process group, is handled here alone, in one line,
+                        # not as a KeyboardInterrupt traceback from every process of the pool
+                        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
                         try:
-                            while futures:
-                                finished, futures = wait(futures, return_when=FIRST_COMPLETED)
-                                for fut in finished:
-                                    block_id, points, crc, _ = fut.result()
-                                    store.mark_done(path, plan, block_id, crc)
-                                    summary.computed += 1
-                                    summary.points += points
-                                    record["blocks_computed"] = summary.computed
-                        except BaseException:
-                            for f in futures:
-                                f.cancel()
-                            raise
+                            futures = {pool.submit(compute_block, plan, where, b) for b in pending}
+                        finally:
+                            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                        while futures:
+                            finished, futures = wait(futures, return_when=FIRST_COMPLETED)
+                            for fut in finished:
+                                block_id, points, crc, _ = fut.result()
+                                store.mark_done(path, plan, block_id, crc)
+                                summary.computed += 1
+                                summary.points += points
+                                record["blocks_computed"] = summary.computed
+                    except BaseException:
+                        _stop(pool, futures)
+                        raise
+                    pool.shutdown()
                 break
     except BaseException as exc:
         error = exc
