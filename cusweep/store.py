@@ -856,13 +856,9 @@ def _attrs(fs: Any, key: str) -> dict[str, Any]:
 
 def _live(attrs: dict[str, Any]) -> bool:
     """A lease or claim that holds: not expired, and not taken by a process of this host that is gone."""
-    return float(attrs.get("expires", 0) or 0) > _time() and not _lease_holder_gone(attrs)
-
-
-def _time() -> float:
     import time
 
-    return time.time()
+    return float(attrs.get("expires", 0) or 0) > time.time() and not _lease_holder_gone(attrs)
 
 
 def _generations(fs: Any, root: str) -> list[int]:
