@@ -290,3 +290,22 @@ def test_a_live_shard_claim_of_another_host_holds_until_it_expires(s3_env):
     fs.pipe_file(key, json.dumps({"zarr_format": 3, "node_type": "group", "attributes": attrs}).encode())
     with store.lock(url):
         pass
+
+
+def test_cusweep_run_is_refused_in_one_line_while_a_shard_runs(s3_env, tmp_path):
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+    from .test_shards import ONE_BLOCK
+
+    (tmp_path / "s.toml").write_text(ONE_BLOCK)
+    url = f"s3://locks/{uuid.uuid4().hex[:8]}/tiny.zarr"
+    with store.shared_claim(url, "0/3") as held:  # a shard of this machine, running
+        assert held
+        p = subprocess.run([sys.executable, "-m", "cusweep.cli", "run", "s.toml", "--store", url],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONPATH": str(ROOT), "CUSWEEP_NO_PROGRESS": "1"})
+    assert p.returncode == 1, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and "being computed in shards" in p.stderr, p.stderr
+    assert "0/3" in p.stderr and p.stdout == ""
