@@ -6,7 +6,8 @@ Any number of shards may run at once, in any order, on machines that share the s
 
 * the template is written by whichever shard first takes the store's exclusive run lock (create if
   absent); the others wait for it (bounded) and then hold the lock *shared*, so shards run together while
-  a plain ``cusweep run`` (exclusive) is refused, and vice versa;
+  a plain ``cusweep run`` (exclusive) is refused, and vice versa (object stores: each shard holds a shared
+  claim, ``store.shared_claim``, that the plain run's lease sees);
 * each shard writes only its own blocks' chunks and its own ledger cells (``done`` and ``block_checksum``
   have one Zarr chunk per block), so no two shards ever write the same object;
 * a killed shard is rerun with the same command: its done blocks are skipped.
@@ -29,6 +30,7 @@ import getpass
 import json
 import os
 import re
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -213,13 +215,14 @@ def shard_count(path: str) -> int | None:
 
 
 @contextlib.contextmanager
-def _shared(path: str) -> Iterator[bool]:
+def _shared(path: str, shard: str = "?") -> Iterator[bool]:
     """Hold the store's run lock shared (flock LOCK_SH on the lock file of ``store.lock``): shards together,
     never beside a plain run. Yields False when the lock is held exclusively (a plain run, or a shard
-    writing the template); where the file system has no flock (and for object stores) shards rely on
-    writing disjoint objects, and the lock is not held (yields True)."""
+    writing the template). Where the file system has no flock, a live mkdir holder counts as exclusive.
+    Object stores: a shared claim that a plain run's lease sees (``store.shared_claim``)."""
     if not store.is_local(path):
-        yield True
+        with store.shared_claim(path, shard) as held:
+            yield held
         return
     lock_file = os.path.join(store._local(path), store.META_GROUP, store.LOCK_GROUP, "zarr.json")
     try:
@@ -316,6 +319,15 @@ def _template(path: str, plan: Any, deadline: float, say: Any) -> Any:
         time.sleep(0.5)
 
 
+def _stop(pool: Any, futures: set[Any]) -> None:
+    """Stop a process pool (an interrupted or failed shard): pending blocks are cancelled; the blocks being
+    computed finish (the pool's processes ignore Ctrl-C; one block each, their chunk writes are atomic) and
+    stay not done in the ledger, computed again by the next run of the shard."""
+    for f in futures:
+        f.cancel()
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
 def run_shard(
     spec_or_path: Any,
     store_path: str,
@@ -349,7 +361,7 @@ def run_shard(
     try:
         while True:
             plan = _template(path, make_plan(spec), deadline, say)
-            with _shared(path) as held:
+            with _shared(path, f"{index}/{count}") as held:
                 if not held:  # a plain run, or a shard writing the template: wait, bounded
                     if time.monotonic() > deadline:
                         raise store._locked(path, "the run lock (held alone by a plain run)")
@@ -375,22 +387,30 @@ def run_shard(
                 write_record(path, record)
                 if pending:
                     where = os.path.abspath(store._local(path)) if store.is_local(path) else path
-                    with ProcessPoolExecutor(max_workers=min(workers, len(pending)),
-                                             mp_context=get_context("spawn")) as pool:
-                        futures = {pool.submit(compute_block, plan, where, b) for b in pending}
+                    pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)),
+                                               mp_context=get_context("spawn"))
+                    futures: set[Any] = set()
+                    try:
+                        # the pool's processes start with SIGINT blocked (the mask survives spawn's exec):
+                        # Ctrl-C, which reaches the whole process group, is handled here alone, in one line,
+                        # not as a KeyboardInterrupt traceback from every process of the pool
+                        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
                         try:
-                            while futures:
-                                finished, futures = wait(futures, return_when=FIRST_COMPLETED)
-                                for fut in finished:
-                                    block_id, points, crc, _ = fut.result()
-                                    store.mark_done(path, plan, block_id, crc)
-                                    summary.computed += 1
-                                    summary.points += points
-                                    record["blocks_computed"] = summary.computed
-                        except BaseException:
-                            for f in futures:
-                                f.cancel()
-                            raise
+                            futures = {pool.submit(compute_block, plan, where, b) for b in pending}
+                        finally:
+                            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                        while futures:
+                            finished, futures = wait(futures, return_when=FIRST_COMPLETED)
+                            for fut in finished:
+                                block_id, points, crc, _ = fut.result()
+                                store.mark_done(path, plan, block_id, crc)
+                                summary.computed += 1
+                                summary.points += points
+                                record["blocks_computed"] = summary.computed
+                    except BaseException:
+                        _stop(pool, futures)
+                        raise
+                    pool.shutdown()
                 break
     except BaseException as exc:
         error = exc

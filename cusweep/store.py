@@ -805,6 +805,11 @@ def _lease(path: str, ttl: float = 120.0, settle: float = 1.0) -> Iterator[None]
     now = dict(zarr.open_group(url, mode="r").attrs)
     if now.get("owner") != me["owner"]:
         raise refuse(now)
+    claims, _ = _shard_claims(path)  # shards hold the store (see shared_claim): give the lease up
+    if claims:
+        with contextlib.suppress(Exception):
+            zarr.open_group(url, mode="w", attributes={**me, "expires": 0})
+        raise _refuse_shards(path, claims)
 
     def refresh() -> None:
         while not stop.wait(ttl / 4):
@@ -825,6 +830,92 @@ def _lease(path: str, ttl: float = 120.0, settle: float = 1.0) -> Iterator[None]
 #: the conditional-write lease of S3 stores: ``_cusweep/lease_claims/gNNNNNNNNNNNN``, one Zarr group per
 #: generation, each created only if absent (``If-None-Match: *``); the newest generation is the lease
 CLAIMS = "lease_claims"
+#: the shared claims of shards on object stores: ``_cusweep/shard_claims/<id>``, one Zarr group per shard
+#: run (owner, shard and expiry in its attributes), refreshed while the shard runs, removed when it ends
+SHARD_CLAIMS = "shard_claims"
+_EMPTY_GROUP = b'{"zarr_format": 3, "node_type": "group", "attributes": {}}'
+
+
+def _fs(path: str, sub: str) -> tuple[Any, str]:
+    """(fsspec file system, root) of ``_cusweep/<sub>`` of an object store."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(path.rstrip("/") + f"/{META_GROUP}/{sub}")
+    return fs, root
+
+
+def _attrs(fs: Any, key: str) -> dict[str, Any]:
+    import json
+
+    try:
+        attrs = json.loads(fs.cat(key)).get("attributes", {})
+    except (FileNotFoundError, ValueError, AttributeError):
+        return {}
+    return attrs if isinstance(attrs, dict) else {}
+
+
+def _live(attrs: dict[str, Any]) -> bool:
+    """A lease or claim that holds: not expired, and not taken by a process of this host that is gone."""
+    import time
+
+    return float(attrs.get("expires", 0) or 0) > time.time() and not _lease_holder_gone(attrs)
+
+
+def _generations(fs: Any, root: str) -> list[int]:
+    try:
+        names = [e.rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(root, detail=False, refresh=True)]
+    except FileNotFoundError:
+        names = []
+    return sorted(int(n[1:]) for n in names if n.startswith("g") and n[1:].isdigit())
+
+
+def _exclusive_holder(path: str) -> dict[str, Any] | None:
+    """The attributes of the object store's exclusive lease (a plain run's) when it holds, else None."""
+    if path.startswith(("s3://", "s3a://")):
+        fs, root = _fs(path, CLAIMS)
+        gens = _generations(fs, root)
+        current = _attrs(fs, f"{root}/g{gens[-1]:012d}/zarr.json") if gens else {}
+    else:
+        fs, key = _fs(path, "lease/zarr.json")
+        current = _attrs(fs, key)
+    return current if current and _live(current) else None
+
+
+def _shard_claims(path: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """(attributes of the live shard claims, keys of the stale ones: expired, or of a process of this host
+    that is gone) of an object store."""
+    fs, root = _fs(path, SHARD_CLAIMS)
+    try:
+        entries = [e.rstrip("/") for e in fs.ls(root, detail=False, refresh=True)]
+    except FileNotFoundError:
+        entries = []
+    live, stale = [], []
+    for entry in entries:
+        if entry.endswith("zarr.json"):  # the group's own metadata
+            continue
+        attrs = _attrs(fs, f"{entry}/zarr.json")
+        if attrs and _live(attrs):
+            live.append(attrs)
+        elif attrs or not fs.exists(f"{entry}/zarr.json"):
+            stale.append(entry)
+    return live, stale
+
+
+def _remove(fs: Any, keys: list[str]) -> None:
+    """Remove claim groups (a claim's ``zarr.json`` and its prefix); best effort."""
+    for key in keys:
+        with contextlib.suppress(Exception):
+            fs.rm(key, recursive=True)
+
+
+def _refuse_shards(path: str, claims: list[dict[str, Any]]) -> StoreError:
+    shards = sorted({str(c.get("shard", "?")) for c in claims})
+    until = _dt.datetime.fromtimestamp(max(float(c.get("expires", 0) or 0) for c in claims)).isoformat()
+    return StoreLocked(
+        f"{path} is being computed in shards ({len(claims)} shard run(s): {', '.join(shards[:8])}; "
+        f"{claims[0].get('holder', 'another cusweep run')} and others, claims until {until}); a plain run "
+        "holds the store alone: wait for the shards to finish, then rerun the same command"
+    )
 
 
 @contextlib.contextmanager
@@ -834,26 +925,21 @@ def _claim(path: str, ttl: float = 120.0) -> Iterator[None]:
     generation ``g + 1`` with ``If-None-Match: *`` when ``g`` is absent, expired, or held by a process of
     this host that is gone; of runs that try at once exactly one create succeeds (the server decides), the
     others are refused. The holder rewrites its own generation's expiry while it runs (nobody else writes
-    that object), and sets it to 0 on exit."""
+    that object), and sets it to 0 on exit.
+
+    Shards (``shared_claim``) hold shared claims: having created its generation, the run looks for live
+    shard claims and, finding one, gives its generation up (expiry 0) and is refused; a shard writes its
+    claim first and then looks at the lease, so of a shard and a run starting at once at least one sees the
+    other. The run that takes the lock removes what killed runs left: older generations and stale shard
+    claims."""
     import json
     import threading
     import time
     import uuid
 
-    import fsspec
-
-    fs, root = fsspec.core.url_to_fs(path.rstrip("/") + f"/{META_GROUP}/{CLAIMS}")
-    try:
-        names = [e.rstrip("/").rsplit("/", 1)[-1] for e in fs.ls(root, detail=False, refresh=True)]
-    except FileNotFoundError:
-        names = []
-    gens = sorted(int(n[1:]) for n in names if n.startswith("g") and n[1:].isdigit())
-    current: dict[str, Any] = {}
-    if gens:
-        try:
-            current = json.loads(fs.cat(f"{root}/g{gens[-1]:012d}/zarr.json")).get("attributes", {})
-        except (FileNotFoundError, ValueError):
-            current = {}
+    fs, root = _fs(path, CLAIMS)
+    gens = _generations(fs, root)
+    current = _attrs(fs, f"{root}/g{gens[-1]:012d}/zarr.json") if gens else {}
 
     def refuse(attrs: dict[str, Any]) -> StoreError:
         until = _dt.datetime.fromtimestamp(float(attrs.get("expires", 0) or 0)).isoformat()
@@ -862,7 +948,7 @@ def _claim(path: str, ttl: float = 120.0) -> Iterator[None]:
             f"until {until}); wait for it to finish, then rerun the same command to resume"
         )
 
-    if gens and float(current.get("expires", 0) or 0) > time.time() and not _lease_holder_gone(current):
+    if gens and _live(current):
         raise refuse(current)
     gen = (gens[-1] + 1) if gens else 1
     pid = os.getpid()
@@ -883,14 +969,22 @@ def _claim(path: str, ttl: float = 120.0) -> Iterator[None]:
     try:
         fs.pipe_file(key, body(time.time() + ttl), mode="create")
     except FileExistsError:  # another run created this generation first: it holds the lease
-        try:
-            other = json.loads(fs.cat(key)).get("attributes", {})
-        except (FileNotFoundError, ValueError):
-            other = {}
-        raise refuse(other) from None
+        raise refuse(_attrs(fs, key)) from None
+    later = [g for g in _generations(fs, root) if g > gen]
+    if later:  # a generation number freed by the clean-up below, created from a stale listing: superseded
+        _remove(fs, [key.rsplit("/", 1)[0]])
+        raise refuse(_attrs(fs, f"{root}/g{later[-1]:012d}/zarr.json"))
+    claims, stale = _shard_claims(path)
+    if claims:
+        with contextlib.suppress(Exception):
+            fs.pipe_file(key, body(0.0))
+        raise _refuse_shards(path, claims)
+    # this run holds the lock: remove what killed (or finished) runs left behind
+    _remove(fs, [f"{root}/g{g:012d}" for g in gens if g < gen])
+    _remove(_fs(path, SHARD_CLAIMS)[0], stale)
     if not fs.exists(f"{root}/zarr.json"):
         with contextlib.suppress(Exception):
-            fs.pipe_file(f"{root}/zarr.json", b'{"zarr_format": 3, "node_type": "group", "attributes": {}}')
+            fs.pipe_file(f"{root}/zarr.json", _EMPTY_GROUP)
     stop = threading.Event()
 
     def refresh() -> None:
@@ -909,6 +1003,66 @@ def _claim(path: str, ttl: float = 120.0) -> Iterator[None]:
         t.join(timeout=5)
         with contextlib.suppress(Exception):
             fs.pipe_file(key, body(0.0))
+
+
+@contextlib.contextmanager
+def shared_claim(path: str, shard: str, ttl: float = 120.0) -> Iterator[bool]:
+    """Hold a shard's shared claim on an object store for the duration: yields True when held, False when
+    a plain run holds the exclusive lease (the caller waits and tries again). The claim is a Zarr group
+    ``_cusweep/shard_claims/<id>`` of its own (shards never write the same object) naming this process,
+    the shard and an expiry renewed while it runs; removed on exit, and a killed shard's claim expires
+    (at once for a process of this host that is gone). Written before the lease is looked at, so a plain
+    run starting at the same moment is refused, or this shard is (``_claim``)."""
+    import json
+    import threading
+    import time
+    import uuid
+
+    if _exclusive_holder(path) is not None:
+        yield False
+        return
+    fs, root = _fs(path, SHARD_CLAIMS)
+    pid = os.getpid()
+    me: dict[str, Any] = {
+        "owner": uuid.uuid4().hex,
+        "holder": f"pid {pid} on {os.uname().nodename}",
+        "host": os.uname().nodename,
+        "pid": pid,
+        "started": _process_started(pid),
+        "shard": shard,
+    }
+    prefix = f"{root}/{me['owner']}"
+
+    def write(expires: float) -> None:
+        fs.pipe_file(f"{prefix}/zarr.json", json.dumps(
+            {"zarr_format": 3, "node_type": "group", "attributes": {**me, "expires": expires}}).encode())
+
+    try:
+        if not fs.exists(f"{root}/zarr.json"):
+            fs.pipe_file(f"{root}/zarr.json", _EMPTY_GROUP)
+        write(time.time() + ttl)
+    except OSError as exc:
+        raise StoreError(f"cannot claim store {path} for shard {shard}: {os_message(exc)}") from None
+    stop = threading.Event()
+    t: threading.Thread | None = None
+    try:
+        if _exclusive_holder(path) is not None:  # a plain run took the lease meanwhile: it wins
+            yield False
+            return
+
+        def refresh() -> None:
+            while not stop.wait(ttl / 4):
+                with contextlib.suppress(Exception):
+                    write(time.time() + ttl)
+
+        t = threading.Thread(target=refresh, daemon=True, name="cusweep-shard-claim")
+        t.start()
+        yield True
+    finally:
+        stop.set()
+        if t is not None:
+            t.join(timeout=5)
+        _remove(fs, [prefix])
 
 
 def _process_started(pid: int) -> float | None:

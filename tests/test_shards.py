@@ -185,6 +185,56 @@ def test_a_root_zarr_json_caught_mid_write_is_waited_for_not_refused(tmp_path):
     assert not (foreign / store.META_GROUP).exists()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("when", ["pool starting", "computing"])
+def test_ctrl_c_in_a_shard_run_says_one_line_and_exits_130(tmp_path, when):
+    """Ctrl-C reaches the whole process group (the shard and its pool's processes): one line, as after a
+    plain run's Ctrl-C, exit code 130, no traceback from the pool; the record says interrupted; a rerun
+    resumes."""
+    sweep = tmp_path / "s.toml"
+    sweep.write_text(SWEEP)
+    n_blocks = make_plan(loads(SWEEP)).n_blocks
+    control = tmp_path / "faults.json"
+    control.write_text(json.dumps({"delay": 0.5}))
+    slow = {**ENV, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests" / "faults")]),
+            "CUSWEEP_TEST_FAULTS": str(control)}
+    path = tmp_path / "x.zarr"
+    run = subprocess.Popen(_cli("run", str(sweep), "--store", str(path), "--shard", "1/2", "--workers", "2"),
+                           cwd=tmp_path, env={**os.environ, **slow}, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        mine = shards.shard_blocks(n_blocks, 1, 2)
+
+        def reached() -> bool:
+            import psutil
+
+            if when == "pool starting":  # the pool's processes exist (importing cusweep, numpy, zarr)
+                kids = psutil.Process(run.pid).children(recursive=True)
+                return any("spawn_main" in " ".join(k.cmdline()) for k in kids)
+            try:
+                return bool(store.done_mask(str(path))[mine].any())  # blocks are being computed
+            except Exception:
+                return False
+
+        wait_for(reached, 120, when, interval=0.02)
+        os.killpg(run.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to every process of the group
+        out, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    assert run.returncode == 130, err
+    line = "cusweep: interrupted; the store is resumable: rerun the same command"
+    assert err.strip().splitlines() == [line], err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err and "leaked" not in err, err
+    assert [r["exit"] for r in shards.run_log(str(path))] == ["interrupted"]
+    done = store.done_mask(str(path))
+    assert not done[mine].all()
+    rerun = _run(["run", str(sweep), "--store", str(path), "--shard", "1/2", "--workers", "2"], tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{int((~done[mine]).sum())} blocks computed, {int(done[mine].sum())} already done" in rerun.stdout
+
+
 def test_parse_shard_errors_are_spec_errors():
     with pytest.raises(SpecError, match=r"^shard: "):
         shards.parse_shard("2/2")
@@ -263,9 +313,9 @@ def test_recipes_are_package_data():
     from importlib import resources
 
     names = {p.name for p in resources.files("cusweep.recipes").iterdir()}
-    assert {"slurm_array.sh", "kubernetes_indexed_job.yaml"} <= names
+    assert {"slurm_array.sh", "kubernetes_indexed_job.yaml", "jobqueue_slurm.py.tmpl"} <= names
     text = (ROOT / "pyproject.toml").read_text()
-    assert '"cusweep.recipes" = ["*.sh", "*.yaml"]' in text
+    assert '"cusweep.recipes" = ["*.sh", "*.yaml", "*.py.tmpl"]' in text
 
 
 # --------------------------------------------------------------------------------------------------
