@@ -1,7 +1,8 @@
 """The facilities report: for every facility preset whose beam energy is on the store's energy grid, the
-best feasible design on the grid, the feasible fraction, and a feasibility map (period x amplitude of the
-variable) at the best design; a summary table (``Report.text()``, display units) and ``DIR/summary.csv``
-(store units, the unit in each column name).
+best feasible design on the grid (in a tuned store only designs radiating at the facility's FEL photon
+energy, ``cusweep.photon_line``, as ``best --facility`` keeps), the feasible fraction, and a feasibility
+map (period x amplitude of the variable) at the best design; a summary table (``Report.text()``, display
+units) and ``DIR/summary.csv`` (store units, the unit in each column name).
 
 Positron beams at XFELs are hypothetical: the presets are electron-bunch parameters used as if the bunch
 were made of positrons (see ``cusweep facilities``).
@@ -18,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .display import DISPLAY, format_number, format_value
-from .errors import SpecError
+from .errors import SelectionError, SpecError
+from .photon_line import on_line_mask
 from .query import dim_order
-from .select import FACILITY_ENERGY_TOLERANCE, at_text, facility_at, scalar
+from .select import FACILITY_ENERGY_TOLERANCE, at_text, facility_at, facility_photon, ridge_sweep_text, scalar
+from .stored import setup_of
 from .top import top_points
 
 if TYPE_CHECKING:
@@ -101,6 +104,7 @@ def report(ds: xr.Dataset, outdir: str, var: str = "n_coh", *, x: str = "period"
     os.makedirs(outdir, exist_ok=True)
     grid = np.asarray(ds["energy"].values, dtype=np.float64)
     rows: list[FacilityRow] = []
+    setup = None
     for fac in materials.facilities().values():
         row = FacilityRow(fac.name, fac.title, "ok", fac.energy)
         rows.append(row)
@@ -114,7 +118,18 @@ def report(ds: xr.Dataset, outdir: str, var: str = "n_coh", *, x: str = "period"
         at, notes = facility_at(ds, fac.name)
         row.notes += notes
         row.grid_energy = float(grid[at["energy"]])
+        try:
+            photon = facility_photon(ds, fac.name)
+        except SelectionError as exc:  # a detuned store at another photon energy
+            row.status = f"skipped: {str(exc).removeprefix(f'facility {fac.name}: ')}"
+            continue
+        row.notes += photon.notes
+        line_energy = photon.photon_energy if photon.on_line else None
         sub = ds.isel({d: [j] for d, j in at.items()})
+        if line_energy is not None:  # only designs radiating at the facility's photon energy (as best does)
+            if setup is None:
+                setup = setup_of(ds)
+            sub = sub.assign({var: sub[var].where(on_line_mask(sub, setup, line_energy))})
         feas = sub["feasible"]
         n_feasible = int(feas.sum().compute()) if hasattr(feas.data, "compute") else int(feas.sum())
         row.feasible_fraction = n_feasible / max(1, feas.size)
@@ -124,10 +139,13 @@ def report(ds: xr.Dataset, outdir: str, var: str = "n_coh", *, x: str = "period"
             row.design = {d: scalar(np.asarray(sub[d].values)[pts[d][0]]) for d in dim_order(sub)}
             row.best = float(sub[var].isel({d: int(pts[str(d)][0]) for d in sub[var].dims}).values)
             fixed.update({d: v for d, v in row.design.items() if d not in (x, y)})
+        elif line_energy is not None:
+            row.status = f"no feasible point radiating at {format_value('photon_energy', line_energy)}"
+            row.notes.append(f"sweep the resonance ridge there: {ridge_sweep_text(line_energy)}")
         else:
             row.status = "no feasible point"
         at_values = {d: at_text(d, v) for d, v in fixed.items() if d not in (x, y)}
-        fig = map_figure(ds, x, y, var, at=at_values, notes=row.notes)
+        fig = map_figure(ds, x, y, var, at=at_values, notes=row.notes, photon_energy=line_energy)
         path = os.path.join(outdir, f"{fac.name}_{var}.{fmt}")
         save_figure(fig, path)
         row.map = path

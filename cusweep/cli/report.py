@@ -13,7 +13,8 @@ HELP = "per-facility maps and a summary table"
 def add_arguments(rp: argparse.ArgumentParser) -> None:
     rp.description = (
         "For every facility preset whose energy is on the store's grid (within 5 percent): the best feasible "
-        "design and a map at its beam; the table goes to stdout (display units) and DIR/summary.csv "
+        "design (in a tuned store, of those radiating at the facility's photon energy: resonance within the "
+        "line width 1/(2n)) and a map at its beam; the table goes to stdout (display units) and DIR/summary.csv "
         "(store units, named in each column)."
     )
     rp.add_argument("store", metavar="STORE", help="the store's path or URL")
