@@ -69,9 +69,9 @@ class Report:
     def __getitem__(self, i: int) -> FacilityRow:
         return self.rows[i]
 
-    def text(self) -> str:
-        """The summary table (display units) and where the maps are."""
-        return (summary_table(self.rows, self.var) + "\nPositron beams at XFELs are hypothetical "
+    def text(self, *, si: bool = False) -> str:
+        """The summary table (display units; ``si``: store units) and where the maps are."""
+        return (summary_table(self.rows, self.var, si=si) + "\nPositron beams at XFELs are hypothetical "
                 f"(electron-bunch parameters used as positrons). Maps and summary.csv in {self.outdir}")
 
     def notes(self) -> list[str]:
@@ -189,28 +189,34 @@ def _num(x: Any) -> str:
     return repr(float(x))
 
 
-def summary_table(rows: list[FacilityRow], var: str = "n_coh") -> str:
-    """The report's rows as an aligned table in display units (µm, Å, GeV), the unit in each header."""
-    head, body = _table(rows, var)
+def summary_table(rows: list[FacilityRow], var: str = "n_coh", *, si: bool = False) -> str:
+    """The report's rows as an aligned table in display units (µm, Å, GeV; ``si``: store units, m and eV),
+    the unit in each header."""
+    head, body = _table(rows, var, si=si)
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths, strict=True)).rstrip() for b in body]
     return "\n".join(lines)
 
 
-def _table(rows: list[FacilityRow], var: str) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+def _table(rows: list[FacilityRow], var: str, *, si: bool = False
+           ) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     """The summary's header and rows as text in display units, the unit in each header (the text table and
     index.html)."""
     from .display import header
     from .quantities import VARIABLES
 
     var_units = VARIABLES[var].units if var in VARIABLES else "1"
-    head: tuple[str, ...] = ("facility", header("energy", "eV"), header(f"best {var}", var_units),
-                             header("period", "m"), header("amplitude", "m"), header("sigma_z", "m"), "b",
+    head: tuple[str, ...] = ("facility", header("energy", "eV", si=si),
+                             header(f"best {var}", var_units, si=si), header("period", "m", si=si),
+                             header("amplitude", "m", si=si),
+                             header("sigma_z", "m", si=si), "b",
                              "crystal", "feasible", "status")
 
     def shown(name: str, value: Any) -> str:
-        return format_number(float(value) / DISPLAY[name].factor) if name in DISPLAY else format_number(value)
+        if si or name not in DISPLAY:
+            return format_number(float(value))
+        return format_number(float(value) / DISPLAY[name].factor)
 
     body: list[tuple[str, ...]] = []
     for r in rows:

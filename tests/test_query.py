@@ -588,7 +588,7 @@ def test_arithmetic_is_parsed_never_evaluated():
             q.parse(bad)
 
 
-# ------------------------------------------------------------------------------ units as the store writes them
+# ---------------------------------------------------------------------------- units as the store writes them
 
 
 def test_compound_units_as_the_store_declares_them(datasets, threads):

@@ -71,6 +71,20 @@ def test_report_maps_and_summary_equal_direct_selection(path, tmp_path, capsys):
     assert "http://" not in page and "https://" not in page and " src=\"data:" in page
 
 
+def test_report_si_table_in_store_units(path, tmp_path, capsys):
+    assert main(["report", path, "-o", str(tmp_path / "a")]) == 0
+    shown = capsys.readouterr().out
+    assert main(["report", path, "-o", str(tmp_path / "b"), "--si"]) == 0
+    si = capsys.readouterr().out
+    assert "period [µm]" in shown and "energy [GeV]" in shown
+    assert "period [m]" in si and "energy [eV]" in si and "amplitude [m]" in si
+    with open(tmp_path / "b" / "summary.csv", encoding="utf-8") as f:
+        row = next(r for r in csv.DictReader(f) if r["status"] == "ok")
+    # the table's period is the CSV's (store units), to six digits
+    line = next(x for x in si.splitlines() if x.startswith(row["facility"] + " "))
+    assert f"{float(row['period_m']):.6g}" in line.split()
+
+
 def test_report_needs_a_store(tmp_path, capsys):
     assert main(["report", str(tmp_path / "none.zarr"), "-o", str(tmp_path / "out")]) == 2
     assert "not a cusweep store" in capsys.readouterr().err
