@@ -1,5 +1,5 @@
 """Design answers on a big store: ``cusweep pareto`` (three objectives over every grid point) and ``cusweep
-robust`` (a Monte Carlo robustness map of the 1000 x 1000 period x amplitude slice, 10 samples: 10^7 model
+robust`` (a Monte Carlo robustness map of the 1000 x 1000 period x amplitude slice, 100 samples: 10^8 model
 evaluations) on a five-axis store of 10^9 points with a few outputs: wall time (process start to exit) and
 peak resident memory of the whole process tree.
 
@@ -33,11 +33,11 @@ RSS_BOUND_GB = 2.0
 def main(argv: list[str] | None = None) -> int:
     p = c.parser(__doc__.split("\n\n")[0], c.BILLION)
     p.add_argument("--store", default=None, help="an existing store (kept) instead of making one")
-    p.add_argument("--samples", type=int, default=None, help="robust: Monte Carlo samples (default 10; 4 "
+    p.add_argument("--samples", type=int, default=None, help="robust: Monte Carlo samples (default 100; 4 "
                    "with --smoke)")
     p.add_argument("--only", choices=("pareto", "robust"), default=None, help="measure one command only")
     args = p.parse_args(argv)
-    samples = args.samples or (4 if args.smoke else 10)
+    samples = args.samples or (4 if args.smoke else 100)
     info = c.machine()
     c.print_machine(info)
     results: dict[str, Any] = {"machine": info, "script": "bench_answers"}
