@@ -19,6 +19,11 @@ NAME is a sweep input (``sigma_z``, ``n_positrons``, ``energy``, ``thickness``, 
 (one unit draw per sample and input), so a design sees the same draws whatever the slice or batch size:
 the answer for one design equals a direct loop over the draws at that design alone.
 
+With ``facility`` in a tuned store, a sample counts as feasible only where the design also radiates at the
+facility's FEL photon energy (``cusweep.photon_line``, the condition ``best --facility`` applies, checked
+with that sample's inputs); in a detuned store the photon energy is fixed to the facility's
+(``cusweep.select.facility_photon``).
+
 Memory is bounded: only the slice's coordinates are evaluated, in tiles of rows of ``y`` holding at most
 ``max_elements`` sample x design values, each tile evaluated once per sample (vectorised over the tile).
 """
