@@ -26,6 +26,7 @@ import numpy as np
 from . import feasibility
 from .display import format_number, format_value
 from .errors import NoFeasibleDesign, QueryError, SpecError
+from .photon_line import LINE_CONDITION, LINE_OUTPUTS, line_ratio, on_line_mask
 from .quantities import VARIABLES
 from .query import And, Compare, Name, Num, convert, dim_order, parse, resolve, units_of
 from .select import facility_at, facility_photon, ridge_sweep_text, scalar
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
     from .model import Setup
 
-__all__ = ["BestResult", "Design", "PerResult", "best", "best_per", "evaluate_point", "margins",
+__all__ = ["BestResult", "Design", "PerResult", "best", "best_per", "evaluate_point", "line_ratio", "margins",
            "setup_from_store"]
 
 #: constraints are kept this far (relative) inside their boundary, so the refined design is feasible
@@ -51,9 +52,6 @@ STARTS = 8
 NOT_REFINED = ("bunching", "n_positrons")
 #: model outputs every design is evaluated with: the margins of every constraint, and feasible
 _NEEDED = (*feasibility.MARGINS, "feasible")
-#: what the facility's photon-energy condition needs, and the condition
-LINE_OUTPUTS = ("resonance_energy", "n_periods")
-LINE_CONDITION = "|resonance_energy / photon_energy - 1| <= 1/(2 n_periods)"
 
 
 #: the grid indices of a facility preset (``cusweep.select.facility_at``; kept under its former name)
@@ -231,7 +229,7 @@ def best(ds: xr.Dataset, by: str = "n_coh", *, where: str | None = None, facilit
             target = photon.photon_energy
             if setup is None:
                 setup = setup_of(ds)
-            sub = sub.assign({by: sub[by].where(_on_line(sub, setup, target))})
+            sub = sub.assign({by: sub[by].where(on_line_mask(sub, setup, target))})
     pts = top_points(sub, expr, by, STARTS)
     if len(pts[next(iter(pts))]) == 0:
         at_text = f" at {facility}" if facility else ""
@@ -300,35 +298,6 @@ def best(ds: xr.Dataset, by: str = "n_coh", *, where: str | None = None, facilit
                                      "refined": ref_vals["resonance_energy"]}}
     return BestResult(by=by, constraint=expr, grid=grid, refined=refined, refined_dims=free, notes=notes,
                       facility=facility, edges=edges, line=line)
-
-
-def line_ratio(values: Mapping[str, Any], photon_energy: float) -> float:
-    """``2 n |resonance_energy / photon_energy - 1|``: at most 1 when the design radiates at ``photon_energy``
-    (its resonance lies within the CU line width, relative ``1/(2n)``, n = n_periods)."""
-    return 2.0 * float(values["n_periods"]) * abs(float(values["resonance_energy"]) / photon_energy - 1.0)
-
-
-def _on_line(sub: xr.Dataset, setup: Setup, photon_energy: float) -> xr.DataArray:
-    """Lazy mask of the grid points of ``sub`` whose resonance lies within the line width of
-    ``photon_energy``, from the stored ``resonance_energy`` and ``n_periods`` or, when the store lacks
-    them, the model on their own (few) dims."""
-    import xarray as xr
-
-    arrays = {}
-    for name in LINE_OUTPUTS:
-        if name in sub.data_vars:
-            arrays[name] = sub[name]
-            continue
-        keep = setup.natural_dims(name)
-        coords = {d: np.asarray(sub[d].values if d in keep else sub[d].values[:1]) for d in setup.dims}
-        from .model import evaluate
-
-        value = evaluate(setup, coords, (name,))[name]
-        dims = [d for d in setup.dims if d in keep]
-        arrays[name] = xr.DataArray(value, dims=dims, coords={d: sub[d] for d in dims})
-    er, n = arrays["resonance_energy"], arrays["n_periods"]
-    return 2.0 * n * abs(er / photon_energy - 1.0) <= 1.0
-
 
 
 def _names(where: str | None) -> list[str]:

@@ -204,12 +204,14 @@ class Inference:
 
         return {f.name: safe(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
-    def text(self) -> str:
+    def text(self, *, si: bool = False) -> str:
+        """b and the design point for people: display units (``si``: store units, m and eV)."""
         lines = [f"b = {self.b:.4g} ± {self.b_err:.2g}  (1 sigma, linear propagation)"]
         if self.samples and self.b_mc is not None and self.b_mc_err is not None:
             lines.append(f"b = {self.b_mc:.4g} ± {self.b_mc_err:.2g}  (Monte Carlo, {self.samples} draws: "
                          f"median, half the 16-84 % range)")
-        where = ", ".join(f"{d} = {format_value(d, v, plain=False)}" for d, v in self.point.items()
+        where = ", ".join(f"{d} = {format_value(d, v, plain=False, si=si, units=_store_units(d))}"
+                          for d, v in self.point.items()
                           if d != "bunching")
         label = "K(b=1)"
         if self.measured == "n_coh":
@@ -320,3 +322,10 @@ def _monte_carlo(res: Inference, setup: Setup, point: Mapping[str, Any], value: 
             f"the linear and Monte Carlo 1 sigma disagree ({res.b_err:.2g} vs {res.b_mc_err:.2g}): the model "
             "is not linear over the inputs' uncertainties here (at a resonance the derivative of sinc^2 is "
             "zero, so the linear estimate misses the spread); quote the Monte Carlo")
+
+
+def _store_units(name: str) -> str:
+    """The store unit of a dim or input (m, eV, 1): what ``--si`` shows."""
+    from .quantities import COORDS
+
+    return COORDS[name].units if name in COORDS else "1"

@@ -25,7 +25,7 @@ from . import feasibility
 from .display import DISPLAY, format_number, format_value
 from .errors import CusweepError, SpecError
 from .query import TEXT_KINDS, dim_order, resolve, units_of
-from .select import FACILITY_ENERGY_TOLERANCE, facility_at, label_value, resolve_at, scalar
+from .select import FACILITY_ENERGY_TOLERANCE, facility_at, facility_photon, label_value, resolve_at, scalar
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -388,7 +388,8 @@ def _contour_fields(s: _Slice) -> dict[str, tuple[np.ndarray, float]]:
 def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str = "n_coh",
                at: Mapping[str, Any] | Sequence[str] | None = None, facility: str | None = None,
                notes: list[str] | None = None, *, vmin: float | None = None, vmax: float | None = None,
-               clip: str = "feasible", marks: Sequence[str] = (), contours: Sequence[str] = ()) -> Figure:
+               clip: str = "feasible", marks: Sequence[str] = (), contours: Sequence[str] = (),
+               photon_energy: float | None = None) -> Figure:
     """The feasibility map of ``var`` over dims ``x`` (horizontal) and ``y`` (vertical) as a matplotlib
     Figure (Agg canvas, not registered with pyplot).
 
@@ -396,6 +397,12 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
     nearest grid value); ``facility`` fixes energy, n_positrons and sigma_z from a preset where they are
     dims; dims given by neither take their first grid value. Every fixed value is stated on the figure.
     ``notes`` (a list) receives what was defaulted or approximated.
+
+    The facility's photon energy (``cusweep.photon_line``, as ``best --facility`` applies it): in a tuned
+    store, ``facility`` (or ``photon_energy``, eV, given directly) keeps only the cells whose resonance lies
+    within the CU line width 1/(2n) of it; the others are drawn grey (no value) and the line
+    ``resonance_energy = photon_energy`` is overlaid. In a detuned store ``facility`` fixes photon_energy
+    (``cusweep.select.facility_photon``: an error when the store's is not the facility's).
 
     Colour limits: ``vmin``/``vmax`` in the colour bar's unit; otherwise from the feasible cells of the
     slice (``clip="feasible"``, the default; all cells when none is feasible) or from every cell
@@ -436,9 +443,19 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
     fixed, msgs = resolve_at(ds, x, y, at, facility)
     if notes is not None:
         notes.extend(msgs)
+    if facility:
+        photon = facility_photon(ds, facility)
+        if notes is not None:
+            notes.extend(photon.notes)
+        if photon.on_line and photon_energy is None:
+            photon_energy = photon.photon_energy
     s = _Slice(ds, x, y, fixed)
     z = s.get(var)
     assert z is not None
+    on_line_cells = None
+    if photon_energy is not None:
+        z, on_line_cells = _radiating(s, z, float(photon_energy), notes)
+        contours = [*contours, f"resonance_energy={float(photon_energy)!r} eV"]
     is_bool = ds[var].dtype == bool
     z = z / _display_factor(var)
     if not is_bool and not np.isfinite(z).any() and notes is not None:
@@ -607,6 +624,9 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
         title += f"  ({ds.attrs['name']})"
     ax.set_title(_wrap(title, 70, words=True), fontsize=10, loc="left")
     sub = "; ".join(t for t in (fixed_text, const_text) if t)
+    if photon_energy is not None:
+        shown = format_value("photon_energy", float(photon_energy), plain=False)
+        sub = f"only designs radiating at {shown} (resonance within the line width 1/(2n)); " + sub
     if facility:
         from . import materials
 
@@ -617,9 +637,33 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
         "clim": (float(norm.vmin), float(norm.vmax)) if not is_bool else (0.0, 1.0), "clip": clip,
         "infeasible_side": sides, "marks": placed, "overlays": overlays, "categorical": dict(categorical),
         "at": {d: scalar(np.asarray(ds[d].values)[i]) for d, i in fixed.items()},
-        "subtitle": sub,
+        "subtitle": sub, "photon_energy": None if photon_energy is None else float(photon_energy),
+        "on_line_cells": on_line_cells,
     }
     return fig
+
+
+def _radiating(s: _Slice, z: np.ndarray, photon_energy: float, notes: list[str] | None
+               ) -> tuple[np.ndarray, int]:
+    """``z`` with NaN where the design does not radiate at ``photon_energy`` (``cusweep.photon_line``), and
+    the number of cells that do."""
+    from .photon_line import LINE_OUTPUTS, on_line
+    from .select import ridge_sweep_text
+
+    got = {n: s.get(n) for n in LINE_OUTPUTS}
+    missing = [n for n, v in got.items() if v is None]
+    if missing:
+        got.update(_model_fields(s, missing))
+    if any(got.get(n) is None for n in LINE_OUTPUTS):
+        raise SpecError("photon_energy: the store has no resonance_energy/n_periods and no sweep to evaluate "
+                        "them; recompute the store with them in its outputs")
+    mask = on_line(got["resonance_energy"], got["n_periods"], photon_energy)
+    count = int(np.count_nonzero(mask))
+    if notes is not None and count == 0:
+        notes.append(f"no cell of this slice radiates at {format_value('photon_energy', photon_energy)} "
+                     f"(resonance within the line width 1/(2n)); sweep the resonance ridge there: "
+                     f"{ridge_sweep_text(photon_energy)}")
+    return np.where(mask, z, np.nan), count
 
 
 @dataclass

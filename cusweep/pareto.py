@@ -30,10 +30,105 @@ SENSES = ("max", "min")
 
 def nondominated(values: np.ndarray) -> np.ndarray:
     """Indices (ascending) of the rows of ``values`` (n points x k objectives, all maximised) that no
-    other row dominates (>= in every objective and > in one); equal rows are all kept."""
+    other row dominates (>= in every objective and > in one); equal rows are all kept.
+
+    Exact and O(n log n) for two and three objectives (a sort and a sweep over the distinct rows: a
+    running maximum for two, a staircase of the (2nd, 3rd) objectives for three), so that a block of
+    millions of candidates costs seconds; more objectives take the pairwise culling loop."""
     values = np.asarray(values, dtype=np.float64)
-    if values.shape[0] == 0:
+    n = values.shape[0]
+    if n == 0:
         return np.zeros(0, dtype=np.int64)
+    k = values.shape[1]
+    if k > 3:
+        if n > PREFILTER_MIN:  # drop, vectorised, the rows that a few strong rows dominate (exact: they
+            alive = _not_dominated_by_strong_rows(values)  # are dominated); the loop sees the rest
+            if not alive.all():
+                return np.flatnonzero(alive)[_nondominated_culling(values[alive])]
+        return _nondominated_culling(values)
+    # distinct rows, in descending lexicographic order: a row's dominators all come before it
+    order = np.lexsort(values.T[::-1])[::-1]
+    ordered = values[order]
+    starts = np.concatenate([[True], np.any(ordered[1:] != ordered[:-1], axis=1)])
+    rows = ordered[starts]
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.cumsum(starts) - 1
+    if k == 1:
+        keep = np.zeros(len(rows), dtype=bool)
+        keep[0] = True
+    elif k == 2:
+        # a distinct row is dominated iff an earlier one has a 2nd objective at least as large
+        before = np.maximum.accumulate(np.concatenate([[-np.inf], rows[:-1, 1]]))
+        keep = rows[:, 1] > before
+    else:
+        keep = _staircase(rows)
+    return np.flatnonzero(keep[inverse])
+
+
+#: above this many rows of more than three objectives, ``nondominated`` first drops the rows a few strong
+#: rows dominate
+PREFILTER_MIN = 10_000
+#: weighted sums (on objectives scaled to 0..1) whose maximisers serve as strong rows, besides each
+#: objective's maximiser
+PREFILTER_WEIGHTS = 24
+
+
+def _not_dominated_by_strong_rows(values: np.ndarray) -> np.ndarray:
+    """False for the rows dominated by one of a few strong rows (each objective's maximiser and the
+    maximisers of fixed weighted sums of the scaled objectives); a filter that only drops dominated rows."""
+    lo, hi = values.min(axis=0), values.max(axis=0)
+    scaled = (values - lo) / np.where(hi > lo, hi - lo, 1.0)
+    weights = np.random.default_rng(0).dirichlet(np.ones(values.shape[1]), PREFILTER_WEIGHTS)
+    strong = dict.fromkeys([*np.argmax(scaled @ weights.T, axis=0).tolist(),
+                            *np.argmax(values, axis=0).tolist()])
+    del scaled
+    idx = np.arange(values.shape[0])
+    cols = [np.ascontiguousarray(values[:, j]) for j in range(values.shape[1])]
+    for i in strong:  # each pass looks only at the rows still alive (the first ones drop most)
+        s = values[i]
+        le = np.ones(len(idx), dtype=bool)
+        lt = np.zeros(len(idx), dtype=bool)
+        for j, col in enumerate(cols):
+            le &= col <= s[j]
+            lt |= col < s[j]
+        keep = ~(le & lt)
+        idx = idx[keep]
+        cols = [c[keep] for c in cols]
+    alive = np.zeros(values.shape[0], dtype=bool)
+    alive[idx] = True
+    return alive
+
+
+def _staircase(rows: np.ndarray) -> np.ndarray:
+    """Distinct rows (3 objectives) in descending lexicographic order -> non-dominated flags. Every earlier
+    row is >= in the 1st objective, so a row is dominated iff an earlier row is >= in the 2nd and 3rd: the
+    earlier rows kept on a staircase of (2nd, 3rd) sorted by the 2nd ascending (3rd then descending)."""
+    import bisect
+
+    b_col = rows[:, 1].tolist()
+    c_col = rows[:, 2].tolist()
+    keep = np.zeros(len(b_col), dtype=bool)
+    stair_b: list[float] = []   # ascending
+    stair_c: list[float] = []   # descending along stair_b
+    for i, (b, c) in enumerate(zip(b_col, c_col, strict=True)):
+        j = bisect.bisect_left(stair_b, b)
+        if j < len(stair_b) and stair_c[j] >= c:
+            continue  # an earlier row is >= in every objective (and differs: rows are distinct)
+        keep[i] = True
+        # the staircase entries this row covers (2nd <= b and 3rd <= c) lie just before j; drop them
+        lo = j
+        while lo > 0 and stair_c[lo - 1] <= c:
+            lo -= 1
+        if j < len(stair_b) and stair_b[j] == b:  # same 2nd objective, smaller 3rd: covered too
+            j += 1
+        del stair_b[lo:j], stair_c[lo:j]
+        stair_b.insert(lo, b)
+        stair_c.insert(lo, c)
+    return keep
+
+
+def _nondominated_culling(values: np.ndarray) -> np.ndarray:
+    """The pairwise culling loop (any number of objectives; O(n x front))."""
     order = np.argsort(-values.sum(axis=1), kind="stable")  # likely-dominant points first: fast culls
     pts, idx = values[order], order
     i = 0
@@ -147,12 +242,13 @@ def pareto(ds: xr.Dataset, objectives: Sequence[tuple[str, str]], *, where: str 
     for block in np.ndindex(*numblocks):
         parts = dask.compute(*[a.blocks[block] for a in arrays])
         m = np.asarray(parts[0], dtype=bool)
-        vals = np.stack([np.asarray(p, dtype=np.float64)[m] for p in parts[1:]], axis=1) * sign
-        finite = np.all(np.isfinite(vals), axis=1)
         candidates += int(np.count_nonzero(m))
-        local = np.stack([ix[finite] + off[b] for ix, off, b in zip(np.nonzero(m), offsets, block,
-                                                                    strict=True)], axis=1)
-        vals = vals[finite]
+        cube = [np.asarray(p, dtype=np.float64) * s for p, s in zip(parts[1:], sign, strict=True)]
+        m = m & np.logical_and.reduce([np.isfinite(c) for c in cube])
+        m &= ~_dominated_by_a_neighbour(cube, m)
+        vals = np.stack([c[m] for c in cube], axis=1)
+        local = np.stack([ix + off[b] for ix, off, b in zip(np.nonzero(m), offsets, block, strict=True)],
+                         axis=1)
         if vals.shape[0] == 0:
             continue
         k = nondominated(vals)
@@ -175,6 +271,29 @@ def pareto(ds: xr.Dataset, objectives: Sequence[tuple[str, str]], *, where: str 
             p[n] = float(v * s)
         points.append(p)
     return ParetoResult(objs, where, dims, points, units, candidates)
+
+
+def _dominated_by_a_neighbour(cube: list[np.ndarray], m: np.ndarray) -> np.ndarray:
+    """Grid points of a block (objectives ``cube``, maximised; candidates ``m``) that a candidate next to
+    them along one dim dominates: dominated, so never on the front. A vectorised pass that drops most of
+    a smooth grid (a yield growing with bunching: every point but the largest bunching) before the exact
+    ``nondominated``."""
+    out = np.zeros(m.shape, dtype=bool)
+    for axis in range(m.ndim):
+        if m.shape[axis] < 2:
+            continue
+        for here, there in ((slice(1, None), slice(None, -1)), (slice(None, -1), slice(1, None))):
+            a = [slice(None)] * m.ndim
+            b = [slice(None)] * m.ndim
+            a[axis], b[axis] = here, there
+            ta, tb = tuple(a), tuple(b)
+            ge = m[tb] & m[ta]  # both candidates
+            gt = np.zeros_like(ge)
+            for c in cube:
+                ge &= c[tb] >= c[ta]
+                gt |= c[tb] > c[ta]
+            out[ta] |= ge & gt
+    return out
 
 
 def _scalar(v: Any) -> Any:

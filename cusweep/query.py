@@ -11,7 +11,12 @@ Grammar (parsed by a tokenizer and a recursive-descent parser; never ``eval``-ed
     term       := factor (("*" | "/") factor)*
     factor     := "-" factor | operand
     operand    := "(" expr ")" | NAME | ["-"] NUMBER [UNIT] | STRING | "true" | "false"
-    UNIT       := unit_atom (("*" | "/") unit_atom)*,  unit_atom := NAME [("^" | "**") ["-"] INT] | "%"
+    UNIT       := (unit_atom | "1") (("*" | "/") unit_factor)*
+    unit_atom  := NAME [("^" | "**") ["-"] INT] | "%"
+    unit_factor:= unit_atom | "(" unit_factor (("*" | "/") unit_factor)* ")"   # groups only after "1/"
+
+A unit may be written as the store declares it: ``n_coh > 1e15 1/rad**2``, ``1e15 1/(rad**2)`` and
+``1e15 rad**-2`` are the same literal (parsed here, converted and checked by pint, never evaluated).
 
 Arithmetic (``photons_coh * resonance_energy > 1e-9 J``, ``n_coh / n_incoh > 1e8``, ``(a + b) / 2``)
 combines numeric names and numbers with units; the units are carried through pint (products and
@@ -63,6 +68,8 @@ RTOL = 1e-9
 TEXT_KINDS = "USOT"
 _CMP = ("<", "<=", ">", ">=", "==", "!=")
 _KEYWORDS = ("and", "or", "not", "true", "false")
+#: how deep parentheses may nest inside a unit (1/(rad**2) is one)
+MAX_UNIT_GROUPS = 2
 
 # ------------------------------------------------------------------------------------------ tokenizer
 
@@ -354,14 +361,51 @@ class _Parser:
 
     def unit(self) -> str | None:
         parts: list[str] = []
-        if not self._unit_atom_ahead():
-            return None
-        parts.append(self._unit_atom())
-        while (self.peek().kind == "op" and self.peek().text in ("*", "/")
-               and self._unit_atom_ahead(1)):
+        # "1/UNIT" (the store's own "1/rad**2"): a number right after a number is no expression, so a "1"
+        # followed by "/" there starts a reciprocal unit, whose factors may be parenthesised: 1/(rad**2)
+        reciprocal = (self.peek().kind == "number" and self.peek().text == "1"
+                      and self.peek(1).kind == "op" and self.peek(1).text == "/")
+        if reciprocal:
             parts.append(self.take().text)
+        elif not self._unit_atom_ahead():
+            return None
+        else:
             parts.append(self._unit_atom())
+        while (self.peek().kind == "op" and self.peek().text in ("*", "/")
+               and (self._unit_atom_ahead(1) or (reciprocal and self._unit_group_ahead(1)))):
+            parts.append(self.take().text)
+            parts.append(self._unit_group(0) if self._unit_group_ahead() else self._unit_atom())
+        if parts == ["1"]:
+            raise self.fail(self.peek(), "expected a unit after '1/', e.g. 1/rad**2")
         return "".join(parts)
+
+    def _unit_group_ahead(self, ahead: int = 0) -> bool:
+        t = self.peek(ahead)
+        return t.kind == "op" and t.text == "("
+
+    def _unit_group(self, depth: int) -> str:
+        """``( unit_factor (("*" | "/") unit_factor)* )``, unit_factor an atom or a group, at most
+        ``MAX_UNIT_GROUPS`` deep: the parenthesised part of a reciprocal unit, 1/(rad**2)."""
+        open_tok = self.take()
+        if depth >= MAX_UNIT_GROUPS:
+            raise QueryError(f"query: unit parentheses nested deeper than {MAX_UNIT_GROUPS} at column "
+                             f"{open_tok.pos + 1}; write e.g. 1/(rad**2)")
+        parts = ["("]
+        while True:
+            if self._unit_group_ahead():
+                parts.append(self._unit_group(depth + 1))
+            elif self._unit_atom_ahead():
+                parts.append(self._unit_atom())
+            else:
+                raise self.fail(self.peek(), "expected a unit inside the parentheses, e.g. 1/(rad**2)")
+            if self.peek().kind == "op" and self.peek().text in ("*", "/"):
+                parts.append(self.take().text)
+                continue
+            break
+        if not (self.peek().kind == "op" and self.peek().text == ")"):
+            raise self.fail(self.peek(), "expected ')' closing the unit")
+        self.take()
+        return "".join([*parts, ")"])
 
     def _unit_atom_ahead(self, ahead: int = 0) -> bool:
         t = self.peek(ahead)

@@ -1,7 +1,8 @@
 """The facilities report: for every facility preset whose beam energy is on the store's energy grid, the
-best feasible design on the grid, the feasible fraction, and a feasibility map (period x amplitude of the
-variable) at the best design; a summary table (``Report.text()``, display units) and ``DIR/summary.csv``
-(store units, the unit in each column name).
+best feasible design on the grid (in a tuned store only designs radiating at the facility's FEL photon
+energy, ``cusweep.photon_line``, as ``best --facility`` keeps), the feasible fraction, and a feasibility
+map (period x amplitude of the variable) at the best design; a summary table (``Report.text()``, display
+units) and ``DIR/summary.csv`` (store units, the unit in each column name).
 
 Positron beams at XFELs are hypothetical: the presets are electron-bunch parameters used as if the bunch
 were made of positrons (see ``cusweep facilities``).
@@ -18,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .display import DISPLAY, format_number, format_value
-from .errors import SpecError
+from .errors import SelectionError, SpecError
+from .photon_line import on_line_mask
 from .query import dim_order
-from .select import FACILITY_ENERGY_TOLERANCE, at_text, facility_at, scalar
+from .select import FACILITY_ENERGY_TOLERANCE, at_text, facility_at, facility_photon, ridge_sweep_text, scalar
+from .stored import setup_of
 from .top import top_points
 
 if TYPE_CHECKING:
@@ -66,9 +69,9 @@ class Report:
     def __getitem__(self, i: int) -> FacilityRow:
         return self.rows[i]
 
-    def text(self) -> str:
-        """The summary table (display units) and where the maps are."""
-        return (summary_table(self.rows, self.var) + "\nPositron beams at XFELs are hypothetical "
+    def text(self, *, si: bool = False) -> str:
+        """The summary table (display units; ``si``: store units) and where the maps are."""
+        return (summary_table(self.rows, self.var, si=si) + "\nPositron beams at XFELs are hypothetical "
                 f"(electron-bunch parameters used as positrons). Maps and summary.csv in {self.outdir}")
 
     def notes(self) -> list[str]:
@@ -101,6 +104,7 @@ def report(ds: xr.Dataset, outdir: str, var: str = "n_coh", *, x: str = "period"
     os.makedirs(outdir, exist_ok=True)
     grid = np.asarray(ds["energy"].values, dtype=np.float64)
     rows: list[FacilityRow] = []
+    setup = None
     for fac in materials.facilities().values():
         row = FacilityRow(fac.name, fac.title, "ok", fac.energy)
         rows.append(row)
@@ -114,7 +118,18 @@ def report(ds: xr.Dataset, outdir: str, var: str = "n_coh", *, x: str = "period"
         at, notes = facility_at(ds, fac.name)
         row.notes += notes
         row.grid_energy = float(grid[at["energy"]])
+        try:
+            photon = facility_photon(ds, fac.name)
+        except SelectionError as exc:  # a detuned store at another photon energy
+            row.status = f"skipped: {str(exc).removeprefix(f'facility {fac.name}: ')}"
+            continue
+        row.notes += photon.notes
+        line_energy = photon.photon_energy if photon.on_line else None
         sub = ds.isel({d: [j] for d, j in at.items()})
+        if line_energy is not None:  # only designs radiating at the facility's photon energy (as best does)
+            if setup is None:
+                setup = setup_of(ds)
+            sub = sub.assign({var: sub[var].where(on_line_mask(sub, setup, line_energy))})
         feas = sub["feasible"]
         n_feasible = int(feas.sum().compute()) if hasattr(feas.data, "compute") else int(feas.sum())
         row.feasible_fraction = n_feasible / max(1, feas.size)
@@ -124,10 +139,13 @@ def report(ds: xr.Dataset, outdir: str, var: str = "n_coh", *, x: str = "period"
             row.design = {d: scalar(np.asarray(sub[d].values)[pts[d][0]]) for d in dim_order(sub)}
             row.best = float(sub[var].isel({d: int(pts[str(d)][0]) for d in sub[var].dims}).values)
             fixed.update({d: v for d, v in row.design.items() if d not in (x, y)})
+        elif line_energy is not None:
+            row.status = f"no feasible point radiating at {format_value('photon_energy', line_energy)}"
+            row.notes.append(f"sweep the resonance ridge there: {ridge_sweep_text(line_energy)}")
         else:
             row.status = "no feasible point"
         at_values = {d: at_text(d, v) for d, v in fixed.items() if d not in (x, y)}
-        fig = map_figure(ds, x, y, var, at=at_values, notes=row.notes)
+        fig = map_figure(ds, x, y, var, at=at_values, notes=row.notes, photon_energy=line_energy)
         path = os.path.join(outdir, f"{fac.name}_{var}.{fmt}")
         save_figure(fig, path)
         row.map = path
@@ -171,28 +189,34 @@ def _num(x: Any) -> str:
     return repr(float(x))
 
 
-def summary_table(rows: list[FacilityRow], var: str = "n_coh") -> str:
-    """The report's rows as an aligned table in display units (µm, Å, GeV), the unit in each header."""
-    head, body = _table(rows, var)
+def summary_table(rows: list[FacilityRow], var: str = "n_coh", *, si: bool = False) -> str:
+    """The report's rows as an aligned table in display units (µm, Å, GeV; ``si``: store units, m and eV),
+    the unit in each header."""
+    head, body = _table(rows, var, si=si)
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths, strict=True)).rstrip() for b in body]
     return "\n".join(lines)
 
 
-def _table(rows: list[FacilityRow], var: str) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+def _table(rows: list[FacilityRow], var: str, *, si: bool = False
+           ) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     """The summary's header and rows as text in display units, the unit in each header (the text table and
     index.html)."""
     from .display import header
     from .quantities import VARIABLES
 
     var_units = VARIABLES[var].units if var in VARIABLES else "1"
-    head: tuple[str, ...] = ("facility", header("energy", "eV"), header(f"best {var}", var_units),
-                             header("period", "m"), header("amplitude", "m"), header("sigma_z", "m"), "b",
+    head: tuple[str, ...] = ("facility", header("energy", "eV", si=si),
+                             header(f"best {var}", var_units, si=si), header("period", "m", si=si),
+                             header("amplitude", "m", si=si),
+                             header("sigma_z", "m", si=si), "b",
                              "crystal", "feasible", "status")
 
     def shown(name: str, value: Any) -> str:
-        return format_number(float(value) / DISPLAY[name].factor) if name in DISPLAY else format_number(value)
+        if si or name not in DISPLAY:
+            return format_number(float(value))
+        return format_number(float(value) / DISPLAY[name].factor)
 
     body: list[tuple[str, ...]] = []
     for r in rows:

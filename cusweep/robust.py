@@ -19,6 +19,11 @@ NAME is a sweep input (``sigma_z``, ``n_positrons``, ``energy``, ``thickness``, 
 (one unit draw per sample and input), so a design sees the same draws whatever the slice or batch size:
 the answer for one design equals a direct loop over the draws at that design alone.
 
+With ``facility`` in a tuned store, a sample counts as feasible only where the design also radiates at the
+facility's FEL photon energy (``cusweep.photon_line``, the condition ``best --facility`` applies, checked
+with that sample's inputs); in a detuned store the photon energy is fixed to the facility's
+(``cusweep.select.facility_photon``).
+
 Memory is bounded: only the slice's coordinates are evaluated, in tiles of rows of ``y`` holding at most
 ``max_elements`` sample x design values, each tile evaluated once per sample (vectorised over the tile).
 """
@@ -36,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import SpecError
+from .photon_line import LINE_CONDITION, LINE_OUTPUTS, on_line
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -265,6 +271,9 @@ class RobustResult:
     quantiles: dict[float, np.ndarray]  # q -> (ny, nx), store units
     units: str = ""
     notes: list[str] = field(default_factory=list)
+    #: the facility's FEL photon energy (eV) the designs must radiate at in every sample
+    #: (``cusweep.photon_line``; a tuned store with ``facility``), None without that condition
+    photon_energy: float | None = None
 
     @property
     def median(self) -> np.ndarray:
@@ -295,7 +304,9 @@ class RobustResult:
         return {"var": self.var, "units": self.units, "x": self.x, "y": self.y,
                 "at": {d: _py(v) for d, v in self.fixed.items()}, "samples": self.samples, "seed": self.seed,
                 "vary": [u.to_dict() for u in self.uncertainties], "quantiles": list(QUANTILES),
-                "top": self.rows(n), "notes": list(self.notes)}
+                "top": self.rows(n), "notes": list(self.notes),
+                "photon_energy_condition": None if self.photon_energy is None else
+                {"photon_energy": self.photon_energy, "condition": LINE_CONDITION}}
 
     def text(self, n: int = 10) -> str:
         """The most robust designs as a table in display units."""
@@ -314,7 +325,11 @@ class RobustResult:
         rows = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
         rows += ["  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) for cells in lines]
         vary = "; ".join(u.text() for u in self.uncertainties)
-        return f"most robust designs ({self.samples} samples, seed {self.seed}; {vary}):\n" + "\n".join(rows)
+        head_line = f"most robust designs ({self.samples} samples, seed {self.seed}; {vary})"
+        if self.photon_energy is not None:
+            shown = format_value("photon_energy", self.photon_energy, plain=False)
+            head_line += f"; feasible counts only samples radiating at {shown} ({LINE_CONDITION})"
+        return head_line + ":\n" + "\n".join(rows)
 
     def figure(self, ds: xr.Dataset | None = None) -> Figure:
         """Two panels: P(feasible) (colour map, contours at 0.5 and 0.9) and the median of ``var``."""
@@ -436,7 +451,7 @@ def robust(ds: xr.Dataset, setup: Setup, by: str, x: str, y: str, vary: Sequence
     from .model import evaluate
     from .quantities import VARIABLES
     from .query import resolve, units_of
-    from .select import resolve_at, scalar
+    from .select import facility_photon, resolve_at, scalar
 
     uncertainties = parse_vary(vary)
     if isinstance(samples, bool) or not isinstance(samples, int | np.integer) or \
@@ -453,6 +468,13 @@ def robust(ds: xr.Dataset, setup: Setup, by: str, x: str, y: str, vary: Sequence
     if by not in VARIABLES or by in ds.sizes:
         raise SpecError(f"by: {by} is not a model output; give a variable such as photons_coh")
     fixed, notes = resolve_at(ds, x, y, at, facility)
+    line_energy = None  # the facility's photon energy every sample must radiate at (a tuned store)
+    if facility:
+        photon = facility_photon(ds, facility)
+        notes += photon.notes
+        if photon.on_line and photon.photon_energy is not None:
+            line_energy = photon.photon_energy
+    outputs = (by, "feasible", *(LINE_OUTPUTS if line_energy is not None else ()))
     xs = np.asarray(ds[x].values)
     ys = np.asarray(ds[y].values)
     coords = {d: np.asarray(ds[d].values)[[i]] for d, i in fixed.items()}
@@ -471,13 +493,13 @@ def robust(ds: xr.Dataset, setup: Setup, by: str, x: str, y: str, vary: Sequence
         hits = np.zeros((shape[dims.index(y)], len(xs)))
         for s in range(n):
             s_setup, s_coords = perturbed(setup, tile, uncertainties, unit[:, s])
-            out = evaluate(s_setup, s_coords, (by, "feasible"))
-            for name, target in ((by, values[s]), ("feasible", None)):
-                arr = _on_slice(s_setup, name, np.asarray(out[name]), shape, x, y)
-                if target is None:
-                    hits += arr
-                else:
-                    target[...] = arr
+            out = evaluate(s_setup, s_coords, outputs)
+            got = {name: _on_slice(s_setup, name, np.asarray(out[name]), shape, x, y) for name in outputs}
+            values[s] = got[by]
+            ok = got["feasible"] > 0.5
+            if line_energy is not None:  # the sample's own resonance must lie on the facility's line
+                ok &= on_line(got["resonance_energy"], got["n_periods"], line_energy)
+            hits += ok
         p[start:start + rows] = hits / n
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN design: NaN quantiles
@@ -488,7 +510,7 @@ def robust(ds: xr.Dataset, setup: Setup, by: str, x: str, y: str, vary: Sequence
         var=by, x=x, y=y, x_values=xs, y_values=ys,
         fixed={d: scalar(np.asarray(ds[d].values)[i]) for d, i in fixed.items()},
         uncertainties=uncertainties, samples=n, seed=int(seed), p_feasible=p, quantiles=qs,
-        units=units_of(ds, by), notes=notes)
+        units=units_of(ds, by), notes=notes, photon_energy=line_energy)
 
 
 def _on_slice(setup: Setup, name: str, value: np.ndarray, shape: tuple[int, ...], x: str, y: str

@@ -49,8 +49,9 @@ Rules the loader applies (design.md section 2):
   scalar.
 * ``facility`` fills ``energy``, ``n_positrons``, ``sigma_z`` and ``sigma_r`` when not given (never
   ``photon_energy``).
-* ``sigma_r`` (rms transverse bunch size, >= 0) is optional, a single value or an axis (then a dim);
-  without it the coherent photon count uses F_R = 1 (a transversely point-like bunch: an upper bound).
+* ``sigma_r`` (rms transverse bunch size, 0 .. 1 mm, ``SIGMA_R_MAX``) is optional, a single value or an
+  axis (then a dim); without it the coherent photon count uses F_R = 1 (a transversely point-like bunch:
+  an upper bound).
 * ``dielectric = "free-electron" | "xraydb"``: the paper's ħωp (default) or the effective one from
   xraydb's f1 at the resonance (recorded in ``scalars["dielectric"]`` only when "xraydb").
 * Nothing is written; every problem is a one-line :class:`~cusweep.errors.SpecError`.
@@ -387,12 +388,18 @@ class _Kind:
 
 
 _MC2_EV = constants.mc2
+#: the largest rms transverse bunch size accepted [m]: XFEL bunches are 1-100 um across; at 1 mm the bunch
+#: is as wide as a crystal's face and the transverse form factor exp(-(omega sigma_r theta / c)^2) leaves no
+#: coherent line at keV photon energies
+SIGMA_R_MAX = 1e-3
 _KINDS: dict[str, _Kind] = {
     "period": _Kind("length", "length", "14 um", 0.0),
     "amplitude": _Kind("length", "length", "0.1 nm", 0.0),
     "sigma_z": _Kind("length", "length", "9 um", 0.0),
     "sigma_r": _Kind(
-        "length", "length", "10 um", 0.0, True, allowed=">= 0 (0: a transversely point-like bunch)"
+        "length", "length", "10 um", 0.0, True, SIGMA_R_MAX,
+        allowed=">= 0 and <= 1 mm (0: a transversely point-like bunch; a bunch wider than a crystal's face "
+        "radiates no coherent line)",
     ),
     "thickness": _Kind("length", "length", "1.4 mm", 0.0),
     "energy": _Kind("energy", "energy", "13.6 GeV", _MC2_EV, allowed="> 511 keV (the positron rest energy)"),

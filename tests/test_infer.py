@@ -122,6 +122,18 @@ def test_cli_infer_b(paths, capsys):
     assert "photon_energy" in capsys.readouterr().out
 
 
+def test_cli_infer_b_si_shows_store_units(capsys):
+    """--si: the design point in store units (m, eV), the same b."""
+    argv = ["infer-b", "--measured", "4.58e14", "--at", *PAPER_FLAGS]
+    assert main(argv) == 0
+    shown = capsys.readouterr().out
+    assert main([*argv, "--si"]) == 0
+    si = capsys.readouterr().out
+    assert "period = 14 µm" in shown and "energy = 13.6 GeV" in shown
+    assert "period = 1.4e-05 m" in si and "energy = 1.36e+10 eV" in si and "thickness = 0.0014 m" in si
+    assert si.splitlines()[0] == shown.splitlines()[0]  # b itself is unchanged
+
+
 @pytest.mark.parametrize("argv, words", [
     (["--measured", "1e14", "--sweep", "S", "--store", "T"], "not both"),
     (["--measured", "1e14"], "give the design point"),

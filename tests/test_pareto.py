@@ -82,6 +82,27 @@ def test_nondominated_keeps_ties_and_drops_dominated():
     assert set(nondominated(w).tolist()) == brute_front(w)
 
 
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+def test_nondominated_equals_brute_force_with_ties(k):
+    """The sort-and-sweep filters (two, three objectives) and the culling loop (more) against the
+    definition, on data with many equal values and equal rows."""
+    rng = np.random.default_rng(k)
+    for trial in range(40):
+        n = int(rng.integers(1, 70))
+        v = rng.integers(0, 4, size=(n, k)).astype(float) if trial % 2 else rng.normal(size=(n, k))
+        assert set(nondominated(v).tolist()) == brute_front(v), v
+
+
+def test_nondominated_of_many_points_matches_the_culling_loop():
+    from cusweep.pareto import _nondominated_culling
+
+    rng = np.random.default_rng(5)
+    v = np.round(rng.normal(size=(5_000, 3)), 2)  # rounded: ties in every objective
+    assert np.array_equal(nondominated(v), _nondominated_culling(v))
+    w = rng.normal(size=(12_000, 4))  # four objectives: the strong-row prefilter, then the loop
+    assert np.array_equal(nondominated(w), _nondominated_culling(w))
+
+
 def test_cli_formats_and_errors(small, capsys):
     args = ["pareto", small, "--max", "photons_coh", "--min", "amplitude"]
     assert main([*args, "--format", "json"]) == 0

@@ -586,3 +586,54 @@ def test_arithmetic_is_parsed_never_evaluated():
     for bad in ("photons_coh ** 2 > 1", "__import__('os') + 1 > 0", "photons_coh * > 1", "(a + b > 1"):
         with pytest.raises(QueryError):
             q.parse(bad)
+
+
+# ---------------------------------------------------------------------------- units as the store writes them
+
+
+def test_compound_units_as_the_store_declares_them(datasets, threads):
+    """``n_coh`` is stored in "1/rad**2": that spelling, its parenthesised form and rad**-2 are one literal,
+    converted and checked by pint (mrad**-2 is 1e6 rad**-2), in a comparison and in arithmetic."""
+    ds = datasets["tuned"]
+    assert ds["n_coh"].attrs["units"] == "1/rad**2"
+    full = ds["n_coh"].broadcast_like(ds["feasible"]).values
+    level = float(np.nanmedian(full))
+    expected = int(np.count_nonzero(full > level * (1 + 1e-12)))
+    assert 0 < expected < full.size
+    for unit in ("1/rad**2", "1/(rad**2)", "rad**-2", "1/(rad*rad)", "1/rad/rad", "1/rad^2"):
+        assert q.count(ds, f"n_coh > {level!r} {unit}") == expected, unit
+    # 1/mrad**2 is 1e6 per rad**2: the unit is converted, not dropped
+    assert q.count(ds, f"n_coh > {level / 1e6!r} 1/mrad**2") == expected
+    assert q.count(ds, f"n_coh > {level / 1e6!r} 1/(mrad**2) and feasible") == q.count(
+        ds, f"n_coh > {level!r} rad**-2 and feasible")
+    # in arithmetic: a ratio of two densities is a number
+    assert q.count(ds, f"n_coh / ({level!r} 1/rad**2) > 1") == expected
+    # units are still checked (pint takes radians as dimensionless, so a reciprocal area or energy is the
+    # wrong dimension)
+    with pytest.raises(QueryError, match="does not fit|different dimensions"):
+        q.query(ds, "n_coh > 1e15 1/m**2")
+    with pytest.raises(QueryError, match="does not fit|different dimensions"):
+        q.query(ds, "energy > 1 1/(eV)")
+
+
+@pytest.mark.parametrize(("expr", "words"), [
+    ("n_coh > 1e15 1/", "expected a unit after '1/'"),
+    ("n_coh > 1e15 1/(rad", "expected ')' closing the unit"),
+    ("n_coh > 1e15 1/()", "expected a unit inside the parentheses"),
+    ("n_coh > 1e15 1/(((rad)))", "nested deeper than 2"),
+    ("n_coh > 1e15 1/(rad**999)", "out of range"),
+    ("n_coh > 1e15 1/(__import__)", "dunder"),
+    ("n_coh > 1e15 1 and feasible", "expected 'and', 'or', a comparison or the end"),
+])
+def test_bad_compound_units_are_one_line_errors(expr, words):
+    with pytest.raises(QueryError, match=re.escape(words)) as info:
+        q.parse(expr)
+    assert "\n" not in str(info.value)
+
+
+def test_a_parenthesis_after_a_unit_is_still_arithmetic():
+    """Only a reciprocal unit (``1/...``) takes a parenthesised group: ``2 keV / (resonance_energy)`` stays
+    a quotient of a quantity and a variable."""
+    node = q.parse("2 keV / (resonance_energy) < 1")
+    assert isinstance(node.operands[0], q.Arith) and node.operands[0].op == "/"
+    assert node.operands[0].left.unit == "keV" and q.names_in(node) == ["resonance_energy"]

@@ -37,14 +37,21 @@ def test_report_maps_and_summary_equal_direct_selection(path, tmp_path, capsys):
             assert row["status"].startswith("skipped") and row["map"] == ""
             assert not (out / f"{name}_n_coh.png").exists()
             continue
-        assert row["status"] == "ok", row
         sel = arrays["energy"] == grid[np.argmin(np.abs(grid - fac.energy))]
         if fac.sigma_z is not None:
             sel &= np.isclose(arrays["sigma_z"], arrays["sigma_z"].flat[np.argmin(
                 np.abs(arrays["sigma_z"] - fac.sigma_z))])
         feasible = arrays["feasible"] & sel
-        assert float(row["best_n_coh"]) == np.max(np.where(feasible, arrays["n_coh"], -np.inf))
         assert float(row["feasible_fraction"]) == pytest.approx(feasible.sum() / sel.sum(), rel=1e-12)
+        if fac.photon_energy is not None:  # a tuned store: only designs radiating at the FEL photon energy
+            ratio = 2 * arrays["n_periods"] * np.abs(arrays["resonance_energy"] / fac.photon_energy - 1)
+            feasible &= ratio <= 1
+        if not feasible.any():
+            assert row["status"].startswith("no feasible point radiating at") and row["best_n_coh"] == ""
+            assert "resonant_with" in row["notes"]
+            continue
+        assert row["status"] == "ok", row
+        assert float(row["best_n_coh"]) == np.max(np.where(feasible, arrays["n_coh"], -np.inf))
         assert row["crystal"] == "diamond-110"
         # the best point's extra dims (the tuned store sweeps thickness) and scalars are in the table
         ranked = np.where(feasible, arrays["n_coh"], -np.inf)
@@ -62,6 +69,20 @@ def test_report_maps_and_summary_equal_direct_selection(path, tmp_path, capsys):
     assert page.count("data:image/png;base64,") == len(maps)
     assert all(f"<td>{name}</td>" in page for name in facilities())
     assert "http://" not in page and "https://" not in page and " src=\"data:" in page
+
+
+def test_report_si_table_in_store_units(path, tmp_path, capsys):
+    assert main(["report", path, "-o", str(tmp_path / "a")]) == 0
+    shown = capsys.readouterr().out
+    assert main(["report", path, "-o", str(tmp_path / "b"), "--si"]) == 0
+    si = capsys.readouterr().out
+    assert "period [µm]" in shown and "energy [GeV]" in shown
+    assert "period [m]" in si and "energy [eV]" in si and "amplitude [m]" in si
+    with open(tmp_path / "b" / "summary.csv", encoding="utf-8") as f:
+        row = next(r for r in csv.DictReader(f) if r["status"] == "ok")
+    # the table's period is the CSV's (store units), to six digits
+    line = next(x for x in si.splitlines() if x.startswith(row["facility"] + " "))
+    assert f"{float(row['period_m']):.6g}" in line.split()
 
 
 def test_report_needs_a_store(tmp_path, capsys):

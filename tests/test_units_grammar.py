@@ -310,3 +310,27 @@ def test_reciprocal_unit_expressions_are_units():
     for bad in ("2/m", "1/7**7**9", "1/"):
         with pytest.raises(ValueError):
             check_text(bad, number=False)
+
+
+@pytest.mark.parametrize("unit", ["1/rad**2", "1/(rad**2)", "1/(rad*rad)", "rad**-2"])
+def test_query_literals_take_the_store_units_and_reach_pint_through_the_guard(unit):
+    """A query literal may carry a unit as the store declares it (``1/rad**2``) or parenthesised; the unit
+    text the parser keeps passes the registry's guard and means rad^-2, answering within the bound."""
+    from cusweep.query import Compare, parse
+    from cusweep.units import check_text, registry
+
+    node, seconds = timed(parse, f"n_coh > 1e15 {unit}")
+    assert seconds < BOUND and isinstance(node, Compare)
+    kept = node.operands[1].unit
+    check_text(kept, number=False)
+    assert registry().Quantity(1.0, kept).to("rad**-2").magnitude == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("expr", ["n_coh > 1e15 1/(rad**7**7**9)", "n_coh > 1e15 1/(rad**99999)",
+                                  "n_coh > 1e15 1/((((rad))))"])
+def test_compound_query_units_with_towers_or_deep_nesting_are_refused_at_once(expr):
+    from cusweep.query import parse
+
+    out, seconds = timed(parse, expr)
+    assert isinstance(out, QueryError), out
+    assert seconds < BOUND and "\n" not in str(out)

@@ -42,6 +42,8 @@ def add_arguments(ib: argparse.ArgumentParser) -> None:
     )
     ib.add_argument("--samples", type=int, default=0, metavar="N",
                     help="also propagate by Monte Carlo with N draws (seeded; default 0: linear only)")
+    ib.add_argument("--si", action="store_true", help="the design point in store units (m, eV) instead of "
+                    "display units")
 
 
 def _rel_errors(items: Sequence[str]) -> dict[str, float]:
@@ -82,7 +84,7 @@ def main(args: argparse.Namespace) -> int:
         design = design_from_store(StoredSweep(args.store).ds, args.at)
     res = infer_b(design, measured=args.measured, gain=args.gain, error=args.error, rel_errors=rel,
                   samples=args.samples)
-    out(res.text())
+    out(res.text(si=args.si))
     if not math.isfinite(res.b):
         say("cusweep: infer-b: b is undefined (N_coh(b=1) is not positive at this design point)")
         return 1

@@ -33,7 +33,10 @@ def add_arguments(m: argparse.ArgumentParser) -> None:
         metavar="DIM=VALUE",
         help='fix the other dims (nearest grid value), e.g. energy="13.6 GeV" bunching=0.1',
     )
-    m.add_argument("--facility", metavar="NAME", help="fix energy, n_positrons and sigma_z from a preset")
+    m.add_argument("--facility", metavar="NAME",
+                   help="fix energy, n_positrons and sigma_z from a preset; in a tuned store only the "
+                   "designs radiating at its photon energy (resonance within the line width 1/(2n)) are "
+                   "drawn, in a detuned store photon_energy is fixed to it")
     m.add_argument("--vmin", type=float, metavar="NUMBER",
                    help="lower colour limit, in the colour bar's unit")
     m.add_argument("--vmax", type=float, metavar="NUMBER",

@@ -13,17 +13,20 @@ HELP = "per-facility maps and a summary table"
 def add_arguments(rp: argparse.ArgumentParser) -> None:
     rp.description = (
         "For every facility preset whose energy is on the store's grid (within 5 percent): the best feasible "
-        "design and a map at its beam; the table goes to stdout (display units) and DIR/summary.csv "
-        "(store units, named in each column)."
+        "design (in a tuned store, of those radiating at the facility's photon energy: resonance within the "
+        "line width 1/(2n)) and a map at its beam; the table goes to stdout (display units; --si: store "
+        "units) and DIR/summary.csv (store units, named in each column)."
     )
     rp.add_argument("store", metavar="STORE", help="the store's path or URL")
     rp.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the maps and table")
+    rp.add_argument("--si", action="store_true",
+                    help="the table in store units (m, eV) instead of display units")
 
 
 def main(args: argparse.Namespace) -> int:
     sweep = open_store(args.store)
     result = sweep.report(args.output)
-    out(result.text())
+    out(result.text(si=args.si))
     for n in result.notes():
         say(f"cusweep: report: {n}")
     return 0

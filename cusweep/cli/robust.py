@@ -32,7 +32,10 @@ def add_arguments(m: argparse.ArgumentParser) -> None:
     m.add_argument("--y", required=True, metavar="DIM", help="dim on the vertical axis, e.g. amplitude")
     m.add_argument("--at", nargs="*", default=[], metavar="DIM=VALUE",
                    help='fix the other dims (nearest grid value), e.g. energy="13.6 GeV" bunching=1')
-    m.add_argument("--facility", metavar="NAME", help="fix energy, n_positrons and sigma_z from a preset")
+    m.add_argument("--facility", metavar="NAME",
+                   help="fix energy, n_positrons and sigma_z from a preset; in a tuned store a sample counts "
+                   "as feasible only where the design radiates at its photon energy (resonance within the "
+                   "line width 1/(2n)), in a detuned store photon_energy is fixed to it")
     m.add_argument("--vary", nargs="+", required=True, metavar="NAME=SPEC",
                    help="uncertain inputs, e.g. potential_depth=22..25eV sigma_z=10%% n_positrons=5%%")
     m.add_argument("--samples", type=int, default=200, metavar="N", help="Monte Carlo samples (default 200)")
