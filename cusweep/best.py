@@ -231,7 +231,7 @@ def best(ds: xr.Dataset, by: str = "n_coh", *, where: str | None = None, facilit
             target = photon.photon_energy
             if setup is None:
                 setup = setup_of(ds)
-            sub = sub.assign({by: sub[by].where(_on_line(sub, setup, target))})
+            sub = sub.assign({by: sub[by].where(on_line(sub, setup, target))})
     pts = top_points(sub, expr, by, STARTS)
     if len(pts[next(iter(pts))]) == 0:
         at_text = f" at {facility}" if facility else ""
@@ -308,10 +308,11 @@ def line_ratio(values: Mapping[str, Any], photon_energy: float) -> float:
     return 2.0 * float(values["n_periods"]) * abs(float(values["resonance_energy"]) / photon_energy - 1.0)
 
 
-def _on_line(sub: xr.Dataset, setup: Setup, photon_energy: float) -> xr.DataArray:
+def on_line(sub: xr.Dataset, setup: Setup | None, photon_energy: float) -> xr.DataArray:
     """Lazy mask of the grid points of ``sub`` whose resonance lies within the line width of
     ``photon_energy``, from the stored ``resonance_energy`` and ``n_periods`` or, when the store lacks
-    them, the model on their own (few) dims."""
+    them, the model on their own (few) dims (``setup`` needed then). The facility's photon-energy condition
+    of ``best --facility`` (``LINE_CONDITION``), also greyed by ``cusweep explore``."""
     import xarray as xr
 
     arrays = {}
@@ -319,6 +320,8 @@ def _on_line(sub: xr.Dataset, setup: Setup, photon_energy: float) -> xr.DataArra
         if name in sub.data_vars:
             arrays[name] = sub[name]
             continue
+        if setup is None:
+            raise SpecError(f"the store holds no {name} and no sweep to compute it from")
         keep = setup.natural_dims(name)
         coords = {d: np.asarray(sub[d].values if d in keep else sub[d].values[:1]) for d in setup.dims}
         from .model import evaluate
