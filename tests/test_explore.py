@@ -266,6 +266,28 @@ def test_bad_store_and_port_are_one_line_errors(tmp_path, store_path):
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--port" in r.stderr
 
 
+def test_a_failed_bind_leaks_no_socket(view):
+    """A port already taken: make_server raises OSError and leaves no socket open (tornado's bind_sockets
+    does not close the one it made; a ResourceWarning when it is collected)."""
+    import gc
+    import socket
+    import warnings
+
+    from cusweep.explore.server import HOST, make_server
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind((HOST, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            with pytest.raises(OSError):
+                make_server(view, port)
+            gc.collect()
+    leaks = [w for w in caught if issubclass(w.category, ResourceWarning) and "socket" in str(w.message)]
+    assert leaks == []
+
+
 def listening_addresses(port):
     """Local addresses with a socket listening on ``port`` (Linux /proc/net/tcp and tcp6)."""
     out = []
