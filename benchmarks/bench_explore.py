@@ -133,6 +133,11 @@ def run_store(sweep: Path, store: Path, layout: str, workers: int | None) -> c.M
     return c.run_measured(cmd).check()
 
 
+def chunks_of(store: Path) -> tuple[int, ...]:
+    """The store's block layout (the ``block_chunks`` group attribute; any outputs)."""
+    return tuple(json.loads((Path(store) / "zarr.json").read_text())["attributes"]["block_chunks"])
+
+
 def explore(store: Path, moves: int, var: str, x: str = "", y: str = "") -> dict[str, Any]:
     run = c.run_measured([sys.executable, __file__, "--inner", str(store), str(moves), var, x, y]).check()
     r: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
@@ -187,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             results["run"] = {"seconds": made.seconds, "cpu": made.cpu_seconds, "peak_rss": made.peak_rss,
                               "bytes": c.du(store)}
             print(f"# made the store: cusweep run of {points:,} points in {c.fmt_s(made.seconds)}, "
-                  f"{c.fmt_bytes(c.du(store))} on disk, chunks {c.store_chunks(store)[0]}", flush=True)
+                  f"{c.fmt_bytes(c.du(store))} on disk, chunks {chunks_of(store)}", flush=True)
             if args.layouts:
                 other = wd / "design_plane.zarr"
                 runs: dict[str, list[c.Measured]] = {"run": [made], "design": []}
@@ -200,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
                 cpu = {k: min(m.cpu_seconds for m in v) for k, v in runs.items()}
                 size = {"run": c.du(store), "design": c.du(other)}
                 rows += [
-                    ["run layout (chunks)", str(c.store_chunks(store))],
-                    ["design-plane layout (chunks)", str(c.store_chunks(other))],
+                    ["run layout (chunks)", str(chunks_of(store))],
+                    ["design-plane layout (chunks)", str(chunks_of(other))],
                     ["cusweep run, run / design-plane layout (best of 2, wall)",
                      f"{c.fmt_s(best['run'])} / {c.fmt_s(best['design'])}"],
                     ["cusweep run CPU, run / design-plane layout (best of 2)",
@@ -218,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         plane_moves = min(args.plane_moves, 2) if args.smoke else args.plane_moves
         r = explore(store, moves, args.var)
         results["explore"] = r
-        rows += [["store", f"{r['points']:,} points, chunks {c.store_chunks(store)[0]}"],
+        rows += [["store", f"{r['points']:,} points, chunks {chunks_of(store)}"],
                  ["open the store", c.fmt_s(r["open_s"])],
                  ["first page (open excluded)", c.fmt_s(r["first_page_s"])],
                  *rows_of(r, "default plane"),
