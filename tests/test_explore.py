@@ -230,6 +230,10 @@ def test_facility_with_photon_energy_greys_the_page_and_none_clears_it(view, sto
     assert e.mask_item.label["value"] == "infeasible (greyed)"
     e.facility_select.value = "european-xfel"  # no FEL photon energy: nothing greyed for it
     assert e.photon_energy is None and "no FEL photon energy" in e.status.text
+    e.facility_select.value = "lcls"
+    e.facility_select.value = "facet-ii"  # 10 GeV is not on this store's energy grid: refused, lcls lifted
+    assert "not within 5%" in e.status.text
+    assert e.photon_energy is None and e.slice.off_line is None
 
 
 # ------------------------------------------------------------------------------------------ report index

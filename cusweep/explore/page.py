@@ -300,7 +300,9 @@ class Explorer:
         try:
             at, notes = facility_at(self.view.ds, new)
             photon = facility_photon(self.view.ds, new)
-        except CusweepError as exc:
+        except CusweepError as exc:  # the preset does not fit the store: no stale photon-energy greying
+            self.facility, self.photon_energy = None, None
+            self.update()
             self.status.text = _esc(str(exc))
             return
         notes += photon.notes
