@@ -1,14 +1,23 @@
 """Explorer: how long a slider move takes on the server of ``cusweep explore`` (the new slice read from the
 store, the boundary lines evaluated by the model, the page's data updated and serialized for the browser)
-on a five-axis store (default 10^9 points), against reading the whole variable once in the same process;
+on a five-axis store (default 10^9 points), for two planes: the page's default (the pair of dims whose slice
+decodes fewest bytes, inside one chunk of the run's layout) and period x amplitude (the design plane, which
+the run's layout splits across every block); against reading the whole variable once in the same process;
 and the peak resident memory of the explorer process.
 
-Each move sets a slider of energy, sigma_z or bunching to another grid value (random, seeded) and runs
-the page's own callback. The explorer runs in a subprocess of its own (its peak RSS is that process's).
+Each move sets a slider of a dim that is not plotted to another grid value (random, seeded) and runs the
+page's own callback. The explorer runs in a subprocess of its own (its peak RSS is that process's).
+
+``--layouts`` also writes the store a second time with the design-plane layout (period and amplitude whole
+in every block, the other dims split first: ``design_plane_chunks`` below, patched into the plan of that
+run) and compares the two runs (wall time, CPU time of the process tree, store size; the runs alternate)
+and the period x amplitude move on both stores.
 
     python benchmarks/bench_explore.py                       # makes the 10^9-point store first
+    python benchmarks/bench_explore.py --layouts             # + the run and the move with the other layout
     python benchmarks/bench_explore.py --store big.zarr      # an existing store (kept)
-    python benchmarks/bench_explore.py --points 1e10         # memory on a larger store (~15 GB disk)
+    python benchmarks/bench_explore.py --points 1e10 --dtype float32 --outputs photons_coh,feasible \
+        --var photons_coh --plane-moves 0                    # memory on a 10^10-point store (~7 GB disk)
     python benchmarks/bench_explore.py --smoke
 """
 
@@ -94,58 +103,150 @@ def inner(store: str, moves: int, var: str, x: str, y: str) -> dict[str, Any]:
     return out
 
 
+#: the design-plane layout tried by --layouts, run as ``cusweep run`` with the plan's chunk choice replaced
+_DESIGN_PLANE_RUN = """
+import math, sys
+import cusweep.plan as p
+
+def design_plane_chunks(shape, itemsize, chunk_mb):
+    # period and amplitude whole; the other dims cut to what the target leaves, from energy on
+    target = max(1, int(chunk_mb * 1e6 // itemsize))
+    chunks = list(shape)
+    for i in [*range(2, len(shape)), 0, 1][: len(shape)]:
+        if math.prod(chunks) <= target:
+            break
+        chunks[i] = max(1, target // math.prod(c for j, c in enumerate(chunks) if j != i))
+    return tuple(-(-n // -(-n // c)) for n, c in zip(shape, chunks))
+
+p.choose_chunks = design_plane_chunks
+from cusweep.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_store(sweep: Path, store: Path, layout: str, workers: int | None) -> c.Measured:
+    """``cusweep run`` of ``sweep`` into ``store`` with the run's own block layout or the design-plane one."""
+    pre = c.cusweep_cmd() if layout == "run" else [sys.executable, "-c", _DESIGN_PLANE_RUN]
+    cmd = [*pre, "run", str(sweep), "--store", str(store), "--no-progress", "--overwrite"]
+    if workers:
+        cmd += ["--workers", str(workers)]
+    return c.run_measured(cmd).check()
+
+
+def chunks_of(store: Path) -> tuple[int, ...]:
+    """The store's block layout (the ``block_chunks`` group attribute; any outputs)."""
+    return tuple(json.loads((Path(store) / "zarr.json").read_text())["attributes"]["block_chunks"])
+
+
+def explore(store: Path, moves: int, var: str, x: str = "", y: str = "") -> dict[str, Any]:
+    run = c.run_measured([sys.executable, __file__, "--inner", str(store), str(moves), var, x, y]).check()
+    r: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
+    r["peak_rss"] = run.peak_rss
+    return r
+
+
+def rows_of(r: dict[str, Any], label: str) -> list[list[str]]:
+    med, worst = statistics.median(r["move_s"]), max(r["move_s"])
+    return [
+        [f"{label}: slice shown", f"{r['var']} over {' x '.join(r['slice_dims'])}, {r['cells']:,} cells"],
+        [f"{label}: slider move, median / worst", f"{c.fmt_s(med)} / {c.fmt_s(worst)}"],
+        [f"{label}:   of which slice read (median)", c.fmt_s(statistics.median(r["slice_read_s"]))],
+        [f"{label}:   of which boundary lines (median)", c.fmt_s(statistics.median(r["lines_s"]))],
+        [f"{label}:   of which serialization (median)", c.fmt_s(statistics.median(r["serialize_s"]))],
+        [f"{label}: peak RSS of the explorer process", c.fmt_bytes(r["peak_rss"])],
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--inner":
         print(json.dumps(inner(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6])))
         return 0
     p = c.parser(__doc__.split("\n\n")[0], c.BILLION)
     p.add_argument("--store", default=None, help="an existing store (not deleted) instead of making one")
-    p.add_argument("--moves", type=int, default=12, help="slider moves to time (default 12)")
+    p.add_argument("--moves", type=int, default=12, help="slider moves to time on the default plane (12)")
+    p.add_argument("--plane-moves", type=int, default=4,
+                   help="slider moves to time on period x amplitude (default 4; 0: skip that plane)")
     p.add_argument("--var", default="n_coh", help="the variable shown (default n_coh)")
-    p.add_argument("--x", default="", help="plotted dim (default: the page's, period)")
-    p.add_argument("--y", default="", help="plotted dim (default: the page's, amplitude)")
+    p.add_argument("--dtype", default="float64", help="dtype of the store made (default float64)")
+    p.add_argument("--outputs", default="", help="outputs of the store made, comma-separated (default: all)")
+    p.add_argument("--layouts", action="store_true",
+                   help="also run the sweep with the design-plane layout and compare (see above)")
     args = p.parse_args(argv)
     info = c.machine()
     c.print_machine(info)
     results: dict[str, Any] = {"machine": info, "script": "bench_explore"}
+    rows: list[list[str]] = []
+    ratios = []
+    workers = 1 if args.smoke else None
     with c.workdir(args.workdir) as wd:
+        other: Path | None = None
         if args.store:
             store = Path(args.store)
         else:
-            sweep, points = c.write_sweep(wd, c.points_of(args))
+            sweep, points = c.write_sweep(wd, c.points_of(args), dtype=args.dtype)
+            if args.outputs:
+                names = ", ".join(f'"{n.strip()}"' for n in args.outputs.split(","))
+                sweep.write_text(sweep.read_text().replace("\n[axes]", f"\noutputs = [{names}]\n[axes]", 1))
             store = wd / "explore.zarr"
-            made = c.cusweep_run(sweep, store, workers=1 if args.smoke else None)
-            results["run"] = {"seconds": made.seconds, "peak_rss": made.peak_rss}
+            made = run_store(sweep, store, "run", workers)
+            results["run"] = {"seconds": made.seconds, "cpu": made.cpu_seconds, "peak_rss": made.peak_rss,
+                              "bytes": c.du(store)}
             print(f"# made the store: cusweep run of {points:,} points in {c.fmt_s(made.seconds)}, "
-                  f"{c.fmt_bytes(c.du(store))} on disk", flush=True)
+                  f"{c.fmt_bytes(c.du(store))} on disk, chunks {chunks_of(store)}", flush=True)
+            if args.layouts:
+                other = wd / "design_plane.zarr"
+                runs: dict[str, list[c.Measured]] = {"run": [made], "design": []}
+                for layout in ("design", "run", "design"):
+                    target = other if layout == "design" else store  # in place: disk for two stores only
+                    runs[layout].append(run_store(sweep, target, layout, workers))
+                    print(f"# {layout} layout: {c.fmt_s(runs[layout][-1].seconds)}, "
+                          f"CPU {c.fmt_s(runs[layout][-1].cpu_seconds)}", flush=True)
+                best = {k: min(m.seconds for m in v) for k, v in runs.items()}
+                cpu = {k: min(m.cpu_seconds for m in v) for k, v in runs.items()}
+                size = {"run": c.du(store), "design": c.du(other)}
+                rows += [
+                    ["run layout (chunks)", str(chunks_of(store))],
+                    ["design-plane layout (chunks)", str(chunks_of(other))],
+                    ["cusweep run, run / design-plane layout (best of 2, wall)",
+                     f"{c.fmt_s(best['run'])} / {c.fmt_s(best['design'])}"],
+                    ["cusweep run CPU, run / design-plane layout (best of 2)",
+                     f"{c.fmt_s(cpu['run'])} / {c.fmt_s(cpu['design'])}"],
+                    ["store size, run / design-plane layout",
+                     f"{c.fmt_bytes(size['run'])} / {c.fmt_bytes(size['design'])}"],
+                ]
+                ratios += [
+                    c.ratio_line("design_plane_over_run_cpu", cpu["design"] / cpu["run"], "<=", 1.05),
+                    c.ratio_line("design_plane_over_run_wall", best["design"] / best["run"], "<=", 1.05),
+                    c.ratio_line("design_plane_over_run_bytes", size["design"] / size["run"], "<=", 1.05),
+                ]
         moves = 3 if args.smoke else args.moves
-        run = c.run_measured([sys.executable, __file__, "--inner", str(store), str(moves), args.var, args.x,
-                              args.y]).check()
-        r = json.loads(run.stdout.strip().splitlines()[-1])
-        r["peak_rss"] = run.peak_rss
+        plane_moves = min(args.plane_moves, 2) if args.smoke else args.plane_moves
+        r = explore(store, moves, args.var)
         results["explore"] = r
-    med = statistics.median(r["move_s"])
-    worst = max(r["move_s"])
-    rows = [
-        ["store", f"{r['points']:,} points"],
-        ["slice shown", f"{r['var']} over {' x '.join(r['slice_dims'])}, {r['cells']:,} cells"],
-        ["open the store", c.fmt_s(r["open_s"])],
-        ["first page (open excluded)", c.fmt_s(r["first_page_s"])],
-        ["slider move, median / worst", f"{c.fmt_s(med)} / {c.fmt_s(worst)}"],
-        ["  of which slice read (median)", c.fmt_s(statistics.median(r["slice_read_s"]))],
-        ["  of which boundary lines (median)", c.fmt_s(statistics.median(r["lines_s"]))],
-        ["  of which serialization (median)", c.fmt_s(statistics.median(r["serialize_s"]))],
-        ["click: every variable at a point", c.fmt_s(r["click_s"])],
-        ["best in this slice (full-resolution slice)", c.fmt_s(r["best_s"])],
-        ["whole variable read once (baseline)", c.fmt_s(r["whole_read_s"])],
-        ["peak RSS of the explorer process", c.fmt_bytes(r["peak_rss"])],
-    ]
+        rows += [["store", f"{r['points']:,} points, chunks {chunks_of(store)}"],
+                 ["open the store", c.fmt_s(r["open_s"])],
+                 ["first page (open excluded)", c.fmt_s(r["first_page_s"])],
+                 *rows_of(r, "default plane"),
+                 ["click: every variable at a point", c.fmt_s(r["click_s"])],
+                 ["best in this slice (full-resolution slice)", c.fmt_s(r["best_s"])],
+                 ["whole variable read once (baseline)", c.fmt_s(r["whole_read_s"])]]
+        med = statistics.median(r["move_s"])
+        ratios += [
+            c.ratio_line("explore_default_plane_worst_move_s", max(r["move_s"]), "<", TARGET_S, unit=" s"),
+            c.ratio_line("whole_read_over_move", r["whole_read_s"] / med, ">", 10.0),
+            c.ratio_line("explore_peak_rss_gb", r["peak_rss"] / 1024**3, "<", TARGET_RSS / 1024**3,
+                         unit=" GB"),
+        ]
+        planes = [("period x amplitude", store, "explore_period_amplitude_worst_move_s")]
+        if other is not None:
+            planes.append(("period x amplitude, design-plane layout", other,
+                           "design_plane_period_amplitude_worst_move_s"))
+        for label, path, name in planes if plane_moves > 0 else []:
+            pa = explore(path, plane_moves, args.var, "period", "amplitude")
+            results[name] = pa
+            rows += rows_of(pa, label)
+            ratios.append(c.ratio_line(name, max(pa["move_s"]), "<", TARGET_S, unit=" s"))
     print(c.table(["measure", "result"], rows))
-    ratios = [
-        c.ratio_line("explore_worst_move_s", worst, "<", TARGET_S, unit=" s"),
-        c.ratio_line("whole_read_over_move", r["whole_read_s"] / med, ">", 10.0),
-        c.ratio_line("explore_peak_rss_gb", r["peak_rss"] / 1024**3, "<", TARGET_RSS / 1024**3, unit=" GB"),
-    ]
     results["ratios"] = ratios
     c.save_json(args.json, results)
     return 0 if args.smoke or all(x["ok"] for x in ratios) else 1

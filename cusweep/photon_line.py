@@ -47,10 +47,10 @@ def on_line(resonance_energy: Any, n_periods: Any, photon_energy: float) -> Any:
         return line_ratios(resonance_energy, n_periods, photon_energy) <= 1.0
 
 
-def on_line_mask(sub: xr.Dataset, setup: Setup, photon_energy: float) -> xr.DataArray:
+def on_line_mask(sub: xr.Dataset, setup: Setup | None, photon_energy: float) -> xr.DataArray:
     """Lazy mask of the grid points of ``sub`` whose resonance lies within the line width of
     ``photon_energy``, from the stored ``resonance_energy`` and ``n_periods`` or, when the store lacks
-    them, the model on their own (few) dims."""
+    them, the model on their own (few) dims (``setup`` needed then). Also greyed by ``cusweep explore``."""
     import xarray as xr
 
     arrays = {}
@@ -58,6 +58,10 @@ def on_line_mask(sub: xr.Dataset, setup: Setup, photon_energy: float) -> xr.Data
         if name in sub.data_vars:
             arrays[name] = sub[name]
             continue
+        if setup is None:
+            from .errors import SpecError
+
+            raise SpecError(f"the store holds no {name} and no sweep to compute it from")
         keep = setup.natural_dims(name)
         coords = {d: np.asarray(sub[d].values if d in keep else sub[d].values[:1]) for d in setup.dims}
         from .model import evaluate

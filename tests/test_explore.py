@@ -186,6 +186,57 @@ def test_facility_preset_fixes_the_nearest_grid_values(view):
     assert "lcls" in e.status.text
 
 
+def test_slice_greys_designs_off_a_photon_energy_as_best_does(view, store_path):
+    """``photon_energy`` marks the designs outside the line width 1/(2n) of it, by
+    ``cusweep.photon_line.on_line_mask``: here a
+    photon energy one design of the slice resonates at, so part of the slice stays."""
+    from cusweep.photon_line import on_line_mask
+
+    at = {"energy": 1, "sigma_z": 1, "bunching": 0}
+    er = stored(store_path, "resonance_energy", **at)  # (period, amplitude)
+    pe = float(er[23, 0])
+    s = view.slice("n_coh", "period", "amplitude", at, photon_energy=pe)
+    n = stored(store_path, "n_periods", **at)[:, None]
+    off = (2 * n * np.abs(er / pe - 1) > 1).T
+    assert 0 < (~off).sum() < off.size
+    np.testing.assert_array_equal(s.off_line, off)
+    ds = cusweep.open(store_path).ds.isel(energy=[1], sigma_z=[1], bunching=[0])
+    by_best = ~np.asarray(on_line_mask(ds, None, pe).squeeze().transpose("amplitude", "period").values)
+    np.testing.assert_array_equal(s.off_line, by_best)
+    assert view.slice("n_coh", "period", "amplitude", at).off_line is None
+    best = view.best_in_slice("n_coh", "period", "amplitude", at, photon_energy=pe)
+    z, ok = stored(store_path, "n_coh", **at), stored(store_path, "feasible", **at)
+    keep = ok & ~off.T
+    if keep.any():
+        assert best is not None and keep[best["period"], best["amplitude"]]
+        assert z[best["period"], best["amplitude"]] == np.max(z[keep])
+    else:
+        assert best is None
+
+
+def test_facility_with_photon_energy_greys_the_page_and_none_clears_it(view, store_path):
+    from cusweep import materials
+    from cusweep.explore.page import NO_FACILITY
+
+    e = page(view)
+    e.facility_select.value = "lcls"
+    assert e.photon_energy == materials.facility("lcls").photon_energy
+    assert e.slice is not None and e.slice.off_line is not None
+    grey = ~np.isnan(np.asarray(e.mask_source.data["image"][0]))
+    np.testing.assert_array_equal(grey, e.slice.off_line | e.slice.infeasible)
+    assert "lcls's photon energy" in e.mask_item.label["value"]
+    assert "1/(2 n_periods)" in e.status.text
+    e.facility_select.value = NO_FACILITY
+    assert e.photon_energy is None and e.slice.off_line is None
+    assert e.mask_item.label["value"] == "infeasible (greyed)"
+    e.facility_select.value = "european-xfel"  # no FEL photon energy: nothing greyed for it
+    assert e.photon_energy is None and "no FEL photon energy" in e.status.text
+    e.facility_select.value = "lcls"
+    e.facility_select.value = "facet-ii"  # 10 GeV is not on this store's energy grid: refused, lcls lifted
+    assert "not within 5%" in e.status.text
+    assert e.photon_energy is None and e.slice.off_line is None
+
+
 # ------------------------------------------------------------------------------------------ report index
 
 
@@ -218,6 +269,28 @@ def test_bad_store_and_port_are_one_line_errors(tmp_path, store_path):
     assert len(r.stderr.strip().splitlines()) == 1 and "not a cusweep store" in r.stderr
     r = run_cli("explore", store_path, "--no-browser", "--port", "70000")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "--port" in r.stderr
+
+
+def test_a_failed_bind_leaks_no_socket(view):
+    """A port already taken: make_server raises OSError and leaves no socket open (tornado's bind_sockets
+    does not close the one it made; a ResourceWarning when it is collected)."""
+    import gc
+    import socket
+    import warnings
+
+    from cusweep.explore.server import HOST, make_server
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind((HOST, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            with pytest.raises(OSError):
+                make_server(view, port)
+            gc.collect()
+    leaks = [w for w in caught if issubclass(w.category, ResourceWarning) and "socket" in str(w.message)]
+    assert leaks == []
 
 
 def listening_addresses(port):
@@ -351,6 +424,48 @@ def test_best_in_this_slice_button(browser, store_path, view):
     assert float(rows["n_coh"]) == pytest.approx(float(np.max(z[ok])), rel=1e-5)
     marker = model_data(browser, "marker_source")
     assert len(marker["x"]) == 1
+
+
+def expected_grey(store_path, at, photon_energy=None):
+    """The page's grey overlay over period (x) x amplitude (y) at ``at``, flattened as the browser holds it:
+    infeasible designs and, with ``photon_energy``, those whose resonance lies outside the line width."""
+    grey = ~stored(store_path, "feasible", **at)
+    if photon_energy is not None:
+        er = stored(store_path, "resonance_energy", **at)
+        n = stored(store_path, "n_periods", **at)[:, None]
+        grey |= 2 * n * np.abs(er / photon_energy - 1) > 1
+    return grey.T.reshape(-1)
+
+
+def test_facility_selector_greys_designs_off_its_photon_energy(browser, store_path):
+    """Choosing LCLS in the page's selector fixes energy and sigma_z and greys, besides the infeasible
+    designs, every design that does not radiate at its 8.3 keV (none of this coarse grid does)."""
+    from selenium.webdriver.support.select import Select
+
+    from cusweep import materials
+
+    fac = materials.facility("lcls")
+    before = np.array([v is not None for v in model_data(browser, "mask_source")["image"][0]])
+    at0 = {d: int(browser.execute_script(f"return Bokeh.documents[0].get_model_by_name('slider_{d}').value"))
+           for d in ("energy", "sigma_z", "bunching")}  # where the tests before left the sliders
+    np.testing.assert_array_equal(before, expected_grey(store_path, at0))
+    element = browser.execute_script(FIND_VIEW + "return findView('facility_select').shadow_el"
+                                     ".querySelector('select');")
+    Select(element).select_by_value("lcls")
+    wait_for(browser, "return Bokeh.documents[0].get_model_by_name('status').text.includes('lcls preset')",
+             what="the facility preset")
+    after = np.array([v is not None for v in model_data(browser, "mask_source")["image"][0]])
+    at = {**at0, "energy": 1, "sigma_z": 1}  # 13.6 GeV, 9 um
+    expect = expected_grey(store_path, at, fac.photon_energy)
+    np.testing.assert_array_equal(after, expect)
+    assert not np.array_equal(after, expected_grey(store_path, at)), "the photon energy greyed nothing"
+    status = browser.execute_script("return Bokeh.documents[0].get_model_by_name('status').text")
+    assert "8.3 keV" in status and "1/(2 n_periods)" in status
+    legend = browser.execute_script("""
+        const items = Bokeh.documents[0].get_model_by_name('plot').center.filter(m => m.items)[0].items;
+        return items.map(it => it.label.value ?? String(it.label));""")
+    assert any("lcls's photon energy" in str(t) for t in legend), legend
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
 
 
 def test_decoded_bytes_follow_the_stored_chunks(view, store_path):

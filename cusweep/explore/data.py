@@ -47,6 +47,9 @@ class Slice:
     yi: np.ndarray  #: grid indices along y of the rows
     z: np.ndarray  #: (ny, nx) float64 in display units (bool as 0/1, NaN where undefined)
     infeasible: np.ndarray | None  #: (ny, nx) bool, None when the store has no ``feasible``
+    #: (ny, nx) bool: True where the design does not radiate at the facility's photon energy (the condition
+    #: of ``best --facility``, ``cusweep.photon_line.on_line_mask``); None when no photon energy is asked for
+    off_line: np.ndarray | None = None
 
 
 class StoreView:
@@ -118,9 +121,14 @@ class StoreView:
 
     # ---------------------------------------------------------------- reading
 
-    def slice(self, var: str, x: str, y: str, at: Mapping[str, int], max_cells: int = MAX_CELLS) -> Slice:
+    def slice(self, var: str, x: str, y: str, at: Mapping[str, int], max_cells: int = MAX_CELLS,
+              photon_energy: float | None = None) -> Slice:
         """``var`` over dims ``x`` (columns) and ``y`` (rows) at the grid indices ``at`` of the other dims,
-        each axis strided to at most ``max_cells`` values. Reads only the chunks of that slice."""
+        each axis strided to at most ``max_cells`` values. Reads only the chunks of that slice.
+
+        ``photon_energy`` [eV]: also mark the designs that do not radiate there (``Slice.off_line``: their
+        resonance_energy is farther than the line width 1/(2 n_periods) from it; a facility's condition in a
+        tuned store, ``cusweep.select.facility_photon``)."""
         xi = np.arange(0, self.size(x), stride_for(self.size(x), max_cells))
         yi = np.arange(0, self.size(y), stride_for(self.size(y), max_cells))
         fixed = {d: int(at[d]) for d in self.dims if d not in (x, y)}
@@ -128,7 +136,22 @@ class StoreView:
         infeasible = None
         if "feasible" in self.ds.data_vars:
             infeasible = self._grid("feasible", x, y, fixed, xi, yi) < 0.5
-        return Slice(var, x, y, fixed, xi, yi, z, infeasible)
+        off_line = None
+        if photon_energy is not None:
+            off_line = self._off_line(photon_energy, x, y, fixed, xi, yi)
+        return Slice(var, x, y, fixed, xi, yi, z, infeasible, off_line)
+
+    def _off_line(self, photon_energy: float, x: str, y: str, fixed: Mapping[str, int], xi: np.ndarray,
+                  yi: np.ndarray) -> np.ndarray:
+        """(ny, nx) bool: the slice's designs whose resonance misses ``photon_energy``
+        (``cusweep.photon_line.on_line_mask``, the
+        one definition; the stored resonance_energy and n_periods of the slice alone)."""
+        from ..photon_line import on_line_mask
+
+        sub = self.ds.isel({**{d: [i] for d, i in fixed.items()}, x: _as_slice(xi), y: _as_slice(yi)})
+        mask = on_line_mask(sub, self._setup, photon_energy)
+        mask = mask.isel({d: 0 for d in fixed if d in mask.dims})
+        return _on_yx(np.asarray(mask.values), [str(d) for d in mask.dims], x, y, len(yi), len(xi)) < 0.5
 
     def _grid(self, name: str, x: str, y: str, fixed: Mapping[str, int], xi: np.ndarray,
               yi: np.ndarray) -> np.ndarray:
@@ -199,13 +222,17 @@ class StoreView:
             out[name] = bool(x) if self.is_bool(name) else float(x)
         return out
 
-    def best_in_slice(self, var: str, x: str, y: str, at: Mapping[str, int]) -> dict[str, int] | None:
+    def best_in_slice(self, var: str, x: str, y: str, at: Mapping[str, int],
+                      photon_energy: float | None = None) -> dict[str, int] | None:
         """The grid point (dim -> index) where ``var`` is largest over the feasible points of the full
-        (unstrided) slice; None when no point of the slice is feasible with a finite value."""
-        full = self.slice(var, x, y, at, max_cells=max(self.size(x), self.size(y)))
+        (unstrided) slice (and, with ``photon_energy``, those radiating there); None when no point of the
+        slice qualifies with a finite value."""
+        full = self.slice(var, x, y, at, max_cells=max(self.size(x), self.size(y)),
+                          photon_energy=photon_energy)
         z = np.where(np.isfinite(full.z), full.z, -np.inf)
-        if full.infeasible is not None:
-            z = np.where(full.infeasible, -np.inf, z)
+        for excluded in (full.infeasible, full.off_line):
+            if excluded is not None:
+                z = np.where(excluded, -np.inf, z)
         if not np.isfinite(z).any():
             return None
         j, i = np.unravel_index(int(np.argmax(z)), z.shape)

@@ -30,6 +30,8 @@ LINE_COLOURS = ("#ffffff", "#ff7f0e", "#d62728", "#e377c2", "#17becf", "#bcbd22"
 LINE_DASHES = ("solid", "dashed", "dashdot", "dotted", "dotdash", "solid", "dashed")
 NAN_COLOUR = "#e0e0e0"
 NO_FACILITY = "(none)"
+#: the legend entry of the grey overlay (extended when a facility's photon energy greys designs too)
+MASK_LABEL = "infeasible (greyed)"
 #: a slice that decodes more than this many bytes of chunks says so (a slider move then takes seconds)
 SLOW_BYTES = 1e9
 #: tick label of a log axis (plotted as log10 of the value)
@@ -139,7 +141,11 @@ class Explorer:
                 self.controls[d] = s
         from ..materials import facilities
 
-        self.facility_select = Select(title="facility preset (energy, n_positrons, sigma_z)",
+        #: the facility preset chosen (None: none) and, in a tuned store, the FEL photon energy [eV] its
+        #: designs must radiate at (greyed elsewhere; ``best --facility``'s condition)
+        self.facility: str | None = None
+        self.photon_energy: float | None = None
+        self.facility_select = Select(title="facility preset (energy, n_positrons, sigma_z, photon energy)",
                                       value=NO_FACILITY, options=[NO_FACILITY, *sorted(facilities())],
                                       name="facility_select", width=260)
         self.best_button = Button(label="best in this slice", name="best_button", width=260)
@@ -171,8 +177,8 @@ class Explorer:
         p.image(image="image", x="x", y="y", dw="dw", dh="dh", source=self.mask_source,
                 color_mapper=mask_mapper, global_alpha=0.45, name="infeasible")
         # legend swatch of the grey overlay (a marker at no position: drawn in the legend only)
-        p.scatter([math.nan], [math.nan], marker="square", size=12, color="#303030", alpha=0.45,
-                  legend_label="infeasible (greyed)")
+        swatch = p.scatter([math.nan], [math.nan], marker="square", size=12, color="#303030", alpha=0.45,
+                           legend_label=MASK_LABEL, name="mask_swatch")
         self.lines: dict[str, Any] = {}
         for k, c in enumerate(feasibility.CONSTRAINTS):
             src = ColumnDataSource(data={"xs": [], "ys": []}, name=f"line_{c.name}_source")
@@ -183,6 +189,7 @@ class Explorer:
         p.scatter(x="x", y="y", source=self.marker_source, marker="circle_x", size=16, fill_color=None,
                   line_color="#ff0000", line_width=2, name="marker")
         legend = p.legend[0]
+        self.mask_item = next(it for it in legend.items if swatch in it.renderers)
         legend.label_text_font_size = "8pt"
         legend.spacing = 0
         legend.padding = 4
@@ -284,14 +291,21 @@ class Explorer:
 
     def _on_facility(self, attr: str, old: Any, new: Any) -> None:
         if new == NO_FACILITY:
+            self.facility, self.photon_energy = None, None
+            self.update()
+            self.status.text = "no facility preset: the photon energy does not grey any design"
             return
-        from ..maps import facility_at
+        from ..select import facility_at, facility_photon
 
         try:
             at, notes = facility_at(self.view.ds, new)
-        except CusweepError as exc:
+            photon = facility_photon(self.view.ds, new)
+        except CusweepError as exc:  # the preset does not fit the store: no stale photon-energy greying
+            self.facility, self.photon_energy = None, None
+            self.update()
             self.status.text = _esc(str(exc))
             return
+        notes += photon.notes
         plotted = (self.x_select.value, self.y_select.value)
         self.busy = True
         for d, i in at.items():
@@ -303,9 +317,24 @@ class Explorer:
             if hasattr(ctl, "end"):
                 ctl.value = i
                 ctl.title = self._dim_title(d)
+            elif hasattr(ctl, "options"):
+                ctl.value = ctl.options[i]
         self.busy = False
+        self.facility = new
+        self.photon_energy = photon.photon_energy if photon.on_line else None
         self.update()
-        self.status.text = _esc("; ".join([f"{new} preset applied", *notes]))
+        self.status.text = _esc("; ".join([f"{new} preset applied", *notes, *self._line_notes()]))
+
+    def _line_notes(self) -> list[str]:
+        """The readout of the facility's photon-energy condition (empty without one)."""
+        if self.photon_energy is None:
+            return []
+        from ..best import LINE_CONDITION
+        from ..display import format_value
+
+        shown = format_value("photon_energy", self.photon_energy, plain=False)
+        return [f"greyed also: designs that do not radiate at {self.facility}'s photon energy {shown} "
+                f"(kept where {LINE_CONDITION})"]
 
     def _on_tap(self, data: Any) -> None:
         s = self.slice
@@ -323,12 +352,14 @@ class Explorer:
         if self.view.is_bool(s.var):
             self.status.text = f"{s.var} is a flag: choose a numeric variable to maximise"
             return
-        at = self.view.best_in_slice(s.var, s.x, s.y, s.at)
+        at = self.view.best_in_slice(s.var, s.x, s.y, s.at, photon_energy=self.photon_energy)
+        where = "feasible points" + ("" if self.photon_energy is None else
+                                     f" radiating at {self.facility}'s photon energy")
         if at is None:
-            self.status.text = "no feasible point with a value in this slice"
+            self.status.text = _esc(f"no {where.replace('points', 'point')} with a value in this slice")
             return
         self.show_point(at)
-        self.status.text = _esc(f"largest {s.var} over the feasible points of this slice: "
+        self.status.text = _esc(f"largest {s.var} over the {where} of this slice: "
                                 f"{self.point_source.data['value'][self.view.variables.index(s.var)]} "
                                 f"{self.view.unit(s.var)}")
 
@@ -376,7 +407,7 @@ class Explorer:
         var, x, y = self.var_select.value, self.x_select.value, self.y_select.value
         for d, ctl in self.controls.items():
             ctl.visible = d not in (x, y)
-        s = view.slice(var, x, y, self.at)
+        s = view.slice(var, x, y, self.at, photon_energy=self.photon_energy)
         self.slice = s
         px, py = self._pos(x, s.xi), self._pos(y, s.yi)
         ex, ey = _edges(px), _edges(py)
@@ -399,9 +430,14 @@ class Explorer:
         self.colorbar.color_mapper = mapper
         self.colorbar.title = view.label(var) + ("  (log scale)" if kind == "log" else "")
         self.image_source.data = {"image": [z], **geometry, "unit": [view.unit(var)]}
-        mask = np.where(s.infeasible, 1.0, np.nan) if s.infeasible is not None and var != "feasible" \
-            else np.full(z.shape, np.nan)
-        self.mask_source.data = {"image": [mask], **geometry}
+        greyed = np.zeros(z.shape, dtype=bool)
+        if s.infeasible is not None and var != "feasible":
+            greyed |= s.infeasible
+        if s.off_line is not None:
+            greyed |= s.off_line
+        self.mask_source.data = {"image": [np.where(greyed, 1.0, np.nan)], **geometry}
+        self.mask_item.label = {"value": MASK_LABEL if self.photon_energy is None else
+                                f"infeasible or not at {self.facility}'s photon energy (greyed)"}
 
         labels = {}
         for a, d, pos in (("x", x, px), ("y", y, py)):
@@ -435,10 +471,10 @@ class Explorer:
         if decoded > SLOW_BYTES:
             fast = [d for d in view.whole_chunk_dims(var) if view.size(d) > 1]
             hint = f"; slices over {' and '.join(fast[:2])} read fewer chunks" if len(fast) >= 2 else ""
-            self.status.text = _esc(f"slow slice: each change decodes {decoded / 1e9:.1f} GB of stored "
-                                    f"chunks of {var}{hint}")
+            self.status.text = _esc("; ".join([f"slow slice: each change decodes {decoded / 1e9:.1f} GB of "
+                                               f"stored chunks of {var}{hint}", *self._line_notes()]))
         else:
-            self.status.text = ""
+            self.status.text = _esc("; ".join(self._line_notes()))
 
     def _draw_lines(self, s: Slice, px: np.ndarray, py: np.ndarray) -> None:
         view = self.view

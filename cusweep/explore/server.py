@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 from .data import StoreView
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from bokeh.server.server import Server
 
 #: the only interface the explorer listens on
@@ -43,7 +45,19 @@ def make_server(view: StoreView, port: int = 0) -> Server:
         try:
             return Server({"/": app}, address=HOST, port=p, num_procs=1,
                           allow_websocket_origin=[f"{HOST}:{p}", f"localhost:{p}"])
-        except OSError:
+        except OSError as exc:
+            _close_sockets(exc.__traceback__)
             if attempt == tries - 1:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _close_sockets(tb: TracebackType | None) -> None:
+    """Close the sockets left open in the frames of a failed bind: tornado's ``bind_sockets`` raises the
+    bind error without closing the socket it made (a ResourceWarning, an open descriptor until the garbage
+    collector finds it)."""
+    while tb is not None:
+        for value in list(tb.tb_frame.f_locals.values()):
+            if isinstance(value, socket.socket):
+                value.close()
+        tb = tb.tb_next
