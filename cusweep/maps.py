@@ -659,7 +659,7 @@ def _radiating(s: _Slice, z: np.ndarray, photon_energy: float, notes: list[str] 
                         "them; recompute the store with them in its outputs")
     mask = on_line(got["resonance_energy"], got["n_periods"], photon_energy)
     count = int(np.count_nonzero(mask))
-    if notes is not None and count == 0:
+    if notes is not None and count == 0 and not any("sweep the resonance ridge" in n for n in notes):
         notes.append(f"no cell of this slice radiates at {format_value('photon_energy', photon_energy)} "
                      f"(resonance within the line width 1/(2n)); sweep the resonance ridge there: "
                      f"{ridge_sweep_text(photon_energy)}")
