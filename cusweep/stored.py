@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .refine import RefineResult
     from .report import Report
     from .robust import RobustResult
+    from .skeleton import Skeleton
     from .spec import SweepSpec
 
 __all__ = ["Selection", "Status", "StoredSweep", "open", "setup_of", "spec_of"]
@@ -186,6 +187,13 @@ class StoredSweep:
         """The lazy ``xarray.Dataset`` of the sweep (opened on first use; StoreError when an array of the
         store was deleted)."""
         return store.open_store(self.path)
+
+    @functools.cached_property
+    def skeleton(self) -> Skeleton:
+        """The store's coordinates and the names, dims, dtypes and attrs of its variables, read with zarr
+        alone (:func:`skeleton`): enough to resolve names and units and to evaluate coordinate-only terms
+        of a query, without Dask and without reading a chunk of data."""
+        return skeleton(self.path)
 
     @functools.cached_property
     def attrs(self) -> dict[str, Any]:
@@ -420,6 +428,55 @@ class StoredSweep:
         from .report import report
 
         return report(self.ds, outdir, var, fmt=fmt)
+
+
+def skeleton(path: str) -> Skeleton:
+    """The store at ``path`` as a ``cusweep.skeleton.Skeleton``: its coordinates (read) and, for every data
+    variable, its dims, shape, dtype and attrs (no chunk read). Read from the consolidated metadata with
+    zarr alone (neither xarray nor Dask is imported), with the checks of ``store.open_store``: a template
+    cut short, a deleted array and altered coordinates are refused (StoreError). Enough for names, units,
+    dims and coordinate-only terms (``cusweep.query.prune``)."""
+    import os
+
+    import zarr
+
+    from .skeleton import Axis, Placeholder, Skeleton
+
+    if not store.exists(path):
+        raise NotAStoreError(
+            f"STORE: {path} is not a cusweep store (no Zarr group there); "
+            "run `cusweep run SWEEP.toml --store PATH` first"
+        )
+    root = zarr.open_group(store._store_arg(path), mode="r")
+    if store.META_GROUP in root.keys() and not store.template_complete(path):
+        store.open_store(path)  # raises its StoreError (a template cut short)
+    arrays = {str(k): a for k, a in root.arrays() if str(k) not in store.BOOKKEEPING}
+    if store.is_local(path):
+        top = store._local(path)
+        gone = [n for n in arrays if not os.path.exists(os.path.join(top, n, "zarr.json"))]
+        if gone:
+            raise StoreError(
+                f"{path}: the array(s) {', '.join(gone)} are missing (deleted from the store); the "
+                "store is damaged: rerun `cusweep run SWEEP.toml --store STORE --overwrite`"
+            )
+
+    def dims_of(a: Any) -> tuple[str, ...]:
+        return tuple(str(d) for d in (a.metadata.dimension_names or ()))
+
+    def attrs_of(a: Any) -> dict[str, Any]:
+        return {k: v for k, v in a.attrs.items() if k != "_FillValue"}
+
+    sizes: dict[str, int] = {}
+    for a in arrays.values():
+        for d, n in zip(dims_of(a), a.shape, strict=True):
+            sizes.setdefault(d, int(n))
+    coords = {d: Axis(arrays[d][...], d, attrs_of(arrays[d]))
+              for d in sizes if d in arrays and dims_of(arrays[d]) == (d,)}
+    if store.coords_altered(path, {d: v.values for d, v in coords.items()}):
+        store.open_store(path)  # raises its StoreError (altered coordinates)
+    data = {n: Placeholder(dims_of(a), tuple(int(x) for x in a.shape), a.dtype, attrs_of(a))
+            for n, a in arrays.items() if n not in coords}
+    return Skeleton(coords, data, dict(root.attrs), sizes)
 
 
 def plan_of(path: str, spec: SweepSpec, fingerprint: Any) -> Plan:

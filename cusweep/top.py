@@ -28,7 +28,8 @@ from .query import (
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["columns_for", "iter_points", "list_points", "records", "top_points", "values_at"]
+__all__ = ["columns_for", "iter_points", "list_points", "no_points", "rank_variable", "records", "top_points",
+           "values_at"]
 
 #: grid points read per batch when streaming every matching point (``iter_points``)
 ROWS_PER_BATCH = 65536
@@ -107,9 +108,7 @@ def top_points(ds: xr.Dataset, expr: str, by: str, k: int, *, ascending: bool = 
 
     if k < 1:
         raise QueryError(f"top: n={k}: give a positive number of points")
-    by = resolve(ds, by, "variable to rank by")
-    if _is_bool(ds, by) or _is_str(ds, by):
-        raise QueryError(f"by: {by} is not numeric; rank by a numeric variable, e.g. by=\"n_coh\"")
+    by = rank_variable(ds, by)
     full = ds
     ds, keep, mask = pruned_query(ds, expr)
     if mask is None:
@@ -131,6 +130,19 @@ def top_points(ds: xr.Dataset, expr: str, by: str, k: int, *, ascending: bool = 
     flat = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, dtype=np.int64)
     order = np.lexsort((flat, vals if ascending else -vals))[:k]
     return _unprune(_expand(ds, sub, flat[order], k), keep)
+
+
+def rank_variable(ds: xr.Dataset, by: str) -> str:
+    """The store name of the variable to rank by; QueryError when it is unknown or not numeric."""
+    by = resolve(ds, by, "variable to rank by")
+    if _is_bool(ds, by) or _is_str(ds, by):
+        raise QueryError(f"by: {by} is not numeric; rank by a numeric variable, e.g. by=\"n_coh\"")
+    return by
+
+
+def no_points(ds: xr.Dataset) -> dict[str, np.ndarray]:
+    """Empty index arrays of every dim: no grid point."""
+    return _no_points(ds)
 
 
 def list_points(ds: xr.Dataset, expr: str, limit: int | None) -> tuple[dict[str, np.ndarray], bool]:
@@ -180,9 +192,11 @@ def values_at(ds: xr.Dataset, points: Mapping[str, np.ndarray], columns: Sequenc
               ) -> dict[str, np.ndarray]:
     """Values (store units; bools, str labels) of ``columns`` at the grid points ``points`` (dim -> index
     array), one array per column; the variables are read chunk-wise with vectorised indexing."""
+    n = len(next(iter(points.values()))) if points else 0
+    if n == 0:  # nothing to read (and Dask not imported: a query no grid value matches answers at once)
+        return {c: np.empty(0, dtype=ds[c].dtype) for c in columns}
     import dask
 
-    n = len(next(iter(points.values()))) if points else 0
     lazy: dict[str, Any] = {}
     for c in columns:
         arr = ds[c]

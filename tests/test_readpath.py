@@ -143,3 +143,70 @@ def eval_mask(expr: str, ref: dict[str, np.ndarray]) -> np.ndarray:
             (close(p, 8 * um) | close(p, 20 * um)) & (ref["q"] > 0) & ~close(e, 13.6 * gev),
     }
     return table[expr]
+
+
+# ------------------------------------------------------------------------------------------ fast paths
+
+
+def test_comparison_with_a_number_is_the_rtol_formula():
+    # the block-wise comparison with a number (a window around it, the RTOL formula inside) equals the
+    # general formula everywhere: at the window's edges, inf, NaN, signed zeros, subnormals, float32
+    from cusweep.query import RTOL, _cmp_general, _cmp_np
+
+    rng = np.random.default_rng(7)
+    for y in (0.0, 1e12, -3.5, 13.6e9, 1e-300, 5e-324, -5e-324, 1.7e308, 3.4e38, 1e-45):
+        edge = np.array([y, y * (1 + RTOL), y * (1 - RTOL), y * (1 + 2 * RTOL), y * (1 + 1.99 * RTOL),
+                         y * (1 + 2.01 * RTOL), np.nextafter(y, np.inf), np.nextafter(y, -np.inf), 0.0, -0.0,
+                         np.inf, -np.inf, np.nan, 5e-324, -5e-324, 1e-320, 1.7976931348623157e308,
+                         -1.7976931348623157e308])
+        with np.errstate(all="ignore"):
+            x = np.concatenate([edge, edge * (1 + rng.uniform(-4 * RTOL, 4 * RTOL, edge.size)),
+                                y + rng.normal(size=500) * abs(y) * 3 * RTOL, rng.normal(size=500)])
+            for xx in (x, x.astype(np.float32), x.reshape(2, -1)[:, ::3]):
+                for op in ("<", ">", "<=", ">=", "==", "!="):
+                    got, want = _cmp_np(xx, y, op), np.asarray(_cmp_general(xx, y, op))
+                    assert got.shape == want.shape and (got == want).all(), (y, op, xx.dtype)
+
+
+def test_plain_units_convert_as_pint():
+    # the units a query converts without pint give pint's numbers bit for bit
+    from cusweep.query import _PLAIN_UNITS, convert
+    from cusweep.units import registry
+
+    ureg = registry()
+    for unit, (target, _) in _PLAIN_UNITS.items():
+        for v in (13.6, 20, 0.5, 1.27, 14, 9, 8.3, 1e-3, 3.3333, 123.456, 0.1, 7.77e5, -2.5):
+            assert convert(v, unit, target, text="x", name="x") == ureg.Quantity(v, unit).to(target).magnitude
+
+
+def test_skeleton_answers_as_the_dataset(intact):
+    # names, dims, dtypes, units and coordinates as xarray opens them; coordinate-only terms alike
+    from cusweep.query import coordinate_ranges
+
+    s = cusweep.open(intact)
+    sk, ds = s.skeleton, s.ds
+    assert set(sk.variables) == set(ds.variables) and dict(sk.sizes) == dict(ds.sizes)
+    for name in ds.variables:
+        a, b = sk[name], ds[name]
+        assert (a.dims, a.dtype, a.attrs) == (b.dims, b.dtype, b.attrs)
+    for d in ds.dims:
+        assert np.array_equal(sk[d].values, ds[d].values)
+    for expr in ("feasible and energy == 13.6 GeV", "energy > 13.6 GeV and period * 2 < 30 um and n_coh > 1",
+                 "not (sigma_z > 9 um) and (bunching == 0.1 or period - 1 um < 10 um)", "energy == 13.5 GeV"):
+        (a, ra), (b, rb) = coordinate_ranges(sk, expr), coordinate_ranges(ds, expr)
+        assert ra == rb and a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), expr
+
+
+def test_empty_query_imports_neither_dask_nor_xarray(intact, tmp_path):
+    # a query no grid value can match answers from the metadata and coordinates alone
+    import subprocess
+    import sys
+
+    path = tmp_path / "none.zarr"
+    _poisoned_copy(intact, path, {"energy": set()})
+    code = ("import sys; from cusweep.cli import main; rc = main(sys.argv[1:]); "
+            "print(rc, [m for m in ('dask', 'xarray', 'pandas', 'pint') if m in sys.modules])")
+    for extra in (["--count"], ["--top", "3", "--by", "n_coh"], ["--format", "csv"]):
+        argv = [sys.executable, "-c", code, "query", str(path), "feasible and energy == 13.5 GeV", *extra]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)
+        assert out.stdout.strip().splitlines()[-1] == "0 []", (extra, out.stdout, out.stderr)

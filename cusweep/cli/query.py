@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import QueryError
-from ._common import open_store, out, say
+from ._common import out, say, warn_incomplete
 
 NAME = "query"
 HELP = "select grid points by an expression"
@@ -61,8 +61,9 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..query import count, dim_order, parse, units_of
-    from ..top import columns_for, iter_points, list_points, top_points, values_at
+    from ..query import count, dim_order, matches_nothing, parse, units_of
+    from ..stored import StoredSweep
+    from ..top import columns_for, iter_points, list_points, no_points, rank_variable, top_points, values_at
 
     parse(args.expr)  # syntax first: a malformed expression never touches the store
     if args.top is not None and not args.by:
@@ -73,21 +74,29 @@ def main(args: argparse.Namespace) -> int:
         raise QueryError(f"query: --limit {args.limit}: give 0 (all) or a positive number of rows")
     if args.top is not None and args.top < 1:
         raise QueryError(f"query: --top {args.top}: give a positive number of points")
-    sweep = open_store(args.store)
-    ds = sweep.ds
     extra = [v.strip() for v in (args.vars or "").split(",") if v.strip()]
-    columns = columns_for(ds, args.expr, args.by, extra, by_what="--by variable",
+    # names, units and the coordinate-only terms first, on the store's metadata and coordinates alone:
+    # a query no grid value can match answers without opening the dataset (nor importing Dask)
+    sweep = StoredSweep(args.store)
+    skeleton = sweep.skeleton
+    columns = columns_for(skeleton, args.expr, args.by, extra, by_what="--by variable",
                           extra_what="--vars variable")
+    if args.by:
+        rank_variable(skeleton, args.by)
+    empty = matches_nothing(skeleton, args.expr)
+    ds: Any = skeleton if empty else sweep.ds  # (a Skeleton answers the empty query: names, units, dtypes)
+    warn_incomplete(sweep, args.store)
     if args.count:
-        out(str(count(ds, args.expr)))
+        out(str(0 if empty else count(ds, args.expr)))
         return 0
     units = {c: units_of(ds, c) for c in columns}
     coords = set(dim_order(ds))
     more = False
-    if args.by:
+    if empty:
+        batches: Iterable[dict[str, np.ndarray]] = [values_at(ds, no_points(ds), columns)]
+    elif args.by:
         k = args.top if args.top is not None else (args.limit or math.prod(int(n) for n in ds.sizes.values()))
-        batches: Iterable[dict[str, np.ndarray]] = [
-            values_at(ds, top_points(ds, args.expr, args.by, k, ascending=args.asc), columns)]
+        batches = [values_at(ds, top_points(ds, args.expr, args.by, k, ascending=args.asc), columns)]
     elif args.limit:
         points, more = list_points(ds, args.expr, args.limit)
         batches = [values_at(ds, points, columns)]
@@ -96,7 +105,7 @@ def main(args: argparse.Namespace) -> int:
     n = _write(batches, columns, units, coords, args.format, args.si)
     if n == 0 and args.format == "table":
         say("(no matching grid points)")
-    if args.by and (args.top is None or n < args.top):
+    if args.by and not empty and (args.top is None or n < args.top):
         matching = count(ds, args.expr)
         if matching > n:  # the rest have no finite value to rank by
             say(f"cusweep: {matching - n:,} matching grid point(s) have no finite {args.by} (NaN) and are "
