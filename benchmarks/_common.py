@@ -59,11 +59,15 @@ def axis_sizes(points: int) -> dict[str, int]:
 
 
 def sweep_toml(
-    points: int, *, name: str = "bench", dtype: str = "float64", chunk_mb: float | None = None
+    points: int, *, name: str = "bench", dtype: str = "float64", chunk_mb: float | None = None,
+    outputs: Sequence[str] | None = None,
 ) -> str:
-    """The five-axis sweep of sweeps/billion.toml (same ranges, all 19 outputs) at about ``points``."""
+    """The five-axis sweep of sweeps/billion.toml (same ranges; all outputs, or ``outputs``) at about
+    ``points``."""
     n = axis_sizes(points)
     extra = f'dtype = "{dtype}"\n' + (f"chunk_mb = {chunk_mb:g}\n" if chunk_mb else "")
+    if outputs:
+        extra += "outputs = [" + ", ".join(f'"{o}"' for o in outputs) + "]\n"
     return f"""name = "{name}"
 description = "benchmark sweep: the axes of sweeps/billion.toml at {math.prod(n.values()):,} points"
 crystal = "diamond-110"

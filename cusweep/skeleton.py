@@ -5,7 +5,8 @@ names and to evaluate its coordinate-only terms (``cusweep.query.prune``) before
 ``data_vars``, ``attrs``, ``ds[name]`` with ``dims``, ``dtype``, ``attrs`` and, for a coordinate, its
 values); a coordinate is an ``Axis``, a numpy array that keeps its dim through numpy arithmetic, so the one
 query evaluator runs on it unchanged. Variables are ``Placeholder``\\ s: their values are never read.
-Built by ``cusweep.stored.skeleton`` from the store's consolidated metadata with zarr alone.
+Built by ``cusweep.stored.skeleton`` from the store's consolidated metadata with zarr alone; a block of the
+store read for a query (``cusweep.query.block_values``) is a ``Skeleton`` of ``Axis`` arrays.
 """
 
 from __future__ import annotations
@@ -19,14 +20,18 @@ __all__ = ["Axis", "Placeholder", "Skeleton"]
 
 
 class Axis(np.ndarray):  # type: ignore[type-arg]
-    """A 1-D coordinate: a numpy array with ``dims`` (kept by numpy operations), ``attrs`` and ``values``."""
+    """A coordinate (1-D), or a variable on a block of the store (every dim of the block, length 1 along the
+    dims it does not have: numpy broadcasting is then xarray's broadcasting by dim name): a numpy array
+    with ``dims`` (kept by numpy operations), ``attrs`` and ``values``."""
 
     dims: tuple[str, ...]
     attrs: dict[str, Any]
 
-    def __new__(cls, values: Any, dim: str, attrs: Mapping[str, Any] | None = None) -> Axis:
+    def __new__(cls, values: Any, dims: str | tuple[str, ...], attrs: Mapping[str, Any] | None = None
+                ) -> Axis:
         obj = np.asarray(values).view(cls)
-        obj.dims = (dim,) if obj.ndim == 1 else ()
+        dims = (dims,) if isinstance(dims, str) else tuple(dims)
+        obj.dims = dims if obj.ndim == len(dims) else ()
         obj.attrs = dict(attrs or {})
         return obj
 
@@ -47,7 +52,7 @@ class Axis(np.ndarray):  # type: ignore[type-arg]
     def sizes(self) -> dict[str, int]:
         return dict(zip(self.dims, self.shape, strict=True))
 
-    def transpose(self, *dims: Any) -> Axis:  # type: ignore[override]  # one dim: itself
+    def transpose(self, *dims: Any) -> Axis:  # type: ignore[override]  # always in the block's dim order
         return self
 
 
@@ -73,7 +78,7 @@ class Placeholder:
 class Skeleton(Mapping[str, Any]):
     """The coordinates (``Axis``) and variables (``Placeholder``) of a store, and its group attrs."""
 
-    def __init__(self, coords: Mapping[str, Axis], data_vars: Mapping[str, Placeholder],
+    def __init__(self, coords: Mapping[str, Axis], data_vars: Mapping[str, Placeholder | Axis],
                  attrs: Mapping[str, Any], sizes: Mapping[str, int]):
         self.coords = dict(coords)
         self.data_vars = dict(data_vars)

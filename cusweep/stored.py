@@ -340,10 +340,63 @@ class StoredSweep:
         return query(self.ds, expr)
 
     def count(self, expr: str) -> int:
-        """Number of grid points where ``expr`` holds (chunk-wise)."""
-        from .query import count
+        """Number of grid points where ``expr`` holds (block by block: :meth:`block_count`)."""
+        return self.block_count(expr)
 
-        return count(self.ds, expr)
+    @functools.cached_property
+    def _chunks(self) -> dict[str, tuple[int, ...]]:
+        """dim -> the stored chunk sizes along it (from the data variables' chunk shapes)."""
+        import zarr
+
+        root = zarr.open_group(store._store_arg(self.path), mode="r")
+        out: dict[str, tuple[int, ...]] = {}
+        for name, var in self.skeleton.data_vars.items():
+            if not var.dims:
+                continue
+            array: Any = root[name]
+            for d, n, c in zip(var.dims, var.shape, array.chunks, strict=True):
+                out.setdefault(d, tuple(min(c, n - o) for o in range(0, n, c)))
+        return out
+
+    def read_block(self) -> Any:
+        """A reader for :func:`cusweep.query.count_blocks`: a variable at sorted index arrays (one per dim,
+        within one stored chunk each), read with zarr into numpy (a contiguous run as a slice)."""
+        import zarr
+
+        root = zarr.open_group(store._store_arg(self.path), mode="r")
+        arrays: dict[str, Any] = {}
+
+        def read(name: str, index: tuple[np.ndarray, ...]) -> np.ndarray:
+            if name not in arrays:
+                arrays[name] = root[name]
+            spans = tuple(slice(int(i[0]), int(i[-1]) + 1) if i.size else slice(0, 0) for i in index)
+            values = np.asarray(arrays[name][spans])
+            for axis, (i, span) in enumerate(zip(index, spans, strict=True)):
+                if i.size != span.stop - span.start:  # not contiguous: the allowed indices of the span
+                    values = np.take(values, i - span.start, axis=axis)
+            return values
+
+        return read
+
+    def block_count(self, expr: str, *, workers: int | None = None) -> int:
+        """:meth:`count` block by block: zarr into numpy on ``workers`` threads (default: the usable CPUs),
+        the query's coordinate-only terms applied first (none of the store is read when they allow no grid
+        value), at most ``workers`` blocks in memory."""
+        from .cpus import usable_cpus
+        from .query import count_blocks
+
+        return count_blocks(self.skeleton, expr, self._chunks, self.read_block(),
+                            workers=usable_cpus() if workers is None else workers)
+
+    def block_top(self, expr: str, by: str, n: int, *, ascending: bool = False, workers: int | None = None
+                  ) -> dict[str, np.ndarray]:
+        """Full-grid indices of the ``n`` best points (``cusweep.top.top_points``), block by block as
+        :meth:`block_count` reads them."""
+        from .cpus import usable_cpus
+        from .top import top_blocks
+
+        return top_blocks(self.skeleton, expr, by, n, self._chunks, self.read_block(), ascending=ascending,
+                          workers=usable_cpus() if workers is None else workers)
 
     def top(self, expr: str = "feasible", by: str = "n_coh", n: int = 10, *, ascending: bool = False,
             columns: Sequence[str] = (), si: bool = False) -> pd.DataFrame:
@@ -355,10 +408,10 @@ class StoredSweep:
 
         from .display import header, to_display
         from .query import units_of
-        from .top import columns_for, records, top_points
+        from .top import columns_for, records
 
         cols = columns_for(self.ds, expr, by, columns)
-        rows = records(self.ds, top_points(self.ds, expr, by, n, ascending=ascending), cols)
+        rows = records(self.ds, self.block_top(expr, by, n, ascending=ascending), cols)
         data = {header(c, units_of(self.ds, c), si=si): [to_display(c, r[c], si=si) for r in rows]
                 for c in cols}
         return pd.DataFrame(data)

@@ -7,6 +7,7 @@ points (``records``). Built on the expression language of ``cusweep.query``.
 from __future__ import annotations
 
 import math
+import types
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,13 +15,18 @@ import numpy as np
 
 from .errors import QueryError
 from .query import (
+    Reader,
     _is_bool,
     _is_str,
     _offsets,
     _on_dims,
+    block_mask,
+    block_values,
     dim_order,
+    map_blocks,
     names_in,
     parse,
+    plan_blocks,
     pruned_query,
     resolve,
 )
@@ -28,8 +34,8 @@ from .query import (
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["columns_for", "iter_points", "list_points", "no_points", "rank_variable", "records", "top_points",
-           "values_at"]
+__all__ = ["columns_for", "iter_points", "list_points", "no_points", "rank_variable", "records", "top_blocks",
+           "top_points", "values_at"]
 
 #: grid points read per batch when streaming every matching point (``iter_points``)
 ROWS_PER_BATCH = 65536
@@ -130,6 +136,40 @@ def top_points(ds: xr.Dataset, expr: str, by: str, k: int, *, ascending: bool = 
     flat = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, dtype=np.int64)
     order = np.lexsort((flat, vals if ascending else -vals))[:k]
     return _unprune(_expand(ds, sub, flat[order], k), keep)
+
+
+def top_blocks(meta: Any, expr: str, by: str, k: int, chunks: dict[str, tuple[int, ...]], read: Reader, *,
+               ascending: bool = False, workers: int = 1) -> dict[str, np.ndarray]:
+    """:func:`top_points` block by block with numpy on ``workers`` threads (``cusweep.query.count_blocks``'s
+    path: ``meta`` describes the store, ``read`` reads a variable on a block): the same points in the same
+    order (ties keep grid order), at most ``workers`` blocks in memory."""
+    if k < 1:
+        raise QueryError(f"top: n={k}: give a positive number of points")
+    by = rank_variable(meta, by)
+    plan = plan_blocks(meta, expr, chunks, also=[by])
+    if plan is None:
+        return _no_points(meta)
+    shape = tuple(int(meta.sizes[d]) for d in plan.sub)
+
+    def one(block: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        values = block_values(meta, plan, block, read)
+        mask = block_mask(meta, expr, plan, values)
+        score = np.where(mask, np.asarray(values[by], dtype=np.float64), np.nan)  # (broadcast over the block)
+        vals, local = _block_topk(score, (0,) * score.ndim, score.shape, k, ascending)
+        at = np.unravel_index(local, score.shape)
+        glob = np.ravel_multi_index(tuple(block[d][i] for d, i in zip(plan.sub, at, strict=True)), shape)
+        return vals, np.asarray(glob, dtype=np.int64)
+
+    parts = map_blocks(one, plan.blocks, workers)
+    vals = np.concatenate([p[0] for p in parts]) if parts else np.empty(0)
+    flat = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, dtype=np.int64)
+    order = np.lexsort((flat, vals if ascending else -vals))[:k]
+    # the other dims: their allowed values (all, or those the coordinate-only terms kept)
+    allowed = {d: plan.keep.get(d, np.arange(int(meta.sizes[d]))) for d in dim_order(meta)}
+    grid = types.SimpleNamespace(sizes={d: int(meta.sizes[d]) if d in plan.sub else int(allowed[d].size)
+                                        for d in dim_order(meta)})
+    points = _expand(grid, plan.sub, flat[order], k)  # type: ignore[arg-type]
+    return _unprune(points, {d: allowed[d] for d in dim_order(meta) if d not in plan.sub})
 
 
 def rank_variable(ds: xr.Dataset, by: str) -> str:

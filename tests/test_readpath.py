@@ -162,7 +162,7 @@ def test_comparison_with_a_number_is_the_rtol_formula():
         with np.errstate(all="ignore"):
             x = np.concatenate([edge, edge * (1 + rng.uniform(-4 * RTOL, 4 * RTOL, edge.size)),
                                 y + rng.normal(size=500) * abs(y) * 3 * RTOL, rng.normal(size=500)])
-            for xx in (x, x.astype(np.float32), x.reshape(2, -1)[:, ::3]):
+            for xx in (x, x.astype(np.float32), x.reshape(2, -1)[:, ::3], np.tile(x, 50)):  # > 1 piece
                 for op in ("<", ">", "<=", ">=", "==", "!="):
                     got, want = _cmp_np(xx, y, op), np.asarray(_cmp_general(xx, y, op))
                     assert got.shape == want.shape and (got == want).all(), (y, op, xx.dtype)
@@ -210,3 +210,51 @@ def test_empty_query_imports_neither_dask_nor_xarray(intact, tmp_path):
         argv = [sys.executable, "-c", code, "query", str(path), "feasible and energy == 13.5 GeV", *extra]
         out = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)
         assert out.stdout.strip().splitlines()[-1] == "0 []", (extra, out.stdout, out.stderr)
+
+
+@pytest.fixture(scope="module")
+def multi(tmp_path_factory, local_client):
+    return store("multi", tmp_path_factory, local_client)
+
+
+BLOCK_EXPRS = [
+    "n_coh > 1e12 and feasible", "feasible and energy == 13.6 GeV",
+    "energy > 10 GeV and n_coh > 1e10 or q < 1",
+    "n_coh / n_incoh > 1e5 and period < 20 um", "coherent_regime and sigma_z == 9 um", "not channeling",
+    "bunching > 0.05 and period * 2 < 40 um", "true", "false", "n_coh >= n_incoh * 1e3",
+    "(period == 8 um or period == 20 um) and q > 0 and energy != 13.6 GeV", "n_incoh != 0 and q <= 1.5",
+]
+
+
+@pytest.mark.parametrize("name", ["intact", "multi"])
+def test_block_path_answers_as_the_dask_path(name, request):
+    # count and top block by block (zarr into numpy on threads, the same evaluator on each block) give what
+    # the lazy xarray/Dask path gives, on every kind of term, with 1 and 3 threads
+    from cusweep.query import count
+
+    s = cusweep.open(request.getfixturevalue(name))
+    exprs = BLOCK_EXPRS + (["crystal == 'si-110' and n_coh > 1e10", "crystal != 'W-110' and feasible"]
+                           if name == "multi" else [])
+    for expr in exprs:
+        want = count(s.ds, expr)
+        assert s.block_count(expr, workers=1) == want == s.block_count(expr, workers=3), expr
+        for by, k, asc in (("n_coh", 7, False), ("q", 3, True), ("n_incoh", 50, False)):
+            ref = top_points(s.ds, expr, by, k, ascending=asc)
+            for w in (1, 3):
+                got = s.block_top(expr, by, k, ascending=asc, workers=w)
+                assert all(np.array_equal(got[d], ref[d]) for d in ref), (expr, by, k, w)
+
+
+def test_block_path_reads_only_the_selected_chunks(intact, tmp_path):
+    path = tmp_path / "some.zarr"
+    _poisoned_copy(intact, path, {"energy": {1}, "period": {12}})
+    s = cusweep.open(str(path))
+    expr = "energy == 13.6 GeV and n_coh > 1e10 and period == 14 um"
+    assert s.block_count(expr, workers=2) == count_ref(intact, expr)
+    assert len(s.block_top(expr, "n_coh", 5, workers=2)["period"]) > 0
+
+
+def count_ref(path: str, expr: str) -> int:
+    from cusweep.query import count
+
+    return count(cusweep.open(path).ds, expr)

@@ -61,9 +61,9 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..query import count, dim_order, matches_nothing, parse, units_of
+    from ..query import dim_order, matches_nothing, parse, units_of
     from ..stored import StoredSweep
-    from ..top import columns_for, iter_points, list_points, no_points, rank_variable, top_points, values_at
+    from ..top import columns_for, iter_points, list_points, no_points, rank_variable, values_at
 
     parse(args.expr)  # syntax first: a malformed expression never touches the store
     if args.top is not None and not args.by:
@@ -78,17 +78,18 @@ def main(args: argparse.Namespace) -> int:
     # names, units and the coordinate-only terms first, on the store's metadata and coordinates alone:
     # a query no grid value can match answers without opening the dataset (nor importing Dask)
     sweep = StoredSweep(args.store)
-    skeleton = sweep.skeleton
+    skeleton: Any = sweep.skeleton  # (answers the Dataset questions of names, units and coordinates)
     columns = columns_for(skeleton, args.expr, args.by, extra, by_what="--by variable",
                           extra_what="--vars variable")
     if args.by:
         rank_variable(skeleton, args.by)
     empty = matches_nothing(skeleton, args.expr)
+    if args.count:  # block by block from the metadata: the dataset is not opened
+        warn_incomplete(sweep, args.store)
+        out(str(0 if empty else sweep.block_count(args.expr)))
+        return 0
     ds: Any = skeleton if empty else sweep.ds  # (a Skeleton answers the empty query: names, units, dtypes)
     warn_incomplete(sweep, args.store)
-    if args.count:
-        out(str(0 if empty else count(ds, args.expr)))
-        return 0
     units = {c: units_of(ds, c) for c in columns}
     coords = set(dim_order(ds))
     more = False
@@ -96,7 +97,7 @@ def main(args: argparse.Namespace) -> int:
         batches: Iterable[dict[str, np.ndarray]] = [values_at(ds, no_points(ds), columns)]
     elif args.by:
         k = args.top if args.top is not None else (args.limit or math.prod(int(n) for n in ds.sizes.values()))
-        batches = [values_at(ds, top_points(ds, args.expr, args.by, k, ascending=args.asc), columns)]
+        batches = [values_at(ds, sweep.block_top(args.expr, args.by, k, ascending=args.asc), columns)]
     elif args.limit:
         points, more = list_points(ds, args.expr, args.limit)
         batches = [values_at(ds, points, columns)]
@@ -106,7 +107,7 @@ def main(args: argparse.Namespace) -> int:
     if n == 0 and args.format == "table":
         say("(no matching grid points)")
     if args.by and not empty and (args.top is None or n < args.top):
-        matching = count(ds, args.expr)
+        matching = sweep.block_count(args.expr)
         if matching > n:  # the rest have no finite value to rank by
             say(f"cusweep: {matching - n:,} matching grid point(s) have no finite {args.by} (NaN) and are "
                 "not ranked")
