@@ -868,8 +868,9 @@ def _cmp_np(x: np.ndarray, y: float, op: str) -> np.ndarray:
     return out
 
 
-#: elements per piece of :func:`_cmp_np` (a few hundred kB of float64: within the CPU cache)
-_PIECE = 1 << 15
+#: elements per piece of :func:`_cmp_np` (2 MB of float64: in the CPU cache; few enough pieces that threads
+#: evaluating blocks side by side seldom wait for the GIL)
+_PIECE = 1 << 18
 
 
 def _cmp_general(x: Any, y: Any, op: str) -> Any:

@@ -154,11 +154,24 @@ def top_blocks(meta: Any, expr: str, by: str, k: int, chunks: dict[str, tuple[in
     def one(block: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         values = block_values(meta, plan, block, read)
         mask = block_mask(meta, expr, plan, values)
-        score = np.where(mask, np.asarray(values[by], dtype=np.float64), np.nan)  # (broadcast over the block)
-        vals, local = _block_topk(score, (0,) * score.ndim, score.shape, k, ascending)
-        at = np.unravel_index(local, score.shape)
+        own = np.asarray(values[by])
+        v = np.broadcast_to(own, mask.shape)  # (a view: no copy of the block)
+        ok = np.isnan(v)
+        np.logical_not(ok, out=ok)
+        ok &= mask
+        idx = np.flatnonzero(ok)  # the finite scores where the query holds, in grid order (as _block_topk)
+        del ok
+        vals = (own.reshape(-1)[idx] if own.shape == mask.shape else v[np.unravel_index(idx, mask.shape)]
+                ).astype(np.float64)
+        key = vals if ascending else -vals
+        if vals.size > k:
+            kth = np.partition(key, k - 1)[k - 1]
+            keep = key <= kth
+            idx, vals, key = idx[keep], vals[keep], key[keep]
+        at = np.unravel_index(idx, mask.shape)
         glob = np.ravel_multi_index(tuple(block[d][i] for d, i in zip(plan.sub, at, strict=True)), shape)
-        return vals, np.asarray(glob, dtype=np.int64)
+        order = np.lexsort((glob, key))[:k]
+        return vals[order], np.asarray(glob[order], dtype=np.int64)
 
     parts = map_blocks(one, plan.blocks, workers)
     vals = np.concatenate([p[0] for p in parts]) if parts else np.empty(0)
