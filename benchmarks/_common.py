@@ -253,9 +253,10 @@ def cusweep_run(
 
 
 def store_chunks(store: Path) -> tuple[tuple[int, ...], int]:
-    """(chunk shape of the full-grid variable n_coh, number of blocks) of a cusweep store, read from its Zarr
-    metadata (cheap: no spec parsing, which imports xraydb)."""
-    meta = json.loads((Path(store) / "n_coh" / "zarr.json").read_text())
+    """(chunk shape of the full-grid variable n_coh or feasible, number of blocks) of a cusweep store, from
+    its Zarr metadata (cheap: no spec parsing, which imports xraydb)."""
+    var = "n_coh" if (Path(store) / "n_coh").exists() else "feasible"
+    meta = json.loads((Path(store) / var / "zarr.json").read_text())
     done = json.loads((Path(store) / "done" / "zarr.json").read_text())
     return tuple(meta["chunk_grid"]["configuration"]["chunk_shape"]), int(done["shape"][0])
 
