@@ -154,15 +154,13 @@ def top_blocks(meta: Any, expr: str, by: str, k: int, chunks: dict[str, tuple[in
     def one(block: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         values = block_values(meta, plan, block, read)
         mask = block_mask(meta, expr, plan, values)
-        own = np.asarray(values[by])
-        v = np.broadcast_to(own, mask.shape)  # (a view: no copy of the block)
+        v = np.broadcast_to(np.asarray(values[by]), mask.shape)  # (a view: no copy of the block)
         ok = np.isnan(v)
         np.logical_not(ok, out=ok)
         ok &= mask
         idx = np.flatnonzero(ok)  # the finite scores where the query holds, in grid order (as _block_topk)
         del ok
-        vals = (own.reshape(-1)[idx] if own.shape == mask.shape else v[np.unravel_index(idx, mask.shape)]
-                ).astype(np.float64)
+        vals = np.ascontiguousarray(v).reshape(-1)[idx].astype(np.float64)  # (a copy only when broadcast)
         key = vals if ascending else -vals
         if vals.size > k:
             kth = np.partition(key, k - 1)[k - 1]
