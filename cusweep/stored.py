@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from .model import Setup
     from .pareto import ParetoResult
     from .plan import Plan
+    from .query import BlockPlan
     from .refine import RefineResult
     from .report import Report
     from .robust import RobustResult
@@ -378,25 +379,44 @@ class StoredSweep:
 
         return read
 
-    def block_count(self, expr: str, *, workers: int | None = None) -> int:
+    @functools.cached_property
+    def _reader(self) -> Any:
+        return self.read_block()
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019  (one plan per expression and object)
+    def _plan(self, expr: str, also: tuple[str, ...] = ()) -> BlockPlan | None:
+        from .query import plan_blocks
+
+        return plan_blocks(self.skeleton, expr, self._chunks, also=also)
+
+    def block_count(self, expr: str, *, workers: int | None = None, processes: bool = False) -> int:
         """:meth:`count` block by block: zarr into numpy on ``workers`` threads (default: the usable CPUs),
         the query's coordinate-only terms applied first (none of the store is read when they allow no grid
-        value), at most ``workers`` blocks in memory."""
-        from .cpus import usable_cpus
-        from .query import count_blocks
+        value), at most a few blocks in memory. ``processes``: on a pool of ``workers`` processes
+        (forkserver) instead, for big stores of small blocks, where zarr's own Python per chunk would make
+        the threads wait for each other (the command line's choice; a library call from a script without
+        a main guard keeps threads)."""
+        plan = self._plan(expr)
+        if plan is None:
+            return 0
+        return sum(_map(_CountTask(self.path, expr), plan.blocks, workers, processes)) * plan.mult
 
-        return count_blocks(self.skeleton, expr, self._chunks, self.read_block(),
-                            workers=usable_cpus() if workers is None else workers)
-
-    def block_top(self, expr: str, by: str, n: int, *, ascending: bool = False, workers: int | None = None
-                  ) -> dict[str, np.ndarray]:
+    def block_top(self, expr: str, by: str, n: int, *, ascending: bool = False, workers: int | None = None,
+                  processes: bool = False) -> dict[str, np.ndarray]:
         """Full-grid indices of the ``n`` best points (``cusweep.top.top_points``), block by block as
         :meth:`block_count` reads them."""
-        from .cpus import usable_cpus
-        from .top import top_blocks
+        from .errors import QueryError
+        from .top import _no_points, merge_top, rank_variable
 
-        return top_blocks(self.skeleton, expr, by, n, self._chunks, self.read_block(), ascending=ascending,
-                          workers=usable_cpus() if workers is None else workers)
+        if n < 1:
+            raise QueryError(f"top: n={n}: give a positive number of points")
+        meta: Any = self.skeleton
+        by = rank_variable(meta, by)
+        plan = self._plan(expr, (by,))
+        if plan is None:
+            return _no_points(meta)
+        parts = _map(_TopTask(self.path, expr, by, n, ascending), plan.blocks, workers, processes)
+        return merge_top(meta, plan, parts, n, ascending)
 
     def top(self, expr: str = "feasible", by: str = "n_coh", n: int = 10, *, ascending: bool = False,
             columns: Sequence[str] = (), si: bool = False) -> pd.DataFrame:
@@ -481,6 +501,63 @@ class StoredSweep:
         from .report import report
 
         return report(self.ds, outdir, var, fmt=fmt)
+
+
+@functools.lru_cache(maxsize=4)
+def _opened(path: str) -> StoredSweep:
+    """The StoredSweep of ``path`` in this process (block tasks on a process pool open the store once)."""
+    return StoredSweep(path)
+
+
+@dataclass(frozen=True)
+class _CountTask:
+    """Count one block where the query holds (picklable: runs on threads or on a process pool)."""
+
+    path: str
+    expr: str
+
+    def __call__(self, block: Mapping[str, np.ndarray]) -> int:
+        from .query import block_mask, block_values
+
+        s = _opened(self.path)
+        plan = s._plan(self.expr)
+        assert plan is not None
+        values = block_values(s.skeleton, plan, block, s._reader)
+        return int(np.count_nonzero(block_mask(s.skeleton, self.expr, plan, values)))
+
+
+@dataclass(frozen=True)
+class _TopTask:
+    """The k best points of one block (``cusweep.top.top_one``; picklable like ``_CountTask``)."""
+
+    path: str
+    expr: str
+    by: str
+    k: int
+    ascending: bool
+
+    def __call__(self, block: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        from .top import top_one
+
+        s = _opened(self.path)
+        plan = s._plan(self.expr, (self.by,))
+        assert plan is not None
+        return top_one(s.skeleton, self.expr, plan, block, s._reader, self.by, self.k, self.ascending)
+
+
+def _map(task: Any, blocks: Sequence[Any], workers: int | None, processes: bool) -> list[Any]:
+    """``[task(b) for b in blocks]`` on ``workers`` threads (``cusweep.query.map_blocks``) or processes."""
+    from .cpus import usable_cpus
+    from .query import map_blocks
+
+    workers = usable_cpus() if workers is None else workers
+    if not processes or workers <= 1 or len(blocks) < 2 * workers:
+        return map_blocks(task, blocks, workers)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        return list(pool.map(task, blocks, chunksize=max(1, len(blocks) // (workers * 16))))
 
 
 def skeleton(path: str) -> Skeleton:

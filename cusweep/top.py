@@ -15,6 +15,7 @@ import numpy as np
 
 from .errors import QueryError
 from .query import (
+    BlockPlan,
     Reader,
     _is_bool,
     _is_str,
@@ -149,33 +150,51 @@ def top_blocks(meta: Any, expr: str, by: str, k: int, chunks: dict[str, tuple[in
     plan = plan_blocks(meta, expr, chunks, also=[by])
     if plan is None:
         return _no_points(meta)
+    parts = map_blocks(lambda b: top_one(meta, expr, plan, b, read, by, k, ascending), plan.blocks, workers)
+    return merge_top(meta, plan, parts, k, ascending)
+
+
+def top_one(meta: Any, expr: str, plan: BlockPlan, block: Mapping[str, np.ndarray], read: Reader, by: str,
+            k: int, ascending: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best finite ``by`` of one block where the query holds (ties by grid index): their values
+    and flat indices over ``plan.sub`` on the full grid."""
     shape = tuple(int(meta.sizes[d]) for d in plan.sub)
+    values = block_values(meta, plan, block, read)
+    mask = block_mask(meta, expr, plan, values)
+    own = np.ascontiguousarray(values[by])  # on its own dims, length 1 along the block's others
+    ok = np.isnan(own)
+    np.logical_not(ok, out=ok)
+    ok = ok & mask  # (broadcast over the block)
+    spread = tuple(i for i, (a, b) in enumerate(zip(own.shape, mask.shape, strict=True)) if a == 1 and b != 1)
+    # the best values of ``by`` where some grid point holds: the k best grid points lie under them
+    hit = ok.any(axis=spread, keepdims=True) if spread else ok
+    oidx = np.flatnonzero(hit)
+    okey = own.reshape(-1)[oidx].astype(np.float64)
+    okey = okey if ascending else -okey
+    if oidx.size > k:
+        kth = np.partition(okey, k - 1)[k - 1]
+        oidx = oidx[okey <= kth]
+    if spread:
+        chosen = np.zeros(own.shape, dtype=bool)
+        chosen.reshape(-1)[oidx] = True
+        idx = np.flatnonzero(ok & chosen)
+    else:
+        idx = oidx
+    at = np.unravel_index(idx, mask.shape)
+    vals = np.broadcast_to(own, mask.shape)[at].astype(np.float64)
+    key = vals if ascending else -vals
+    glob = np.ravel_multi_index(tuple(block[d][i] for d, i in zip(plan.sub, at, strict=True)), shape)
+    order = np.lexsort((glob, key))[:k]
+    return vals[order], np.asarray(glob[order], dtype=np.int64)
 
-    def one(block: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        values = block_values(meta, plan, block, read)
-        mask = block_mask(meta, expr, plan, values)
-        v = np.broadcast_to(np.asarray(values[by]), mask.shape)  # (a view: no copy of the block)
-        ok = np.isnan(v)
-        np.logical_not(ok, out=ok)
-        ok &= mask
-        idx = np.flatnonzero(ok)  # the finite scores where the query holds, in grid order (as _block_topk)
-        del ok
-        vals = np.ascontiguousarray(v).reshape(-1)[idx].astype(np.float64)  # (a copy only when broadcast)
-        key = vals if ascending else -vals
-        if vals.size > k:
-            kth = np.partition(key, k - 1)[k - 1]
-            keep = key <= kth
-            idx, vals, key = idx[keep], vals[keep], key[keep]
-        at = np.unravel_index(idx, mask.shape)
-        glob = np.ravel_multi_index(tuple(block[d][i] for d, i in zip(plan.sub, at, strict=True)), shape)
-        order = np.lexsort((glob, key))[:k]
-        return vals[order], np.asarray(glob[order], dtype=np.int64)
 
-    parts = map_blocks(one, plan.blocks, workers)
+def merge_top(meta: Any, plan: BlockPlan, parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int,
+              ascending: bool) -> dict[str, np.ndarray]:
+    """The ``k`` best of the blocks' bests (:func:`top_one`) as full-grid index arrays (dim -> indices),
+    best first, over every dim (the others expanded over their allowed values)."""
     vals = np.concatenate([p[0] for p in parts]) if parts else np.empty(0)
     flat = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, dtype=np.int64)
     order = np.lexsort((flat, vals if ascending else -vals))[:k]
-    # the other dims: their allowed values (all, or those the coordinate-only terms kept)
     allowed = {d: plan.keep.get(d, np.arange(int(meta.sizes[d]))) for d in dim_order(meta)}
     grid = types.SimpleNamespace(sizes={d: int(meta.sizes[d]) if d in plan.sub else int(allowed[d].size)
                                         for d in dim_order(meta)})

@@ -258,3 +258,13 @@ def count_ref(path: str, expr: str) -> int:
     from cusweep.query import count
 
     return count(cusweep.open(path).ds, expr)
+
+
+def test_block_path_on_a_process_pool(intact):
+    # the command line's choice for big stores: the same answers from a forkserver pool of 2 processes
+    s = cusweep.open(intact)
+    for expr in ("n_coh > 1e12 and feasible", "energy > 10 GeV and n_coh > 1e10 or q < 1"):
+        assert s.block_count(expr, workers=2, processes=True) == s.block_count(expr, workers=1)
+        got = s.block_top(expr, "q", 5, workers=2, processes=True)
+        want = s.block_top(expr, "q", 5, workers=1)
+        assert all(np.array_equal(got[d], want[d]) for d in want)

@@ -86,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
     empty = matches_nothing(skeleton, args.expr)
     if args.count:  # block by block from the metadata: the dataset is not opened
         warn_incomplete(sweep, args.store)
-        out(str(0 if empty else sweep.block_count(args.expr)))
+        out(str(0 if empty else sweep.block_count(args.expr, processes=_big(skeleton))))
         return 0
     ds: Any = skeleton if empty else sweep.ds  # (a Skeleton answers the empty query: names, units, dtypes)
     warn_incomplete(sweep, args.store)
@@ -97,7 +97,8 @@ def main(args: argparse.Namespace) -> int:
         batches: Iterable[dict[str, np.ndarray]] = [values_at(ds, no_points(ds), columns)]
     elif args.by:
         k = args.top if args.top is not None else (args.limit or math.prod(int(n) for n in ds.sizes.values()))
-        batches = [values_at(ds, sweep.block_top(args.expr, args.by, k, ascending=args.asc), columns)]
+        top = sweep.block_top(args.expr, args.by, k, ascending=args.asc, processes=_big(skeleton))
+        batches = [values_at(ds, top, columns)]
     elif args.limit:
         points, more = list_points(ds, args.expr, args.limit)
         batches = [values_at(ds, points, columns)]
@@ -107,7 +108,7 @@ def main(args: argparse.Namespace) -> int:
     if n == 0 and args.format == "table":
         say("(no matching grid points)")
     if args.by and not empty and (args.top is None or n < args.top):
-        matching = sweep.block_count(args.expr)
+        matching = sweep.block_count(args.expr, processes=_big(skeleton))
         if matching > n:  # the rest have no finite value to rank by
             say(f"cusweep: {matching - n:,} matching grid point(s) have no finite {args.by} (NaN) and are "
                 "not ranked")
@@ -115,6 +116,15 @@ def main(args: argparse.Namespace) -> int:
         say(f"cusweep: showing the first {args.limit} matching grid points; more match (use --limit 0 for "
             "all, --count to count them)")
     return 0
+
+
+#: grid points from which the command line reads blocks on a process pool (one process per usable CPU)
+#: rather than on threads: the pool's start (imports in each process, ~0.5 s) pays for itself
+PROCESS_POOL_POINTS = 10**9
+
+
+def _big(skeleton: Any) -> bool:
+    return math.prod(int(n) for n in skeleton.sizes.values()) >= PROCESS_POOL_POINTS
 
 
 def _write(batches: Iterable[dict[str, np.ndarray]], columns: Sequence[str], units: dict[str, str],
