@@ -418,6 +418,30 @@ class StoredSweep:
         parts = _map(_TopTask(self.path, expr, by, n, ascending), plan.blocks, workers, processes)
         return merge_top(meta, plan, parts, n, ascending)
 
+    def values_at(self, points: Mapping[str, np.ndarray], columns: Sequence[str]) -> dict[str, np.ndarray]:
+        """``cusweep.top.values_at`` read with zarr alone (coordinates from :attr:`skeleton`, variables by
+        zarr's coordinate selection): the values of ``columns`` at the grid points ``points`` (dim -> index
+        array), without opening the xarray dataset."""
+        import zarr
+
+        meta: Any = self.skeleton
+        n = len(next(iter(points.values()))) if points else 0
+        root = zarr.open_group(store._store_arg(self.path), mode="r")
+        out: dict[str, np.ndarray] = {}
+        for c in columns:
+            var = meta[c]
+            if n == 0:
+                out[c] = np.empty(0, dtype=var.dtype)
+            elif c in meta.coords:
+                out[c] = np.asarray(var.values)[points[c]]
+            elif not var.dims:
+                whole: Any = root[c]
+                out[c] = np.repeat(np.asarray(whole[...]), n)
+            else:
+                array: Any = root[c]
+                out[c] = np.asarray(array.vindex[tuple(np.asarray(points[d]) for d in var.dims)])
+        return out
+
     def top(self, expr: str = "feasible", by: str = "n_coh", n: int = 10, *, ascending: bool = False,
             columns: Sequence[str] = (), si: bool = False) -> pd.DataFrame:
         """The ``n`` grid points where ``expr`` holds with the largest (``ascending``: smallest) finite

@@ -268,3 +268,17 @@ def test_block_path_on_a_process_pool(intact):
         got = s.block_top(expr, "q", 5, workers=2, processes=True)
         want = s.block_top(expr, "q", 5, workers=1)
         assert all(np.array_equal(got[d], want[d]) for d in want)
+
+
+def test_values_read_with_zarr_alone(request):
+    # the rows of `query --top` come from zarr directly: the same values, dtypes and labels as xarray's
+    from cusweep.top import values_at
+
+    for name in ("intact", "multi"):
+        s = cusweep.open(request.getfixturevalue(name))
+        points = s.block_top("feasible or n_coh > 0", "n_coh", 25)
+        columns = [str(c) for c in s.ds.variables]
+        got, want = s.values_at(points, columns), values_at(s.ds, points, columns)
+        for c in columns:
+            assert got[c].dtype.kind == want[c].dtype.kind, c
+            assert [str(x) for x in got[c].tolist()] == [str(x) for x in want[c].tolist()], c

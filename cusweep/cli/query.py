@@ -88,7 +88,8 @@ def main(args: argparse.Namespace) -> int:
         warn_incomplete(sweep, args.store)
         out(str(0 if empty else sweep.block_count(args.expr, processes=_big(skeleton))))
         return 0
-    ds: Any = skeleton if empty else sweep.ds  # (a Skeleton answers the empty query: names, units, dtypes)
+    # the skeleton answers names, units and dtypes; the dataset is opened only to list points (no --by)
+    ds: Any = skeleton if (empty or args.by) else sweep.ds
     warn_incomplete(sweep, args.store)
     units = {c: units_of(ds, c) for c in columns}
     coords = set(dim_order(ds))
@@ -98,7 +99,7 @@ def main(args: argparse.Namespace) -> int:
     elif args.by:
         k = args.top if args.top is not None else (args.limit or math.prod(int(n) for n in ds.sizes.values()))
         top = sweep.block_top(args.expr, args.by, k, ascending=args.asc, processes=_big(skeleton))
-        batches = [values_at(ds, top, columns)]
+        batches = [sweep.values_at(top, columns)]
     elif args.limit:
         points, more = list_points(ds, args.expr, args.limit)
         batches = [values_at(ds, points, columns)]
