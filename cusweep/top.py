@@ -194,7 +194,7 @@ def _any_over(ok: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     lead = ok.ndim - len(axes)
     m = math.prod(ok.shape[lead:])
     if axes != tuple(range(lead, ok.ndim)) or m > 64 or not ok.flags.c_contiguous:
-        return ok.any(axis=axes, keepdims=True)
+        return np.asarray(ok.any(axis=axes, keepdims=True))
     cols = ok.reshape(-1, m)
     out = cols[:, 0].copy()
     for j in range(1, m):
