@@ -59,11 +59,15 @@ def axis_sizes(points: int) -> dict[str, int]:
 
 
 def sweep_toml(
-    points: int, *, name: str = "bench", dtype: str = "float64", chunk_mb: float | None = None
+    points: int, *, name: str = "bench", dtype: str = "float64", chunk_mb: float | None = None,
+    outputs: Sequence[str] | None = None,
 ) -> str:
-    """The five-axis sweep of sweeps/billion.toml (same ranges, all 19 outputs) at about ``points``."""
+    """The five-axis sweep of sweeps/billion.toml (same ranges; all outputs, or ``outputs``) at about
+    ``points``."""
     n = axis_sizes(points)
     extra = f'dtype = "{dtype}"\n' + (f"chunk_mb = {chunk_mb:g}\n" if chunk_mb else "")
+    if outputs:
+        extra += "outputs = [" + ", ".join(f'"{o}"' for o in outputs) + "]\n"
     return f"""name = "{name}"
 description = "benchmark sweep: the axes of sweeps/billion.toml at {math.prod(n.values()):,} points"
 crystal = "diamond-110"
@@ -249,9 +253,10 @@ def cusweep_run(
 
 
 def store_chunks(store: Path) -> tuple[tuple[int, ...], int]:
-    """(chunk shape of the full-grid variable n_coh, number of blocks) of a cusweep store, read from its Zarr
-    metadata (cheap: no spec parsing, which imports xraydb)."""
-    meta = json.loads((Path(store) / "n_coh" / "zarr.json").read_text())
+    """(chunk shape of the full-grid variable n_coh or feasible, number of blocks) of a cusweep store, from
+    its Zarr metadata (cheap: no spec parsing, which imports xraydb)."""
+    var = "n_coh" if (Path(store) / "n_coh").exists() else "feasible"
+    meta = json.loads((Path(store) / var / "zarr.json").read_text())
     done = json.loads((Path(store) / "done" / "zarr.json").read_text())
     return tuple(meta["chunk_grid"]["configuration"]["chunk_shape"]), int(done["shape"][0])
 

@@ -1,4 +1,5 @@
-"""Scaling of ``cusweep run``: the same five-axis sweep with 1 and 2 worker processes at the largest size,
+"""Scaling of ``cusweep run``: the same five-axis sweep with 1, 2 and all (the default: the usable CPUs)
+worker processes at the largest size (a table),
 and wall time, throughput and peak memory (whole process tree) for sizes 10^6 ... 10^9 points. Time
 should grow linearly with size (after the fixed start-up) and memory stay flat.
 
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     c.print_machine(info)
     rows: list[dict[str, Any]] = []
     one: dict[str, Any] | None = None
+    every: dict[str, Any] | None = None
     with c.workdir(args.workdir) as wd:
         for n in sizes:
             sweep, exact = c.write_sweep(wd, n)
@@ -100,6 +102,15 @@ def main(argv: list[str] | None = None) -> int:
             m = c.cusweep_run(sweep, wd / "s1.zarr", workers=1)
             one = _row(m, exact, wd / "s1.zarr", 1)
             c.rmtree(wd / "s1.zarr")
+        # all cores: the default worker count (the usable CPUs), when it is more than the 2 above
+        from cusweep.cpus import usable_cpus
+
+        cores = usable_cpus()
+        if cores > 2 and not args.no_one_worker:
+            sweep, exact = c.write_sweep(wd, sizes[-1])
+            m = c.cusweep_run(sweep, wd / "sall.zarr")
+            every = _row(m, exact, wd / "sall.zarr", cores)
+            c.rmtree(wd / "sall.zarr")
         out = Path(args.plot) if args.plot else wd / "scaling.png"
         plot(rows, one, out, f"cusweep run, five-axis sweep; {info['nproc']} CPUs, {info['date'][:10]}")
         print(f"# plot: {out if args.plot else '(not kept; use --plot PNG)'}")
@@ -136,6 +147,16 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     print()
+    if one:  # the scaling table: 1, 2 and all cores at the largest size
+        big = rows[-1]
+        by_cores = [one, big] + ([every] if every else [])
+        print(f"# scaling at {big['points']:.3g} points; {cores} usable CPUs (all cores = the default workers"
+              + (")" if every else "; = 2 here)"))
+        print(c.table(["workers", "wall time", "throughput", "own timer", "speed-up (own timer)"], [
+            [r["workers"], c.fmt_s(r["seconds"]), c.fmt_rate(r["points_per_s"]),
+             c.fmt_rate(r["run_points_per_s"]), f"{r['run_points_per_s'] / one['run_points_per_s']:.2f}x"]
+            for r in by_cores]))
+        print()
     ratios = []
     if one:
         big = rows[-1]
@@ -155,6 +176,15 @@ def main(argv: list[str] | None = None) -> int:
                 big["points_per_s"] / one["points_per_s"],
                 ">=",
                 1.5,
+            )
+        )
+    if every and one:
+        ratios.append(
+            c.ratio_line(
+                f"all {every['workers']} cores / 1 worker blocks/s at {every['points']:.0e} points",
+                every["run_points_per_s"] / one["run_points_per_s"],
+                ">=",
+                0.85 * every["workers"],
             )
         )
     if len(rows) >= 2:
@@ -190,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             "script": "bench_scaling",
             "rows": rows,
             "one_worker": one,
+            "all_cores": every,
             "ratios": ratios,
             "plot": args.plot,
         },

@@ -1,6 +1,7 @@
 """Run every benchmark, one after the other (never in parallel: they measure time and memory), and collect
 their results: OUT/<script>.txt (the output), OUT/<script>.json, OUT/scaling.png and OUT/summary.md
-(every RATIO line with the machine). ``make bench`` runs this with the issue's sizes (10^9 points).
+(every RATIO line with the machine). ``make bench`` runs this with the issue's sizes (10^9 points; bench_big:
+10^10 points with a few outputs, its store deleted after).
 
     python benchmarks/run_all.py                       # 10^9 points; OUT = benchmarks/results
     python benchmarks/run_all.py --points 1e8
@@ -20,7 +21,8 @@ from pathlib import Path
 
 import _common as c
 
-SCRIPTS = ("bench_plan", "profile_block", "bench_end_to_end", "bench_scaling", "bench_query")
+SCRIPTS = ("bench_plan", "profile_block", "bench_end_to_end", "bench_scaling", "bench_query",
+           "bench_readpath", "bench_big")
 
 
 def commands(args: argparse.Namespace, out: Path) -> list[tuple[str, list[str]]]:
@@ -35,8 +37,10 @@ def commands(args: argparse.Namespace, out: Path) -> list[tuple[str, list[str]]]
         cmd = [sys.executable, str(c.BENCH / f"{name}.py"), "--json", str(out / f"{name}.json")]
         if args.smoke:
             cmd.append("--smoke")
-        if args.points:
+        if args.points and name != "bench_big":  # the 10^10-point run keeps its size (--big-points)
             cmd += ["--points", str(args.points)]
+        if name == "bench_big" and args.big_points:
+            cmd += ["--points", str(args.big_points)]
         if args.workdir:
             cmd += ["--workdir", args.workdir]
         if name == "bench_end_to_end" and args.repeat > 1:
@@ -67,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--points", default=None, help="sweep size for every script (default: each script's, 1e9)")
     p.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
+    p.add_argument("--big-points", default=None, help="bench_big's size (default 1e10; its store <= 10 GB)")
     p.add_argument("--workdir", default=None, help="scratch directory for sweep files and stores")
     p.add_argument("--out", default=None, help="results directory (default benchmarks/results; smoke: temp)")
     p.add_argument("--only", default=None, help=f"comma-separated subset of {', '.join(SCRIPTS)}")

@@ -42,12 +42,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import keyword
 import math
 import re
 import sys
 import types
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +61,10 @@ if TYPE_CHECKING:
     import dask.array
     import xarray as xr
 
-__all__ = ["RTOL", "count", "dim_order", "names_in", "nodes", "parse", "query", "resolve", "units_of"]
+    from .skeleton import Skeleton
+
+__all__ = ["RTOL", "count", "dim_order", "matches_nothing", "names_in", "nodes", "parse", "query", "resolve",
+           "units_of"]
 
 #: relative tolerance under which two floats compare equal (docs/guide.md, "Asking the store")
 RTOL = 1e-9
@@ -516,9 +520,24 @@ def _is_str(ds: xr.Dataset, name: str) -> bool:
     return ds[name].dtype.kind in TEXT_KINDS
 
 
+#: store units and the common units of queries, with the factor to the store unit (what pint gives,
+#: bit for bit: ``tests/test_readpath.py``): converted without building the pint registry
+_PLAIN_UNITS: dict[str, tuple[str, float]] = {
+    "eV": ("eV", 1.0), "keV": ("eV", 1e3), "MeV": ("eV", 1e6), "GeV": ("eV", 1e9), "TeV": ("eV", 1e12),
+    "m": ("m", 1.0), "cm": ("m", 1e-2), "mm": ("m", 1e-3), "um": ("m", 1e-6), "µm": ("m", 1e-6),
+    "nm": ("m", 1e-9), "pm": ("m", 1e-12), "angstrom": ("m", 1e-10),
+}
+
+
+#: units of store variables that pint calls dimensionless (radians are): answered without the registry
+_DIMENSIONLESS = ("1", "", "dimensionless", "1/rad**2", "rad", "1/rad")
+
+
 def _dimensionless(u: str) -> bool:
-    if u in ("1", "", "dimensionless"):
+    if u in _DIMENSIONLESS:
         return True
+    if u in _PLAIN_UNITS:
+        return False
     from .units import registry
 
     try:  # e.g. "1/rad**2", the paper's densities per unit theta^2: radians are dimensionless in pint
@@ -534,6 +553,9 @@ def convert(value: float, unit: str | None, target: str, *, text: str, name: str
             return value
         raise QueryError(f"query: {text} has no units but {name} is in {target}; write the units, e.g. "
                          f"{_example(name, target)}")
+    plain = _PLAIN_UNITS.get(unit)
+    if plain is not None and plain[0] == target:
+        return value * plain[1]
     import pint
 
     from .units import registry
@@ -589,7 +611,7 @@ class _Val:
 
 
 class _Evaluator:
-    def __init__(self, ds: xr.Dataset, text: str, labels: xr.Dataset | None = None):
+    def __init__(self, ds: Any, text: str, labels: Any = None):  # a Dataset, or a Skeleton (a block)
         self.ds = ds
         self.text = text
         self.labels = ds if labels is None else labels  # labels are checked against the whole store
@@ -812,8 +834,90 @@ def _close(x: Any, y: Any) -> Any:
     return (x == y) | (near & np.isfinite(x) & np.isfinite(y))
 
 
+#: the mirror of each comparison (``a op b`` is ``b mirror[op] a``)
+_MIRROR = {"<": ">", ">": "<", "<=": ">=", ">=": "<=", "==": "==", "!=": "!="}
+
+
 def _cmp(x: Any, y: Any, op: str) -> Any:
     """Float comparison where values within RTOL are equal (NaN compares false, except !=)."""
+    if _is_float(y) and _is_array(x):
+        return _cmp_scalar(x, float(y), op)
+    if _is_float(x) and _is_array(y):
+        return _cmp_scalar(y, float(x), _MIRROR[op])
+    return _cmp_general(x, y, op)
+
+
+def _is_float(v: Any) -> bool:
+    return isinstance(v, float | int | np.floating | np.integer) and not isinstance(v, bool | np.bool_)
+
+
+def _is_array(v: Any) -> bool:
+    return hasattr(v, "dims") or isinstance(v, np.ndarray)  # a DataArray (lazy or not) or a numpy array
+
+
+def _cmp_scalar(x: Any, y: float, op: str) -> Any:
+    """:func:`_cmp` of an array (numpy, or an xarray.DataArray on numpy or dask chunks) with a number: the
+    same result, block by block in a few passes over the data instead of the ~15 of the general formula."""
+    if isinstance(x, np.ndarray):  # numpy, or a numpy subclass that keeps its dims (cusweep.skeleton.Axis)
+        out = _cmp_np(x, y, op)
+        if type(x) is not np.ndarray:
+            out = out.view(type(x))
+            out.__array_finalize__(x)
+        return out
+    if not math.isfinite(y):
+        return _cmp_general(x, y, op)
+    import xarray as xr
+
+    return xr.apply_ufunc(_cmp_np, x, kwargs={"y": y, "op": op}, dask="parallelized", output_dtypes=[bool])
+
+
+def _cmp_np(x: np.ndarray, y: float, op: str) -> np.ndarray:
+    """:func:`_cmp` of a numpy array with a number, exactly (the RTOL formula of :func:`_close` is applied to
+    the few values in a window around ``y`` that holds every value it can call equal)."""
+    x = np.asarray(x)
+    if not math.isfinite(y) or x.dtype.kind not in "fiu":
+        return np.asarray(_cmp_general(x, y, op))
+    # |x/2 - y/2| <= RTOL max(|x/2|, |y/2|) implies |x - y| <= RTOL |y| / (1 - RTOL); the window: twice that,
+    # plus the subnormals (halved, they round to 0)
+    w = 2 * RTOL * abs(y) / (1 - RTOL) + 1e-300
+    lo, hi = y - w, y + w
+    base = {"<": np.less, ">": np.greater, "<=": np.less, ">=": np.greater}.get(op)
+    flat = np.ascontiguousarray(x).reshape(-1)
+    out = np.empty(x.shape, dtype=bool)
+    view = out.reshape(-1)
+    inside, below = np.empty(min(_PIECE, flat.size), dtype=bool), np.empty(min(_PIECE, flat.size), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        for start in range(0, flat.size, _PIECE):  # pieces that stay in the CPU cache: one pass over memory
+            piece, o = flat[start:start + _PIECE], view[start:start + _PIECE]
+            c, c2 = inside[:piece.size], below[:piece.size]
+            if base is None:
+                o.fill(False)
+            else:
+                base(piece, y, out=o)
+            np.greater_equal(piece, lo, out=c)
+            np.less_equal(piece, hi, out=c2)
+            c &= c2
+            if not c.any():
+                continue
+            idx = np.flatnonzero(c)
+            close = np.asarray(_close(piece[idx], y), dtype=bool)
+            if base is None:
+                o[idx] = close
+            elif op in ("<", ">"):
+                o[idx] &= ~close
+            else:
+                o[idx] |= close
+    if op == "!=":
+        np.logical_not(out, out=out)
+    return out
+
+
+#: elements per piece of :func:`_cmp_np` (2 MB of float64: in the CPU cache; few enough pieces that threads
+#: evaluating blocks side by side seldom wait for the GIL)
+_PIECE = 1 << 18
+
+
+def _cmp_general(x: Any, y: Any, op: str) -> Any:
     close = _close(x, y)
     if op == "==":
         return close
@@ -973,6 +1077,13 @@ def pruned_query(ds: xr.Dataset, expr: str) -> tuple[xr.Dataset, dict[str, np.nd
     return sub, keep, result
 
 
+def matches_nothing(ds: Any, expr: str) -> bool:
+    """True when the expression's coordinate-only terms (:func:`coordinate_ranges`) allow no grid value:
+    the query holds nowhere, whatever the data. ``ds``: a Dataset or a store's ``Skeleton`` (no data read)."""
+    keep, _ = coordinate_ranges(ds, expr)
+    return any(idx.size == 0 for idx in keep.values())
+
+
 def prune(ds: xr.Dataset, expr: str
           ) -> tuple[xr.Dataset, dict[str, np.ndarray], dict[str, Any], Node] | None:
     """The pieces of :func:`pruned_query` before the mask is built: the restricted dataset, the index
@@ -1004,6 +1115,121 @@ def count(ds: xr.Dataset, expr: str) -> int:
     if hasattr(n, "compute"):
         n = n.compute()
     return int(n) * mult
+
+
+# ------------------------------------------------------------------------------------------ block by block
+
+#: reads a variable at full-grid index arrays, one per dim of the variable (sorted, within one stored chunk
+#: along each dim): the values as a numpy array (the variable's dims, in its order)
+Reader = Callable[[str, tuple[np.ndarray, ...]], np.ndarray]
+
+
+@dataclass
+class BlockPlan:
+    """A query cut into the store's blocks, after its coordinate-only terms selected index ranges.
+
+    ``sub``: the dims the rest of the query (and the ``also`` names) involves, canonical order; ``blocks``:
+    per block, dim of ``sub`` -> the sorted full-grid indices it covers (within one stored chunk of that
+    dim, restricted to the allowed values); ``mult``: the allowed grid points of the other dims, for which
+    the mask of a sub-grid point holds alike; ``residual``: the terms left to evaluate on data."""
+
+    sub: tuple[str, ...]
+    blocks: list[dict[str, np.ndarray]]
+    mult: int
+    residual: Node
+    names: tuple[str, ...]
+    keep: dict[str, np.ndarray]
+
+
+def plan_blocks(meta: Any, expr: str, chunks: dict[str, tuple[int, ...]], also: Sequence[str] = ()
+                ) -> BlockPlan | None:
+    """The blocks to read for ``expr`` (:class:`BlockPlan`) on a store described by ``meta`` (a Dataset
+    or a ``Skeleton``: names, dims and coordinates only) with ``chunks`` (dim -> stored chunk sizes); None
+    when no grid value can match (nothing to read)."""
+    keep, residual = coordinate_ranges(meta, expr)
+    if any(idx.size == 0 for idx in keep.values()):
+        return None
+    names = tuple(dict.fromkeys([resolve(meta, n) for n in names_in(residual)]
+                                + [resolve(meta, n) for n in also]))
+    used = {str(d) for n in names for d in meta[n].dims}
+    sub = tuple(d for d in dim_order(meta) if d in used)
+    allowed = {d: keep.get(d, np.arange(int(meta.sizes[d]), dtype=np.int64)) for d in dim_order(meta)}
+    mult = math.prod(int(allowed[d].size) for d in dim_order(meta) if d not in sub)
+    pieces = []
+    for d in sub:
+        bounds = np.cumsum(chunks.get(d, (int(meta.sizes[d]),)))
+        which = np.searchsorted(bounds, allowed[d], side="right")
+        cuts = np.flatnonzero(np.diff(which)) + 1
+        pieces.append(np.split(allowed[d], cuts))
+    blocks = [dict(zip(sub, combo, strict=True)) for combo in itertools.product(*pieces)] if sub else [{}]
+    return BlockPlan(sub, blocks, mult, residual, names, keep)
+
+
+def block_values(meta: Any, plan: BlockPlan, block: Mapping[str, np.ndarray], read: Reader,
+                 names: Sequence[str] | None = None) -> Skeleton:
+    """The variables ``names`` (default: those of the plan) and the coordinates on one block, read with
+    ``read``: a ``Skeleton`` of ``cusweep.skeleton.Axis`` arrays over every dim of ``plan.sub`` (length 1
+    along the dims a variable does not have), so numpy broadcasts them as xarray would by dim name."""
+    from .skeleton import Axis, Skeleton
+
+    sub = plan.sub
+
+    def spread(values: np.ndarray, dims: Sequence[str], attrs: Mapping[str, Any]) -> Axis:
+        order = sorted(range(len(dims)), key=lambda i: sub.index(dims[i]))
+        values = np.transpose(values, order) if order != list(range(len(dims))) else values
+        shape = [values.shape[[dims[i] for i in order].index(d)] if d in dims else 1 for d in sub]
+        return Axis(np.reshape(values, shape), sub, attrs)
+
+    coords = {d: spread(np.asarray(meta[d].values)[block[d]], (d,), meta[d].attrs) for d in sub}
+    data = {}
+    for n in plan.names if names is None else names:
+        if n in coords:
+            continue
+        dims = tuple(str(d) for d in meta[n].dims)
+        data[n] = spread(read(n, tuple(block[d] for d in dims)), dims, meta[n].attrs)
+    return Skeleton(coords, data, {}, {d: int(block[d].size) for d in sub})
+
+
+def block_mask(meta: Any, expr: str, plan: BlockPlan, values: Skeleton) -> np.ndarray:
+    """The query's mask on one block (numpy, over ``plan.sub``): the one evaluator of this module on the
+    block's values (:func:`block_values`); labels are checked against the whole store (``meta``)."""
+    result = _Evaluator(values, expr, labels=meta).condition(plan.residual)
+    shape = tuple(int(values.sizes[d]) for d in plan.sub)
+    if isinstance(result, bool | np.bool_):
+        return np.full(shape, bool(result))
+    return np.broadcast_to(np.asarray(result, dtype=bool), shape)
+
+
+def count_blocks(meta: Any, expr: str, chunks: dict[str, tuple[int, ...]], read: Reader, *,
+                 workers: int = 1) -> int:
+    """:func:`count` block by block with numpy on ``workers`` threads (reading and decompressing chunks and
+    numpy comparisons release the GIL); at most ``workers`` blocks in memory."""
+    plan = plan_blocks(meta, expr, chunks)
+    if plan is None:
+        return 0
+
+    def one(block: Mapping[str, np.ndarray]) -> int:
+        return int(np.count_nonzero(block_mask(meta, expr, plan, block_values(meta, plan, block, read))))
+
+    return sum(map_blocks(one, plan.blocks, workers)) * plan.mult
+
+
+def map_blocks(fn: Callable[[Any], Any], blocks: Sequence[Any], workers: int) -> list[Any]:
+    """``[fn(b) for b in blocks]`` on ``workers`` threads, in order, submitting a few blocks ahead only
+    (memory stays bounded by the blocks in flight)."""
+    if workers <= 1 or len(blocks) <= 1:
+        return [fn(b) for b in blocks]
+    from concurrent.futures import ThreadPoolExecutor
+
+    out: list[Any] = []
+    with ThreadPoolExecutor(workers) as pool:
+        pending: list[Any] = []
+        for b in blocks:
+            pending.append(pool.submit(fn, b))
+            if len(pending) >= workers + 1:
+                out.append(pending.pop(0).result())
+        out.extend(f.result() for f in pending)
+    return out
 
 
 # ------------------------------------------------------------------------------------------ cusweep.query

@@ -39,9 +39,11 @@ if TYPE_CHECKING:
     from .model import Setup
     from .pareto import ParetoResult
     from .plan import Plan
+    from .query import BlockPlan
     from .refine import RefineResult
     from .report import Report
     from .robust import RobustResult
+    from .skeleton import Skeleton
     from .spec import SweepSpec
 
 __all__ = ["Selection", "Status", "StoredSweep", "open", "setup_of", "spec_of"]
@@ -188,6 +190,13 @@ class StoredSweep:
         return store.open_store(self.path)
 
     @functools.cached_property
+    def skeleton(self) -> Skeleton:
+        """The store's coordinates and the names, dims, dtypes and attrs of its variables, read with zarr
+        alone (:func:`skeleton`): enough to resolve names and units and to evaluate coordinate-only terms
+        of a query, without Dask and without reading a chunk of data."""
+        return skeleton(self.path)
+
+    @functools.cached_property
     def attrs(self) -> dict[str, Any]:
         """The store's group attributes (read once, without opening the dataset)."""
         return store.group_attrs(self.path)
@@ -332,10 +341,106 @@ class StoredSweep:
         return query(self.ds, expr)
 
     def count(self, expr: str) -> int:
-        """Number of grid points where ``expr`` holds (chunk-wise)."""
-        from .query import count
+        """Number of grid points where ``expr`` holds (block by block: :meth:`block_count`)."""
+        return self.block_count(expr)
 
-        return count(self.ds, expr)
+    @functools.cached_property
+    def _chunks(self) -> dict[str, tuple[int, ...]]:
+        """dim -> the stored chunk sizes along it (from the data variables' chunk shapes)."""
+        import zarr
+
+        root = zarr.open_group(store._store_arg(self.path), mode="r")
+        out: dict[str, tuple[int, ...]] = {}
+        for name, var in self.skeleton.data_vars.items():
+            if not var.dims:
+                continue
+            array: Any = root[name]
+            for d, n, c in zip(var.dims, var.shape, array.chunks, strict=True):
+                out.setdefault(d, tuple(min(c, n - o) for o in range(0, n, c)))
+        return out
+
+    def read_block(self) -> Any:
+        """A reader for :func:`cusweep.query.count_blocks`: a variable at sorted index arrays (one per dim,
+        within one stored chunk each), read with zarr into numpy (a contiguous run as a slice)."""
+        import zarr
+
+        root = zarr.open_group(store._store_arg(self.path), mode="r")
+        arrays: dict[str, Any] = {}
+
+        def read(name: str, index: tuple[np.ndarray, ...]) -> np.ndarray:
+            if name not in arrays:
+                arrays[name] = root[name]
+            spans = tuple(slice(int(i[0]), int(i[-1]) + 1) if i.size else slice(0, 0) for i in index)
+            values = np.asarray(arrays[name][spans])
+            for axis, (i, span) in enumerate(zip(index, spans, strict=True)):
+                if i.size != span.stop - span.start:  # not contiguous: the allowed indices of the span
+                    values = np.take(values, i - span.start, axis=axis)
+            return values
+
+        return read
+
+    @functools.cached_property
+    def _reader(self) -> Any:
+        return self.read_block()
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019  (one plan per expression and object)
+    def _plan(self, expr: str, also: tuple[str, ...] = ()) -> BlockPlan | None:
+        from .query import plan_blocks
+
+        return plan_blocks(self.skeleton, expr, self._chunks, also=also)
+
+    def block_count(self, expr: str, *, workers: int | None = None, processes: bool = False) -> int:
+        """:meth:`count` block by block: zarr into numpy on ``workers`` threads (default: the usable CPUs),
+        the query's coordinate-only terms applied first (none of the store is read when they allow no grid
+        value), at most a few blocks in memory. ``processes``: on a pool of ``workers`` processes
+        (forkserver) instead, for big stores of small blocks, where zarr's own Python per chunk would make
+        the threads wait for each other (the command line's choice; a library call from a script without
+        a main guard keeps threads)."""
+        plan = self._plan(expr)
+        if plan is None:
+            return 0
+        return sum(_map(_CountTask(self.path, expr), plan.blocks, workers, processes)) * plan.mult
+
+    def block_top(self, expr: str, by: str, n: int, *, ascending: bool = False, workers: int | None = None,
+                  processes: bool = False) -> dict[str, np.ndarray]:
+        """Full-grid indices of the ``n`` best points (``cusweep.top.top_points``), block by block as
+        :meth:`block_count` reads them."""
+        from .errors import QueryError
+        from .top import _no_points, merge_top, rank_variable
+
+        if n < 1:
+            raise QueryError(f"top: n={n}: give a positive number of points")
+        meta: Any = self.skeleton
+        by = rank_variable(meta, by)
+        plan = self._plan(expr, (by,))
+        if plan is None:
+            return _no_points(meta)
+        parts = _map(_TopTask(self.path, expr, by, n, ascending), plan.blocks, workers, processes)
+        return merge_top(meta, plan, parts, n, ascending)
+
+    def values_at(self, points: Mapping[str, np.ndarray], columns: Sequence[str]) -> dict[str, np.ndarray]:
+        """``cusweep.top.values_at`` read with zarr alone (coordinates from :attr:`skeleton`, variables by
+        zarr's coordinate selection): the values of ``columns`` at the grid points ``points`` (dim -> index
+        array), without opening the xarray dataset."""
+        import zarr
+
+        meta: Any = self.skeleton
+        n = len(next(iter(points.values()))) if points else 0
+        root = zarr.open_group(store._store_arg(self.path), mode="r")
+        out: dict[str, np.ndarray] = {}
+        for c in columns:
+            var = meta[c]
+            if n == 0:
+                out[c] = np.empty(0, dtype=var.dtype)
+            elif c in meta.coords:
+                out[c] = np.asarray(var.values)[points[c]]
+            elif not var.dims:
+                whole: Any = root[c]
+                out[c] = np.repeat(np.asarray(whole[...]), n)
+            else:
+                array: Any = root[c]
+                out[c] = np.asarray(array.vindex[tuple(np.asarray(points[d]) for d in var.dims)])
+        return out
 
     def top(self, expr: str = "feasible", by: str = "n_coh", n: int = 10, *, ascending: bool = False,
             columns: Sequence[str] = (), si: bool = False) -> pd.DataFrame:
@@ -347,10 +452,10 @@ class StoredSweep:
 
         from .display import header, to_display
         from .query import units_of
-        from .top import columns_for, records, top_points
+        from .top import columns_for, records
 
         cols = columns_for(self.ds, expr, by, columns)
-        rows = records(self.ds, top_points(self.ds, expr, by, n, ascending=ascending), cols)
+        rows = records(self.ds, self.block_top(expr, by, n, ascending=ascending), cols)
         data = {header(c, units_of(self.ds, c), si=si): [to_display(c, r[c], si=si) for r in rows]
                 for c in cols}
         return pd.DataFrame(data)
@@ -420,6 +525,112 @@ class StoredSweep:
         from .report import report
 
         return report(self.ds, outdir, var, fmt=fmt)
+
+
+@functools.lru_cache(maxsize=4)
+def _opened(path: str) -> StoredSweep:
+    """The StoredSweep of ``path`` in this process (block tasks on a process pool open the store once)."""
+    return StoredSweep(path)
+
+
+@dataclass(frozen=True)
+class _CountTask:
+    """Count one block where the query holds (picklable: runs on threads or on a process pool)."""
+
+    path: str
+    expr: str
+
+    def __call__(self, block: Mapping[str, np.ndarray]) -> int:
+        from .query import block_mask, block_values
+
+        s = _opened(self.path)
+        plan = s._plan(self.expr)
+        assert plan is not None
+        values = block_values(s.skeleton, plan, block, s._reader)
+        return int(np.count_nonzero(block_mask(s.skeleton, self.expr, plan, values)))
+
+
+@dataclass(frozen=True)
+class _TopTask:
+    """The k best points of one block (``cusweep.top.top_one``; picklable like ``_CountTask``)."""
+
+    path: str
+    expr: str
+    by: str
+    k: int
+    ascending: bool
+
+    def __call__(self, block: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        from .top import top_one
+
+        s = _opened(self.path)
+        plan = s._plan(self.expr, (self.by,))
+        assert plan is not None
+        return top_one(s.skeleton, self.expr, plan, block, s._reader, self.by, self.k, self.ascending)
+
+
+def _map(task: Any, blocks: Sequence[Any], workers: int | None, processes: bool) -> list[Any]:
+    """``[task(b) for b in blocks]`` on ``workers`` threads (``cusweep.query.map_blocks``) or processes."""
+    from .cpus import usable_cpus
+    from .query import map_blocks
+
+    workers = usable_cpus() if workers is None else workers
+    if not processes or workers <= 1 or len(blocks) < 2 * workers:
+        return map_blocks(task, blocks, workers)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        return list(pool.map(task, blocks, chunksize=max(1, len(blocks) // (workers * 16))))
+
+
+def skeleton(path: str) -> Skeleton:
+    """The store at ``path`` as a ``cusweep.skeleton.Skeleton``: its coordinates (read) and, for every data
+    variable, its dims, shape, dtype and attrs (no chunk read). Read from the consolidated metadata with
+    zarr alone (neither xarray nor Dask is imported), with the checks of ``store.open_store``: a template
+    cut short, a deleted array and altered coordinates are refused (StoreError). Enough for names, units,
+    dims and coordinate-only terms (``cusweep.query.prune``)."""
+    import os
+
+    import zarr
+
+    from .skeleton import Axis, Placeholder, Skeleton
+
+    if not store.exists(path):
+        raise NotAStoreError(
+            f"STORE: {path} is not a cusweep store (no Zarr group there); "
+            "run `cusweep run SWEEP.toml --store PATH` first"
+        )
+    root = zarr.open_group(store._store_arg(path), mode="r")
+    if store.META_GROUP in root.keys() and not store.template_complete(path):
+        store.open_store(path)  # raises its StoreError (a template cut short)
+    arrays = {str(k): a for k, a in root.arrays() if str(k) not in store.BOOKKEEPING}
+    if store.is_local(path):
+        top = store._local(path)
+        gone = [n for n in arrays if not os.path.exists(os.path.join(top, n, "zarr.json"))]
+        if gone:
+            raise StoreError(
+                f"{path}: the array(s) {', '.join(gone)} are missing (deleted from the store); the "
+                "store is damaged: rerun `cusweep run SWEEP.toml --store STORE --overwrite`"
+            )
+
+    def dims_of(a: Any) -> tuple[str, ...]:
+        return tuple(str(d) for d in (a.metadata.dimension_names or ()))
+
+    def attrs_of(a: Any) -> dict[str, Any]:
+        return {k: v for k, v in a.attrs.items() if k != "_FillValue"}
+
+    sizes: dict[str, int] = {}
+    for a in arrays.values():
+        for d, n in zip(dims_of(a), a.shape, strict=True):
+            sizes.setdefault(d, int(n))
+    coords = {d: Axis(arrays[d][...], d, attrs_of(arrays[d]))
+              for d in sizes if d in arrays and dims_of(arrays[d]) == (d,)}
+    if store.coords_altered(path, {d: v.values for d, v in coords.items()}):
+        store.open_store(path)  # raises its StoreError (altered coordinates)
+    data = {n: Placeholder(dims_of(a), tuple(int(x) for x in a.shape), a.dtype, attrs_of(a))
+            for n, a in arrays.items() if n not in coords}
+    return Skeleton(coords, data, dict(root.attrs), sizes)
 
 
 def plan_of(path: str, spec: SweepSpec, fingerprint: Any) -> Plan:

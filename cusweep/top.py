@@ -7,6 +7,7 @@ points (``records``). Built on the expression language of ``cusweep.query``.
 from __future__ import annotations
 
 import math
+import types
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,13 +15,19 @@ import numpy as np
 
 from .errors import QueryError
 from .query import (
+    BlockPlan,
+    Reader,
     _is_bool,
     _is_str,
     _offsets,
     _on_dims,
+    block_mask,
+    block_values,
     dim_order,
+    map_blocks,
     names_in,
     parse,
+    plan_blocks,
     pruned_query,
     resolve,
 )
@@ -28,7 +35,8 @@ from .query import (
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["columns_for", "iter_points", "list_points", "records", "top_points", "values_at"]
+__all__ = ["columns_for", "iter_points", "list_points", "no_points", "rank_variable", "records", "top_blocks",
+           "top_points", "values_at"]
 
 #: grid points read per batch when streaming every matching point (``iter_points``)
 ROWS_PER_BATCH = 65536
@@ -107,9 +115,7 @@ def top_points(ds: xr.Dataset, expr: str, by: str, k: int, *, ascending: bool = 
 
     if k < 1:
         raise QueryError(f"top: n={k}: give a positive number of points")
-    by = resolve(ds, by, "variable to rank by")
-    if _is_bool(ds, by) or _is_str(ds, by):
-        raise QueryError(f"by: {by} is not numeric; rank by a numeric variable, e.g. by=\"n_coh\"")
+    by = rank_variable(ds, by)
     full = ds
     ds, keep, mask = pruned_query(ds, expr)
     if mask is None:
@@ -131,6 +137,96 @@ def top_points(ds: xr.Dataset, expr: str, by: str, k: int, *, ascending: bool = 
     flat = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, dtype=np.int64)
     order = np.lexsort((flat, vals if ascending else -vals))[:k]
     return _unprune(_expand(ds, sub, flat[order], k), keep)
+
+
+def top_blocks(meta: Any, expr: str, by: str, k: int, chunks: dict[str, tuple[int, ...]], read: Reader, *,
+               ascending: bool = False, workers: int = 1) -> dict[str, np.ndarray]:
+    """:func:`top_points` block by block with numpy on ``workers`` threads (``cusweep.query.count_blocks``'s
+    path: ``meta`` describes the store, ``read`` reads a variable on a block): the same points in the same
+    order (ties keep grid order), at most ``workers`` blocks in memory."""
+    if k < 1:
+        raise QueryError(f"top: n={k}: give a positive number of points")
+    by = rank_variable(meta, by)
+    plan = plan_blocks(meta, expr, chunks, also=[by])
+    if plan is None:
+        return _no_points(meta)
+    parts = map_blocks(lambda b: top_one(meta, expr, plan, b, read, by, k, ascending), plan.blocks, workers)
+    return merge_top(meta, plan, parts, k, ascending)
+
+
+def top_one(meta: Any, expr: str, plan: BlockPlan, block: Mapping[str, np.ndarray], read: Reader, by: str,
+            k: int, ascending: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best finite ``by`` of one block where the query holds (ties by grid index): their values
+    and flat indices over ``plan.sub`` on the full grid."""
+    shape = tuple(int(meta.sizes[d]) for d in plan.sub)
+    values = block_values(meta, plan, block, read)
+    mask = block_mask(meta, expr, plan, values)
+    own = np.ascontiguousarray(values[by])  # on its own dims, length 1 along the block's others
+    ok = np.isnan(own)
+    np.logical_not(ok, out=ok)
+    ok = ok & mask  # (broadcast over the block)
+    spread = tuple(i for i, (a, b) in enumerate(zip(own.shape, mask.shape, strict=True)) if a == 1 and b != 1)
+    # the best values of ``by`` where some grid point holds: the k best grid points lie under them
+    hit = _any_over(ok, spread) if spread else ok
+    oidx = np.flatnonzero(hit)
+    okey = own.reshape(-1)[oidx].astype(np.float64)
+    okey = okey if ascending else -okey
+    if oidx.size > k:
+        kth = np.partition(okey, k - 1)[k - 1]
+        oidx = oidx[okey <= kth]
+    if spread:
+        chosen = np.zeros(own.shape, dtype=bool)
+        chosen.reshape(-1)[oidx] = True
+        idx = np.flatnonzero(ok & chosen)
+    else:
+        idx = oidx
+    at = np.unravel_index(idx, mask.shape)
+    vals = np.broadcast_to(own, mask.shape)[at].astype(np.float64)
+    key = vals if ascending else -vals
+    glob = np.ravel_multi_index(tuple(block[d][i] for d, i in zip(plan.sub, at, strict=True)), shape)
+    order = np.lexsort((glob, key))[:k]
+    return vals[order], np.asarray(glob[order], dtype=np.int64)
+
+
+def _any_over(ok: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """``ok.any(axis=axes, keepdims=True)``; over a few trailing axes as ORs of strided columns (numpy's
+    reduction over a short last axis is ~5x slower)."""
+    lead = ok.ndim - len(axes)
+    m = math.prod(ok.shape[lead:])
+    if axes != tuple(range(lead, ok.ndim)) or m > 64 or not ok.flags.c_contiguous:
+        return np.asarray(ok.any(axis=axes, keepdims=True))
+    cols = ok.reshape(-1, m)
+    out = cols[:, 0].copy()
+    for j in range(1, m):
+        out |= cols[:, j]
+    return out.reshape(ok.shape[:lead] + (1,) * len(axes))
+
+
+def merge_top(meta: Any, plan: BlockPlan, parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int,
+              ascending: bool) -> dict[str, np.ndarray]:
+    """The ``k`` best of the blocks' bests (:func:`top_one`) as full-grid index arrays (dim -> indices),
+    best first, over every dim (the others expanded over their allowed values)."""
+    vals = np.concatenate([p[0] for p in parts]) if parts else np.empty(0)
+    flat = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, dtype=np.int64)
+    order = np.lexsort((flat, vals if ascending else -vals))[:k]
+    allowed = {d: plan.keep.get(d, np.arange(int(meta.sizes[d]))) for d in dim_order(meta)}
+    grid = types.SimpleNamespace(sizes={d: int(meta.sizes[d]) if d in plan.sub else int(allowed[d].size)
+                                        for d in dim_order(meta)})
+    points = _expand(grid, plan.sub, flat[order], k)  # type: ignore[arg-type]
+    return _unprune(points, {d: allowed[d] for d in dim_order(meta) if d not in plan.sub})
+
+
+def rank_variable(ds: xr.Dataset, by: str) -> str:
+    """The store name of the variable to rank by; QueryError when it is unknown or not numeric."""
+    by = resolve(ds, by, "variable to rank by")
+    if _is_bool(ds, by) or _is_str(ds, by):
+        raise QueryError(f"by: {by} is not numeric; rank by a numeric variable, e.g. by=\"n_coh\"")
+    return by
+
+
+def no_points(ds: xr.Dataset) -> dict[str, np.ndarray]:
+    """Empty index arrays of every dim: no grid point."""
+    return _no_points(ds)
 
 
 def list_points(ds: xr.Dataset, expr: str, limit: int | None) -> tuple[dict[str, np.ndarray], bool]:
@@ -180,9 +276,11 @@ def values_at(ds: xr.Dataset, points: Mapping[str, np.ndarray], columns: Sequenc
               ) -> dict[str, np.ndarray]:
     """Values (store units; bools, str labels) of ``columns`` at the grid points ``points`` (dim -> index
     array), one array per column; the variables are read chunk-wise with vectorised indexing."""
+    n = len(next(iter(points.values()))) if points else 0
+    if n == 0:  # nothing to read (and Dask not imported: a query no grid value matches answers at once)
+        return {c: np.empty(0, dtype=ds[c].dtype) for c in columns}
     import dask
 
-    n = len(next(iter(points.values()))) if points else 0
     lazy: dict[str, Any] = {}
     for c in columns:
         arr = ds[c]

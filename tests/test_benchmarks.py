@@ -32,6 +32,10 @@ EXPECTED = {
         "query --top peak RSS",
     ],
     "profile_block": ["cusweep codec / fastest compressing codec"],
+    "bench_readpath": ["read path query --count / hand-written count",
+                       "read path query --top 10 / hand-written", "coordinate-only empty query",
+                       "read path peak RSS"],
+    "bench_big": ["run at 1e+05 points, peak RSS", "store size", "read path query --count / hand-written"],
 }
 RATIO = re.compile(r"^RATIO (?P<name>.+): (?P<value>\S+).* \(target (<=|>=|<|>) \S+.*\) (ok|MISS)$")
 

@@ -143,3 +143,142 @@ def eval_mask(expr: str, ref: dict[str, np.ndarray]) -> np.ndarray:
             (close(p, 8 * um) | close(p, 20 * um)) & (ref["q"] > 0) & ~close(e, 13.6 * gev),
     }
     return table[expr]
+
+
+# ------------------------------------------------------------------------------------------ fast paths
+
+
+def test_comparison_with_a_number_is_the_rtol_formula():
+    # the block-wise comparison with a number (a window around it, the RTOL formula inside) equals the
+    # general formula everywhere: at the window's edges, inf, NaN, signed zeros, subnormals, float32
+    from cusweep.query import RTOL, _cmp_general, _cmp_np
+
+    rng = np.random.default_rng(7)
+    for y in (0.0, 1e12, -3.5, 13.6e9, 1e-300, 5e-324, -5e-324, 1.7e308, 3.4e38, 1e-45):
+        edge = np.array([y, y * (1 + RTOL), y * (1 - RTOL), y * (1 + 2 * RTOL), y * (1 + 1.99 * RTOL),
+                         y * (1 + 2.01 * RTOL), np.nextafter(y, np.inf), np.nextafter(y, -np.inf), 0.0, -0.0,
+                         np.inf, -np.inf, np.nan, 5e-324, -5e-324, 1e-320, 1.7976931348623157e308,
+                         -1.7976931348623157e308])
+        with np.errstate(all="ignore"):
+            x = np.concatenate([edge, edge * (1 + rng.uniform(-4 * RTOL, 4 * RTOL, edge.size)),
+                                y + rng.normal(size=500) * abs(y) * 3 * RTOL, rng.normal(size=500)])
+            for xx in (x, x.astype(np.float32), x.reshape(2, -1)[:, ::3], np.tile(x, 50)):  # > 1 piece
+                for op in ("<", ">", "<=", ">=", "==", "!="):
+                    got, want = _cmp_np(xx, y, op), np.asarray(_cmp_general(xx, y, op))
+                    assert got.shape == want.shape and (got == want).all(), (y, op, xx.dtype)
+
+
+def test_plain_units_convert_as_pint():
+    # the units a query converts without pint give pint's numbers bit for bit
+    from cusweep.query import _PLAIN_UNITS, convert
+    from cusweep.units import registry
+
+    ureg = registry()
+    for unit, (target, _) in _PLAIN_UNITS.items():
+        for v in (13.6, 20, 0.5, 1.27, 14, 9, 8.3, 1e-3, 3.3333, 123.456, 0.1, 7.77e5, -2.5):
+            assert convert(v, unit, target, text="x", name="x") == ureg.Quantity(v, unit).to(target).magnitude
+
+
+def test_skeleton_answers_as_the_dataset(intact):
+    # names, dims, dtypes, units and coordinates as xarray opens them; coordinate-only terms alike
+    from cusweep.query import coordinate_ranges
+
+    s = cusweep.open(intact)
+    sk, ds = s.skeleton, s.ds
+    assert set(sk.variables) == set(ds.variables) and dict(sk.sizes) == dict(ds.sizes)
+    for name in ds.variables:
+        a, b = sk[name], ds[name]
+        assert (a.dims, a.dtype, a.attrs) == (b.dims, b.dtype, b.attrs)
+    for d in ds.dims:
+        assert np.array_equal(sk[d].values, ds[d].values)
+    for expr in ("feasible and energy == 13.6 GeV", "energy > 13.6 GeV and period * 2 < 30 um and n_coh > 1",
+                 "not (sigma_z > 9 um) and (bunching == 0.1 or period - 1 um < 10 um)", "energy == 13.5 GeV"):
+        (a, ra), (b, rb) = coordinate_ranges(sk, expr), coordinate_ranges(ds, expr)
+        assert ra == rb and a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), expr
+
+
+def test_empty_query_imports_neither_dask_nor_xarray(intact, tmp_path):
+    # a query no grid value can match answers from the metadata and coordinates alone
+    import subprocess
+    import sys
+
+    path = tmp_path / "none.zarr"
+    _poisoned_copy(intact, path, {"energy": set()})
+    code = ("import sys; from cusweep.cli import main; rc = main(sys.argv[1:]); "
+            "print(rc, [m for m in ('dask', 'xarray', 'pandas', 'pint') if m in sys.modules])")
+    for extra in (["--count"], ["--top", "3", "--by", "n_coh"], ["--format", "csv"]):
+        argv = [sys.executable, "-c", code, "query", str(path), "feasible and energy == 13.5 GeV", *extra]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)
+        assert out.stdout.strip().splitlines()[-1] == "0 []", (extra, out.stdout, out.stderr)
+
+
+@pytest.fixture(scope="module")
+def multi(tmp_path_factory, local_client):
+    return store("multi", tmp_path_factory, local_client)
+
+
+BLOCK_EXPRS = [
+    "n_coh > 1e12 and feasible", "feasible and energy == 13.6 GeV",
+    "energy > 10 GeV and n_coh > 1e10 or q < 1",
+    "n_coh / n_incoh > 1e5 and period < 20 um", "coherent_regime and sigma_z == 9 um", "not channeling",
+    "bunching > 0.05 and period * 2 < 40 um", "true", "false", "n_coh >= n_incoh * 1e3",
+    "(period == 8 um or period == 20 um) and q > 0 and energy != 13.6 GeV", "n_incoh != 0 and q <= 1.5",
+]
+
+
+@pytest.mark.parametrize("name", ["intact", "multi"])
+def test_block_path_answers_as_the_dask_path(name, request):
+    # count and top block by block (zarr into numpy on threads, the same evaluator on each block) give what
+    # the lazy xarray/Dask path gives, on every kind of term, with 1 and 3 threads
+    from cusweep.query import count
+
+    s = cusweep.open(request.getfixturevalue(name))
+    exprs = BLOCK_EXPRS + (["crystal == 'si-110' and n_coh > 1e10", "crystal != 'W-110' and feasible"]
+                           if name == "multi" else [])
+    for expr in exprs:
+        want = count(s.ds, expr)
+        assert s.block_count(expr, workers=1) == want == s.block_count(expr, workers=3), expr
+        for by, k, asc in (("n_coh", 7, False), ("q", 3, True), ("n_incoh", 50, False)):
+            ref = top_points(s.ds, expr, by, k, ascending=asc)
+            for w in (1, 3):
+                got = s.block_top(expr, by, k, ascending=asc, workers=w)
+                assert all(np.array_equal(got[d], ref[d]) for d in ref), (expr, by, k, w)
+
+
+def test_block_path_reads_only_the_selected_chunks(intact, tmp_path):
+    path = tmp_path / "some.zarr"
+    _poisoned_copy(intact, path, {"energy": {1}, "period": {12}})
+    s = cusweep.open(str(path))
+    expr = "energy == 13.6 GeV and n_coh > 1e10 and period == 14 um"
+    assert s.block_count(expr, workers=2) == count_ref(intact, expr)
+    assert len(s.block_top(expr, "n_coh", 5, workers=2)["period"]) > 0
+
+
+def count_ref(path: str, expr: str) -> int:
+    from cusweep.query import count
+
+    return count(cusweep.open(path).ds, expr)
+
+
+def test_block_path_on_a_process_pool(intact):
+    # the command line's choice for big stores: the same answers from a forkserver pool of 2 processes
+    s = cusweep.open(intact)
+    for expr in ("n_coh > 1e12 and feasible", "energy > 10 GeV and n_coh > 1e10 or q < 1"):
+        assert s.block_count(expr, workers=2, processes=True) == s.block_count(expr, workers=1)
+        got = s.block_top(expr, "q", 5, workers=2, processes=True)
+        want = s.block_top(expr, "q", 5, workers=1)
+        assert all(np.array_equal(got[d], want[d]) for d in want)
+
+
+def test_values_read_with_zarr_alone(request):
+    # the rows of `query --top` come from zarr directly: the same values, dtypes and labels as xarray's
+    from cusweep.top import values_at
+
+    for name in ("intact", "multi"):
+        s = cusweep.open(request.getfixturevalue(name))
+        points = s.block_top("feasible or n_coh > 0", "n_coh", 25)
+        columns = [str(c) for c in s.ds.variables]
+        got, want = s.values_at(points, columns), values_at(s.ds, points, columns)
+        for c in columns:
+            assert got[c].dtype.kind == want[c].dtype.kind, c
+            assert [str(x) for x in got[c].tolist()] == [str(x) for x in want[c].tolist()], c

@@ -27,11 +27,16 @@ def open_store(path: str) -> StoredSweep:
 
     sweep = StoredSweep(path)
     sweep.ds  # noqa: B018  (a store cut short in its template is refused here, before any warning)
+    warn_incomplete(sweep, path)
+    return sweep
+
+
+def warn_incomplete(sweep: StoredSweep, path: str) -> None:
+    """The warning on stderr for an unfinished store (nothing for a complete one or without a ledger)."""
     try:
         done = sweep.done()
     except Exception:  # not our ledger: nothing to say
-        return sweep
+        return
     if not done.all():
         say(f"cusweep: warning: {path} is incomplete ({int(done.sum())}/{done.size} blocks done); points in "
             "unfinished blocks read as NaN / false; rerun `cusweep run` to finish it")
-    return sweep

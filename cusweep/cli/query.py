@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import QueryError
-from ._common import open_store, out, say
+from ._common import out, say, warn_incomplete
 
 NAME = "query"
 HELP = "select grid points by an expression"
@@ -61,8 +61,9 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..query import count, dim_order, parse, units_of
-    from ..top import columns_for, iter_points, list_points, top_points, values_at
+    from ..query import dim_order, matches_nothing, parse, units_of
+    from ..stored import StoredSweep
+    from ..top import columns_for, iter_points, list_points, no_points, rank_variable, values_at
 
     parse(args.expr)  # syntax first: a malformed expression never touches the store
     if args.top is not None and not args.by:
@@ -73,21 +74,32 @@ def main(args: argparse.Namespace) -> int:
         raise QueryError(f"query: --limit {args.limit}: give 0 (all) or a positive number of rows")
     if args.top is not None and args.top < 1:
         raise QueryError(f"query: --top {args.top}: give a positive number of points")
-    sweep = open_store(args.store)
-    ds = sweep.ds
     extra = [v.strip() for v in (args.vars or "").split(",") if v.strip()]
-    columns = columns_for(ds, args.expr, args.by, extra, by_what="--by variable",
+    # names, units and the coordinate-only terms first, on the store's metadata and coordinates alone:
+    # a query no grid value can match answers without opening the dataset (nor importing Dask)
+    sweep = StoredSweep(args.store)
+    skeleton: Any = sweep.skeleton  # (answers the Dataset questions of names, units and coordinates)
+    columns = columns_for(skeleton, args.expr, args.by, extra, by_what="--by variable",
                           extra_what="--vars variable")
-    if args.count:
-        out(str(count(ds, args.expr)))
+    if args.by:
+        rank_variable(skeleton, args.by)
+    empty = matches_nothing(skeleton, args.expr)
+    if args.count:  # block by block from the metadata: the dataset is not opened
+        warn_incomplete(sweep, args.store)
+        out(str(0 if empty else sweep.block_count(args.expr, processes=_big(skeleton))))
         return 0
+    # the skeleton answers names, units and dtypes; the dataset is opened only to list points (no --by)
+    ds: Any = skeleton if (empty or args.by) else sweep.ds
+    warn_incomplete(sweep, args.store)
     units = {c: units_of(ds, c) for c in columns}
     coords = set(dim_order(ds))
     more = False
-    if args.by:
+    if empty:
+        batches: Iterable[dict[str, np.ndarray]] = [values_at(ds, no_points(ds), columns)]
+    elif args.by:
         k = args.top if args.top is not None else (args.limit or math.prod(int(n) for n in ds.sizes.values()))
-        batches: Iterable[dict[str, np.ndarray]] = [
-            values_at(ds, top_points(ds, args.expr, args.by, k, ascending=args.asc), columns)]
+        top = sweep.block_top(args.expr, args.by, k, ascending=args.asc, processes=_big(skeleton))
+        batches = [sweep.values_at(top, columns)]
     elif args.limit:
         points, more = list_points(ds, args.expr, args.limit)
         batches = [values_at(ds, points, columns)]
@@ -96,8 +108,8 @@ def main(args: argparse.Namespace) -> int:
     n = _write(batches, columns, units, coords, args.format, args.si)
     if n == 0 and args.format == "table":
         say("(no matching grid points)")
-    if args.by and (args.top is None or n < args.top):
-        matching = count(ds, args.expr)
+    if args.by and not empty and (args.top is None or n < args.top):
+        matching = sweep.block_count(args.expr, processes=_big(skeleton))
         if matching > n:  # the rest have no finite value to rank by
             say(f"cusweep: {matching - n:,} matching grid point(s) have no finite {args.by} (NaN) and are "
                 "not ranked")
@@ -105,6 +117,15 @@ def main(args: argparse.Namespace) -> int:
         say(f"cusweep: showing the first {args.limit} matching grid points; more match (use --limit 0 for "
             "all, --count to count them)")
     return 0
+
+
+#: grid points from which the command line reads blocks on a process pool (one process per usable CPU)
+#: rather than on threads: the pool's start (imports in each process, ~0.5 s) pays for itself
+PROCESS_POOL_POINTS = 10**9
+
+
+def _big(skeleton: Any) -> bool:
+    return math.prod(int(n) for n in skeleton.sizes.values()) >= PROCESS_POOL_POINTS
 
 
 def _write(batches: Iterable[dict[str, np.ndarray]], columns: Sequence[str], units: dict[str, str],
