@@ -323,6 +323,11 @@ class StoreView:
         self._refresher = threading.Thread(target=run, name="cusweep-explore-cubes", daemon=True)
         self._refresher.start()
 
+    def cubed(self, s: Slice) -> bool:
+        """True when the slice ``s`` is read as slider-axis cubes (a move of one slider answered from memory
+        once they are cached)."""
+        return self._plan(s.var, s.x, s.y, s.at, s.xi, s.yi) is not None
+
     def wait_refresh(self, timeout: float | None = None) -> bool:
         """Wait for the background cube refresh (if any); True when none is running any more."""
         t = self._refresher
