@@ -290,10 +290,11 @@ class StoreView:
                     return None
                 part = arr.isel({**sel, plan.y: ysel, plan.x: xsel}).transpose(plan.y, plan.x, *cube_dims)
                 block = _values(part.data)
-                out[rows, cols] = block[(slice(None), slice(None), *at_block)]
+                at_yx: list[Any] = [slice(None), slice(None), *at_block]
+                out[rows, cols] = block[tuple(at_yx)]
                 for ((d, _, _), _), cube in zip(wanted, cubes, strict=True):
                     k = cube_dims.index(d)
-                    idx = [slice(None), slice(None), *at_block]
+                    idx = list(at_yx)
                     idx[2 + k] = slice(None)
                     cube[rows, cols] = block[tuple(idx)]
                 del block
