@@ -8,6 +8,7 @@ Every store access of the explorer goes through :class:`StoreView`; nothing here
 from __future__ import annotations
 
 import math
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -34,6 +35,8 @@ __all__ = ["CUBE_CACHE_BYTES", "CUBE_MIN_BLOCKS", "MAX_CELLS", "CubeCache", "Sli
 MAX_CELLS = 1000
 #: a 2-D slice that crosses more stored blocks than this is read as slider-axis cubes (``StoreView._raw``)
 CUBE_MIN_BLOCKS = 4
+#: threads decoding blocks for a slice the page waits for (the background refresh uses one)
+READ_THREADS = max(1, min(2, os.cpu_count() or 1))
 #: the default bound of the slider-axis cube cache [bytes] (least recently used cubes are evicted first)
 CUBE_CACHE_BYTES = 512 * 1024**2
 
@@ -153,6 +156,7 @@ class StoreView:
         self._gen_lock = threading.Lock()
         self._refresh_lock = threading.Lock()  # one refresh at a time
         self._refresher: threading.Thread | None = None
+        self._pending: list[_Plan] = []  # the cube readings of the last slice, for the refresh
 
     # ---------------------------------------------------------------- names, units, labels
 
@@ -202,7 +206,7 @@ class StoreView:
     # ---------------------------------------------------------------- reading
 
     def slice(self, var: str, x: str, y: str, at: Mapping[str, int], max_cells: int = MAX_CELLS,
-              photon_energy: float | None = None) -> Slice:
+              photon_energy: float | None = None, refresh: bool = True) -> Slice:
         """``var`` over dims ``x`` (columns) and ``y`` (rows) at the grid indices ``at`` of the other dims,
         each axis strided to at most ``max_cells`` values. Reads only the chunks of that slice.
 
@@ -225,8 +229,10 @@ class StoreView:
             if all(n in self.ds.data_vars for n in LINE_OUTPUTS):
                 names += LINE_OUTPUTS
             off_line = self._off_line(photon_energy, x, y, fixed, xi, yi)
-        self._refresh([p for p in (self._plan(n, x, y, fixed, xi, yi) for n in dict.fromkeys(names))
-                       if p is not None])
+        self._pending = [p for p in (self._plan(n, x, y, fixed, xi, yi) for n in dict.fromkeys(names))
+                         if p is not None]
+        if refresh:  # else the caller starts it (``refresh_cubes``) when done with the slice
+            self.refresh_cubes()
         return Slice(var, x, y, fixed, xi, yi, z, infeasible, off_line)
 
     # ---------------------------------------------------------------- slider-axis cubes
@@ -267,10 +273,10 @@ class StoreView:
         return None
 
     def _read_cubes(self, plan: _Plan, only_missing: bool = False,
-                    cancelled: Callable[[], bool] = lambda: False) -> np.ndarray | None:
-        """Decode each block of the slice once (one block in memory at a time), fill the cubes of every
-        slider dim and return the (ny, nx) slice in the stored dtype; None when ``cancelled`` (checked
-        between blocks) turns true, nothing cached then."""
+                    cancelled: Callable[[], bool] = lambda: False, workers: int = 1) -> np.ndarray | None:
+        """Decode each block of the slice once (``workers`` threads, one block in memory per thread), fill
+        the cubes of every slider dim and return the (ny, nx) slice in the stored dtype; None when
+        ``cancelled`` (checked before each block) turns true, nothing cached then."""
         arr = self.ds[plan.name]
         dims = [str(d) for d in arr.dims]
         chunks = dict(zip(dims, arr.chunks or (), strict=True))
@@ -284,27 +290,41 @@ class StoreView:
         sel: dict[str, Any] = {d: i for d, i in fixed.items() if d not in cube_dims}
         sel.update({d: slice(start, stop) for d, start, stop in plan.ranges})
         at_block = tuple(fixed[d] - start for d, start, _ in plan.ranges)
-        for rows, ysel in _block_parts(chunks[plan.y], plan.yi):
-            for cols, xsel in _block_parts(chunks[plan.x], plan.xi):
-                if cancelled():
-                    return None
-                part = arr.isel({**sel, plan.y: ysel, plan.x: xsel}).transpose(plan.y, plan.x, *cube_dims)
-                block = _values(part.data)
-                at_yx: list[Any] = [slice(None), slice(None), *at_block]
-                out[rows, cols] = block[tuple(at_yx)]
-                for ((d, _, _), _), cube in zip(wanted, cubes, strict=True):
-                    k = cube_dims.index(d)
-                    idx = list(at_yx)
-                    idx[2 + k] = slice(None)
-                    cube[rows, cols] = block[tuple(idx)]
-                del block
+        def one_block(where: tuple[slice, slice, slice, slice]) -> bool:
+            """Decode one block, fill its part of ``out`` and of the cubes (disjoint: threads may share)."""
+            rows, ysel, cols, xsel = where
+            if cancelled():
+                return False
+            part = arr.isel({**sel, plan.y: ysel, plan.x: xsel}).transpose(plan.y, plan.x, *cube_dims)
+            block = _values(part.data)
+            at_yx: list[Any] = [slice(None), slice(None), *at_block]
+            out[rows, cols] = block[tuple(at_yx)]
+            for ((d, _, _), _), cube in zip(wanted, cubes, strict=True):
+                idx = list(at_yx)
+                idx[2 + cube_dims.index(d)] = slice(None)
+                cube[rows, cols] = block[tuple(idx)]
+            return True
+
+        blocks = [(rows, ysel, cols, xsel) for rows, ysel in _block_parts(chunks[plan.y], plan.yi)
+                  for cols, xsel in _block_parts(chunks[plan.x], plan.xi)]
+        if workers > 1:  # blocks decoded side by side (Blosc releases the GIL), `workers` in memory at once
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(workers, thread_name_prefix=threading.current_thread().name) as pool:
+                done = all(list(pool.map(one_block, blocks)))
+        else:
+            done = all(one_block(b) for b in blocks)
+        if not done:
+            return None
         for (_, key), cube in zip(wanted, cubes, strict=True):
             self.cubes.put(key, cube)
         return out
 
-    def _refresh(self, plans: list[_Plan]) -> None:
-        """Read, in a daemon thread, the cubes of ``plans`` not yet cached (after a slider move: the cubes
-        along the other sliders at the new position). One refresh at a time; the next slice read stops it."""
+    def refresh_cubes(self) -> None:
+        """Read, in a daemon thread, the cubes of the last slice not yet cached (after a slider move: the
+        cubes along the other sliders at the new position). One refresh at a time; the next slice read
+        stops it."""
+        plans = self._pending
         if not plans or all(k in self.cubes for p in plans for k in p.keys):
             return
         with self._gen_lock:
@@ -368,7 +388,7 @@ class StoreView:
         if plan is not None:
             values = self._from_cubes(plan)
             if values is None:
-                values = self._read_cubes(plan)
+                values = self._read_cubes(plan, workers=READ_THREADS)
             assert values is not None
             return values, [y, x]
         arr = self.ds[name]

@@ -407,7 +407,7 @@ class Explorer:
         var, x, y = self.var_select.value, self.x_select.value, self.y_select.value
         for d, ctl in self.controls.items():
             ctl.visible = d not in (x, y)
-        s = view.slice(var, x, y, self.at, photon_energy=self.photon_energy)
+        s = view.slice(var, x, y, self.at, photon_energy=self.photon_energy, refresh=False)
         self.slice = s
         px, py = self._pos(x, s.xi), self._pos(y, s.yi)
         ex, ey = _edges(px), _edges(py)
@@ -479,6 +479,7 @@ class Explorer:
             self.status.text = _esc("; ".join([slow, *self._line_notes()]))
         else:
             self.status.text = _esc("; ".join(self._line_notes()))
+        view.refresh_cubes()  # the cubes of this position, in the background once the page is drawn
 
     def _draw_lines(self, s: Slice, px: np.ndarray, py: np.ndarray) -> None:
         view = self.view
