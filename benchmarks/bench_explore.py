@@ -59,9 +59,18 @@ def inner(store: str, moves: int, var: str, x: str, y: str) -> dict[str, Any]:
     page.var_select.value = var
     out["first_page_s"] = time.perf_counter() - t0
     if x and y:  # the first view of this plane: read as slider-axis cubes when it crosses many blocks
-        t0 = time.perf_counter()
+        updates = []
+        update = page.update
+
+        def timed_update() -> None:
+            t0 = time.perf_counter()
+            update()
+            updates.append(time.perf_counter() - t0)
+
+        page.update = timed_update  # type: ignore[method-assign]
         page.x_select.value, page.y_select.value = x, y
-        out["plane_first_s"] = time.perf_counter() - t0
+        page.update = update  # type: ignore[method-assign]
+        out["plane_first_s"] = updates[-1]  # the last redraw (the first one was of an intermediate pair)
     sliders = [d for d in view.dims if d not in (page.x_select.value, page.y_select.value)
                and hasattr(page.controls[d], "end")]
     rng = random.Random(1)
