@@ -57,23 +57,38 @@ def inner(store: str, moves: int, var: str, x: str, y: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     page = Explorer(view, doc)
     page.var_select.value = var
-    if x and y:
-        page.x_select.value, page.y_select.value = x, y
     out["first_page_s"] = time.perf_counter() - t0
+    if x and y:  # the first view of this plane: read as slider-axis cubes when it crosses many blocks
+        updates = []
+        update = page.update
+
+        def timed_update() -> None:
+            t0 = time.perf_counter()
+            update()
+            updates.append(time.perf_counter() - t0)
+
+        page.update = timed_update  # type: ignore[method-assign]
+        page.x_select.value, page.y_select.value = x, y
+        page.update = update  # type: ignore[method-assign]
+        out["plane_first_s"] = updates[-1]  # the last redraw (the first one was of an intermediate pair)
     sliders = [d for d in view.dims if d not in (page.x_select.value, page.y_select.value)
                and hasattr(page.controls[d], "end")]
     rng = random.Random(1)
-    times, reads, lines, ship = [], [], [], []
-    for k in range(moves):
-        d = sliders[k % len(sliders)]
-        n = view.size(d)
-        i = rng.choice([j for j in range(n) if j != page.at[d]])
+    def move(d: str) -> float:
+        i = rng.choice([j for j in range(view.size(d)) if j != page.at[d]])
         t0 = time.perf_counter()
         page.controls[d].value = i
         page._on_slider(d)("value_throttled", None, i)
         payload = Serializer().encode(dict(page.image_source.data))
-        times.append(time.perf_counter() - t0)
         del payload
+        return time.perf_counter() - t0
+
+    times, reads, lines, ship, refresh = [], [], [], [], []
+    for k in range(moves):
+        times.append(move(sliders[k % len(sliders)]))
+        t0 = time.perf_counter()
+        view.wait_refresh()  # the cubes of the new position, read in the background
+        refresh.append(time.perf_counter() - t0)
         s = page.slice
         assert s is not None
         t0 = time.perf_counter()
@@ -85,9 +100,20 @@ def inner(store: str, moves: int, var: str, x: str, y: str) -> dict[str, Any]:
         t0 = time.perf_counter()
         Serializer().encode(dict(page.image_source.data))
         ship.append(time.perf_counter() - t0)
+    # a second slider moved right after a first one (the refresh of the first move's position still running,
+    # or done when the second move comes): was it answered from memory?
+    second, ready = [], []
+    for k in range(moves if x and y and len(sliders) > 1 else 0):
+        view.wait_refresh()
+        move(sliders[k % len(sliders)])
+        t = view._refresher
+        ready.append(t is None or not t.is_alive())
+        second.append(move(sliders[(k + 1) % len(sliders)]))
+    view.wait_refresh()
     s = page.slice
     assert s is not None
     out.update(moves=moves, move_s=times, slice_read_s=reads, lines_s=lines, serialize_s=ship,
+               refresh_s=refresh, second_move_s=second, second_ready=ready, cube_bytes=view.cubes.nbytes,
                cells=int(s.z.size), var=var, slice_dims=[s.x, s.y])
     t0 = time.perf_counter()
     page.show_point({**s.at, s.x: int(s.xi[len(s.xi) // 2]), s.y: int(s.yi[len(s.yi) // 2])})
@@ -147,9 +173,25 @@ def explore(store: Path, moves: int, var: str, x: str = "", y: str = "") -> dict
 
 def rows_of(r: dict[str, Any], label: str) -> list[list[str]]:
     med, worst = statistics.median(r["move_s"]), max(r["move_s"])
+    extra = []
+    if "plane_first_s" in r:
+        extra.append([f"{label}: first view (not cached: each block decoded once, cubes filled)",
+                      c.fmt_s(r["plane_first_s"])])
+    if r.get("cube_bytes"):
+        extra.append([f"{label}: background refresh after a move, median / worst",
+                      f"{c.fmt_s(statistics.median(r['refresh_s']))} / {c.fmt_s(max(r['refresh_s']))}"])
+    if r.get("second_move_s"):
+        sec = r["second_move_s"]
+        extra.append([f"{label}: second slider right after the first, median / worst (refresh done first)",
+                      f"{c.fmt_s(statistics.median(sec))} / {c.fmt_s(max(sec))} "
+                      f"({sum(r['second_ready'])} of {len(r['second_ready'])})"])
+        extra.append([f"{label}: cubes cached at the end", c.fmt_bytes(r["cube_bytes"])])
     return [
         [f"{label}: slice shown", f"{r['var']} over {' x '.join(r['slice_dims'])}, {r['cells']:,} cells"],
-        [f"{label}: slider move, median / worst", f"{c.fmt_s(med)} / {c.fmt_s(worst)}"],
+        *extra[:1],
+        [f"{label}: slider move{' (cached)' if r.get('cube_bytes') else ''}, median / worst",
+         f"{c.fmt_s(med)} / {c.fmt_s(worst)}"],
+        *extra[1:],
         [f"{label}:   of which slice read (median)", c.fmt_s(statistics.median(r["slice_read_s"]))],
         [f"{label}:   of which boundary lines (median)", c.fmt_s(statistics.median(r["lines_s"]))],
         [f"{label}:   of which serialization (median)", c.fmt_s(statistics.median(r["serialize_s"]))],
@@ -245,7 +287,16 @@ def main(argv: list[str] | None = None) -> int:
             pa = explore(path, plane_moves, args.var, "period", "amplitude")
             results[name] = pa
             rows += rows_of(pa, label)
-            ratios.append(c.ratio_line(name, max(pa["move_s"]), "<", TARGET_S, unit=" s"))
+            if not pa.get("cube_bytes"):
+                ratios.append(c.ratio_line(name, max(pa["move_s"]), "<", TARGET_S, unit=" s"))
+            else:  # slider-axis cubes (cusweep/explore/data.py): the worst move from memory
+                ratios.append(c.ratio_line(f"slider move {label}, cached [s]", max(pa["move_s"]), "<",
+                                           TARGET_S))
+                ratios.append(c.ratio_line(f"first view {label}, not cached [s]", pa["plane_first_s"], "<",
+                                           TARGET_S))
+                if pa["second_move_s"]:
+                    ratios.append(c.ratio_line(f"second slider right after the first, {label} [s]",
+                                               max(pa["second_move_s"]), "<", TARGET_S))
     print(c.table(["measure", "result"], rows))
     results["ratios"] = ratios
     c.save_json(args.json, results)

@@ -494,3 +494,130 @@ def test_first_page_avoids_slices_that_decode_the_whole_store(view, monkeypatch)
     swept = [d for d in view.dims if view.size(d) > 1]
     cheapest = min(view.decoded_bytes("n_coh", a, b) for i, a in enumerate(swept) for b in swept[i + 1:])
     assert view.decoded_bytes("n_coh", x, y) == cheapest
+
+
+# ------------------------------------------------------------------------------------------ slider-axis cubes
+
+#: slider moves from a start position, one dim at a time (grid indices)
+MOVES = [("energy", 2), ("bunching", 0), ("sigma_z", 1), ("energy", 0), ("energy", 1), ("bunching", 1),
+         ("sigma_z", 0)]
+
+
+def count_store_reads(monkeypatch):
+    """Count the reads of zarr arrays through xarray's backend (every chunk read of a StoreView) outside
+    the background refresh thread (those the page waits for)."""
+    import threading
+
+    from xarray.backends import zarr as xzarr
+
+    calls = [0]
+    for meth in ("_getitem", "_oindex", "_vindex"):
+        orig = getattr(xzarr.ZarrArrayWrapper, meth)
+
+        def counted(self, key, _orig=orig):
+            if threading.current_thread().name != "cusweep-explore-cubes":
+                calls[0] += 1
+            return _orig(self, key)
+
+        monkeypatch.setattr(xzarr.ZarrArrayWrapper, meth, counted)
+    return calls
+
+
+def assert_same_slice(a, b):
+    np.testing.assert_array_equal(a.z.view(np.uint64), b.z.view(np.uint64))  # bitwise, NaN included
+    for name in ("infeasible", "off_line"):
+        got, want = getattr(a, name), getattr(b, name)
+        assert (got is None) == (want is None)
+        if got is not None:
+            assert got.dtype == want.dtype == bool
+            np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(a.xi, b.xi)
+    np.testing.assert_array_equal(a.yi, b.yi)
+
+
+def test_period_amplitude_crosses_enough_blocks_for_cubes(view):
+    s = view.slice("n_coh", "period", "amplitude", {"energy": 0, "sigma_z": 0, "bunching": 0})
+    plan = view._plan("n_coh", "period", "amplitude", s.at, s.xi, s.yi)
+    assert plan is not None and {d for d, _, _ in plan.ranges} == {"energy", "sigma_z", "bunching"}
+    assert view._plan("n_coh", "amplitude", "energy", {"period": 0, "sigma_z": 0, "bunching": 0},
+                      np.arange(3), np.arange(30)) is None  # one block: a plain read
+
+
+@pytest.mark.parametrize("with_photon", [False, True])
+@pytest.mark.parametrize("cells", [1000, 7])
+def test_cached_slices_equal_uncached_reads_bitwise(store_path, with_photon, cells):
+    cached = StoreView(store_path)
+    plain = StoreView(store_path, cube_min_blocks=10**9)
+    # a photon energy one design of the start position resonates at (energy index 1)
+    photon = float(stored(store_path, "resonance_energy", energy=1)[23, 0]) if with_photon else None
+    at = {"energy": 1, "sigma_z": 0, "bunching": 1}
+    if with_photon:  # the off-line mask comes from the cubes of the stored resonance_energy and n_periods
+        assert cached._plan("resonance_energy", "period", "amplitude", at, np.arange(40),
+                            np.arange(30)) is not None
+    greyed = set()
+    for k, (d, i) in enumerate([(None, None), *MOVES]):
+        if d is not None:
+            at[d] = i
+        for var in ("n_coh", "photons_coh", "feasible"):
+            a = cached.slice(var, "period", "amplitude", at, max_cells=cells, photon_energy=photon)
+            b = plain.slice(var, "period", "amplitude", at, max_cells=cells, photon_energy=photon)
+            assert_same_slice(a, b)
+            if photon is not None:
+                greyed.update(np.unique(a.off_line).tolist())
+        if k % 2:
+            cached.wait_refresh(60)  # every other move: right after the previous one, the refresh running
+    assert len(cached.cubes) > 0 and len(plain.cubes) == 0
+    if cells == 1000:  # unstrided: some designs greyed, not all
+        assert greyed == ({False, True} if with_photon else set())
+
+
+def test_a_one_slider_move_reads_nothing_from_the_store(store_path, monkeypatch):
+    view = StoreView(store_path)
+    plain = StoreView(store_path, cube_min_blocks=10**9)
+    reads = count_store_reads(monkeypatch)
+    at = {"energy": 1, "sigma_z": 0, "bunching": 1}
+    view.slice("n_coh", "period", "amplitude", at)
+    assert reads[0] > 0  # the counter sees the reads of the first view
+    for d, i in MOVES:
+        at[d] = i
+        assert view.wait_refresh(60)  # the refresh of the new position has finished
+        before = reads[0]
+        s = view.slice("n_coh", "period", "amplitude", at)
+        assert reads[0] == before, f"move of {d} read the store"
+        view.wait_refresh(60)
+        assert_same_slice(s, plain.slice("n_coh", "period", "amplitude", at))
+    # from a first view, a move of two sliders at once is not in the cubes: read (and right)
+    view = StoreView(store_path)
+    view.slice("n_coh", "period", "amplitude", at)
+    at.update(energy=2, sigma_z=1)
+    before = reads[0]
+    s = view.slice("n_coh", "period", "amplitude", at)
+    assert reads[0] > before
+    assert_same_slice(s, plain.slice("n_coh", "period", "amplitude", at))
+
+
+def test_cube_cache_respects_its_memory_cap(store_path):
+    from cusweep.explore.data import CubeCache
+
+    cap = 60_000  # bytes: one position's cubes (n_coh and feasible, 75,600 bytes) do not all fit
+    view = StoreView(store_path, cache_bytes=cap)
+    plain = StoreView(store_path, cube_min_blocks=10**9)
+    at = {"energy": 1, "sigma_z": 0, "bunching": 1}
+    for d, i in [(None, None), *MOVES]:
+        if d is not None:
+            at[d] = i
+        assert_same_slice(view.slice("n_coh", "period", "amplitude", at),
+                          plain.slice("n_coh", "period", "amplitude", at))
+        view.wait_refresh(60)
+        assert 0 < view.cubes.nbytes <= cap
+        assert view.cubes.nbytes == sum(c.nbytes for c in view.cubes._cubes.values())
+    # the cache alone: least recently used out first, a cube over half the cap never kept
+    cache = CubeCache(100)
+    a, b, c = (np.zeros(40, dtype=np.uint8) for _ in range(3))
+    cache.put(("a",), a)
+    cache.put(("b",), b)
+    assert cache.get(("a",)) is a  # now b is the least recently used
+    cache.put(("c",), c)
+    assert ("b",) not in cache and ("a",) in cache and ("c",) in cache and cache.nbytes == 80
+    cache.put(("big",), np.zeros(51, dtype=np.uint8))
+    assert ("big",) not in cache and cache.nbytes == 80

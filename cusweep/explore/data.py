@@ -8,7 +8,10 @@ Every store access of the explorer goes through :class:`StoreView`; nothing here
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +20,7 @@ import numpy as np
 from .. import feasibility
 from ..display import DISPLAY, format_value
 from ..errors import CusweepError, SpecError
+from ..photon_line import LINE_OUTPUTS
 from ..query import TEXT_KINDS, dim_order, units_of
 
 if TYPE_CHECKING:
@@ -24,10 +28,17 @@ if TYPE_CHECKING:
 
     from ..model import Setup
 
-__all__ = ["MAX_CELLS", "Slice", "StoreView", "stride_for"]
+__all__ = ["CUBE_CACHE_BYTES", "CUBE_MIN_BLOCKS", "MAX_CELLS", "CubeCache", "Slice", "StoreView",
+           "stride_for"]
 
 #: a plotted axis longer than this is strided (every k-th grid value) before the slice is shipped
 MAX_CELLS = 1000
+#: a 2-D slice that crosses more stored blocks than this is read as slider-axis cubes (``StoreView._raw``)
+CUBE_MIN_BLOCKS = 4
+#: threads decoding blocks for a slice the page waits for (the background refresh uses one)
+READ_THREADS = max(1, min(2, os.cpu_count() or 1))
+#: the default bound of the slider-axis cube cache [bytes] (least recently used cubes are evicted first)
+CUBE_CACHE_BYTES = 512 * 1024**2
 
 
 def stride_for(n: int, max_cells: int = MAX_CELLS) -> int:
@@ -52,10 +63,76 @@ class Slice:
     off_line: np.ndarray | None = None
 
 
-class StoreView:
-    """A store opened lazily for the explorer (dims, coordinates, labels, slices, points)."""
+class CubeCache:
+    """Slider-axis cubes by key, bounded to ``max_bytes`` (least recently used evicted first; a cube larger
+    than half the bound is never kept). Thread-safe: the background refresh fills it while the page reads."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, max_bytes: int = CUBE_CACHE_BYTES) -> None:
+        self.max_bytes = int(max_bytes)
+        self.nbytes = 0
+        self._cubes: OrderedDict[tuple[Any, ...], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def fits(self, nbytes: int) -> bool:
+        return 2 * nbytes <= self.max_bytes
+
+    def get(self, key: tuple[Any, ...]) -> np.ndarray | None:
+        with self._lock:
+            cube = self._cubes.get(key)
+            if cube is not None:
+                self._cubes.move_to_end(key)
+            return cube
+
+    def __contains__(self, key: tuple[Any, ...]) -> bool:
+        with self._lock:
+            return key in self._cubes
+
+    def __len__(self) -> int:
+        return len(self._cubes)
+
+    def put(self, key: tuple[Any, ...], cube: np.ndarray) -> None:
+        if not self.fits(cube.nbytes):
+            return
+        with self._lock:
+            old = self._cubes.pop(key, None)
+            if old is not None:
+                self.nbytes -= old.nbytes
+            while self._cubes and self.nbytes + cube.nbytes > self.max_bytes:
+                self.nbytes -= self._cubes.popitem(last=False)[1].nbytes
+            self._cubes[key] = cube
+            self.nbytes += cube.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cubes.clear()
+            self.nbytes = 0
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How one (x, y) slice of one variable is read as cubes: per slider dim its block range and key."""
+
+    name: str
+    x: str
+    y: str
+    xi: np.ndarray
+    yi: np.ndarray
+    fixed: tuple[tuple[str, int], ...]  #: the variable's other dims -> grid index
+    ranges: tuple[tuple[str, int, int], ...]  #: cube dims: (dim, start, stop) of the block holding the index
+    keys: tuple[tuple[Any, ...], ...]  #: one cache key per cube dim
+
+
+class StoreView:
+    """A store opened lazily for the explorer (dims, coordinates, labels, slices, points).
+
+    A 2-D slice that crosses more than ``cube_min_blocks`` stored blocks is read as *slider-axis cubes*:
+    each block of the slice is decoded once and, for every other dim d, the slice's values over all of d
+    within that block (the other dims at their indices) are kept, one (y, x, d) cube per d, in a
+    :class:`CubeCache` of ``cache_bytes``. A later move of one slider is answered from memory; after it, the
+    cubes of the new position are read in a background thread (one at a time, abandoned at the next read)."""
+
+    def __init__(self, path: str, cache_bytes: int = CUBE_CACHE_BYTES,
+                 cube_min_blocks: int = CUBE_MIN_BLOCKS) -> None:
         from ..stored import StoredSweep
 
         self.path = str(path)
@@ -73,6 +150,13 @@ class StoreView:
         except CusweepError as exc:
             self.setup_note = f"no boundary lines: {exc}"
         self._coords = {d: np.asarray(self.ds[d].values) for d in self.dims}
+        self.cubes = CubeCache(cache_bytes)
+        self.cube_min_blocks = int(cube_min_blocks)
+        self._generation = 0  # bumped by every slice read: a running refresh stops at its next block
+        self._gen_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()  # one refresh at a time
+        self._refresher: threading.Thread | None = None
+        self._pending: list[_Plan] = []  # the cube readings of the last slice, for the refresh
 
     # ---------------------------------------------------------------- names, units, labels
 
@@ -122,7 +206,7 @@ class StoreView:
     # ---------------------------------------------------------------- reading
 
     def slice(self, var: str, x: str, y: str, at: Mapping[str, int], max_cells: int = MAX_CELLS,
-              photon_energy: float | None = None) -> Slice:
+              photon_energy: float | None = None, refresh: bool = True) -> Slice:
         """``var`` over dims ``x`` (columns) and ``y`` (rows) at the grid indices ``at`` of the other dims,
         each axis strided to at most ``max_cells`` values. Reads only the chunks of that slice.
 
@@ -132,22 +216,160 @@ class StoreView:
         xi = np.arange(0, self.size(x), stride_for(self.size(x), max_cells))
         yi = np.arange(0, self.size(y), stride_for(self.size(y), max_cells))
         fixed = {d: int(at[d]) for d in self.dims if d not in (x, y)}
+        with self._gen_lock:
+            self._generation += 1  # a running refresh of another position stops at its next block
+        names = [var]
         z = self._grid(var, x, y, fixed, xi, yi) / self.factor(var)
         infeasible = None
         if "feasible" in self.ds.data_vars:
+            names.append("feasible")
             infeasible = self._grid("feasible", x, y, fixed, xi, yi) < 0.5
         off_line = None
         if photon_energy is not None:
+            if all(n in self.ds.data_vars for n in LINE_OUTPUTS):
+                names += LINE_OUTPUTS
             off_line = self._off_line(photon_energy, x, y, fixed, xi, yi)
+        self._pending = [p for p in (self._plan(n, x, y, fixed, xi, yi) for n in dict.fromkeys(names))
+                         if p is not None]
+        if refresh:  # else the caller starts it (``refresh_cubes``) when done with the slice
+            self.refresh_cubes()
         return Slice(var, x, y, fixed, xi, yi, z, infeasible, off_line)
+
+    # ---------------------------------------------------------------- slider-axis cubes
+
+    def _plan(self, name: str, x: str, y: str, fixed: Mapping[str, int], xi: np.ndarray,
+              yi: np.ndarray) -> _Plan | None:
+        """The cube reading of this slice, or None when a plain read is as good (few blocks, no slider dim
+        of ``name``, or cubes too large for the cache)."""
+        arr = self.ds[name]
+        dims = [str(d) for d in arr.dims]
+        if arr.chunks is None or x not in dims or y not in dims:
+            return None
+        chunks = dict(zip(dims, arr.chunks, strict=True))
+        if _blocks_hit(chunks[x], xi) * _blocks_hit(chunks[y], yi) <= self.cube_min_blocks:
+            return None
+        own = {d: int(fixed[d]) for d in dims if d in fixed}
+        base = (name, x, y, _slice_key(xi), _slice_key(yi))
+        ranges, keys = [], []
+        for d, i in own.items():
+            if self.size(d) < 2:
+                continue
+            start, stop = _block_of(chunks[d], i)
+            if not self.cubes.fits(len(xi) * len(yi) * (stop - start) * arr.dtype.itemsize):
+                continue
+            ranges.append((d, start, stop))
+            keys.append((*base, d, start, tuple((e, j) for e, j in sorted(own.items()) if e != d)))
+        if not ranges:
+            return None
+        return _Plan(name, x, y, xi, yi, tuple(sorted(own.items())), tuple(ranges), tuple(keys))
+
+    def _from_cubes(self, plan: _Plan) -> np.ndarray | None:
+        """The (ny, nx) slice from a cached cube, None when no cube holds it."""
+        fixed = dict(plan.fixed)
+        for (d, start, _stop), key in zip(plan.ranges, plan.keys, strict=True):
+            cube = self.cubes.get(key)
+            if cube is not None:
+                return cube[:, :, fixed[d] - start]
+        return None
+
+    def _read_cubes(self, plan: _Plan, only_missing: bool = False,
+                    cancelled: Callable[[], bool] = lambda: False, workers: int = 1) -> np.ndarray | None:
+        """Decode each block of the slice once (``workers`` threads, one block in memory per thread), fill
+        the cubes of every slider dim and return the (ny, nx) slice in the stored dtype; None when
+        ``cancelled`` (checked before each block) turns true, nothing cached then."""
+        arr = self.ds[plan.name]
+        dims = [str(d) for d in arr.dims]
+        chunks = dict(zip(dims, arr.chunks or (), strict=True))
+        fixed = dict(plan.fixed)
+        wanted = [(r, k) for r, k in zip(plan.ranges, plan.keys, strict=True)
+                  if not (only_missing and k in self.cubes)]
+        cube_dims = [d for d, _, _ in plan.ranges]
+        ny, nx = len(plan.yi), len(plan.xi)
+        cubes = [np.empty((ny, nx, stop - start), dtype=arr.dtype) for (_, start, stop), _ in wanted]
+        out = np.empty((ny, nx), dtype=arr.dtype)
+        sel: dict[str, Any] = {d: i for d, i in fixed.items() if d not in cube_dims}
+        sel.update({d: slice(start, stop) for d, start, stop in plan.ranges})
+        at_block = tuple(fixed[d] - start for d, start, _ in plan.ranges)
+        def one_block(where: tuple[slice, slice, slice, slice]) -> bool:
+            """Decode one block, fill its part of ``out`` and of the cubes (disjoint: threads may share)."""
+            rows, ysel, cols, xsel = where
+            if cancelled():
+                return False
+            part = arr.isel({**sel, plan.y: ysel, plan.x: xsel}).transpose(plan.y, plan.x, *cube_dims)
+            block = _values(part.data)
+            at_yx: list[Any] = [slice(None), slice(None), *at_block]
+            out[rows, cols] = block[tuple(at_yx)]
+            for ((d, _, _), _), cube in zip(wanted, cubes, strict=True):
+                idx = list(at_yx)
+                idx[2 + cube_dims.index(d)] = slice(None)
+                cube[rows, cols] = block[tuple(idx)]
+            return True
+
+        blocks = [(rows, ysel, cols, xsel) for rows, ysel in _block_parts(chunks[plan.y], plan.yi)
+                  for cols, xsel in _block_parts(chunks[plan.x], plan.xi)]
+        if workers > 1:  # blocks decoded side by side (Blosc releases the GIL), `workers` in memory at once
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(workers, thread_name_prefix=threading.current_thread().name) as pool:
+                done = all(list(pool.map(one_block, blocks)))
+        else:
+            done = all(one_block(b) for b in blocks)
+        if not done:
+            return None
+        for (_, key), cube in zip(wanted, cubes, strict=True):
+            self.cubes.put(key, cube)
+        return out
+
+    def refresh_cubes(self) -> None:
+        """Read, in a daemon thread, the cubes of the last slice not yet cached (after a slider move: the
+        cubes along the other sliders at the new position). One refresh at a time; the next slice read
+        stops it."""
+        plans = self._pending
+        if not plans or all(k in self.cubes for p in plans for k in p.keys):
+            return
+        with self._gen_lock:
+            generation = self._generation
+
+        def stale() -> bool:
+            return self._generation != generation
+
+        def run() -> None:
+            with self._refresh_lock:
+                for plan in plans:
+                    if all(k in self.cubes for k in plan.keys):
+                        continue
+                    if stale() or self._read_cubes(plan, only_missing=True, cancelled=stale) is None:
+                        return
+
+        self._refresher = threading.Thread(target=run, name="cusweep-explore-cubes", daemon=True)
+        self._refresher.start()
+
+    def cubed(self, s: Slice) -> bool:
+        """True when the slice ``s`` is read as slider-axis cubes (a move of one slider answered from memory
+        once they are cached)."""
+        return self._plan(s.var, s.x, s.y, s.at, s.xi, s.yi) is not None
+
+    def wait_refresh(self, timeout: float | None = None) -> bool:
+        """Wait for the background cube refresh (if any); True when none is running any more."""
+        t = self._refresher
+        if t is not None:
+            t.join(timeout)
+            return not t.is_alive()
+        return True
 
     def _off_line(self, photon_energy: float, x: str, y: str, fixed: Mapping[str, int], xi: np.ndarray,
                   yi: np.ndarray) -> np.ndarray:
         """(ny, nx) bool: the slice's designs whose resonance misses ``photon_energy``
         (``cusweep.photon_line.on_line_mask``, the
         one definition; the stored resonance_energy and n_periods of the slice alone)."""
-        from ..photon_line import on_line_mask
+        from ..photon_line import on_line, on_line_mask
 
+        if (all(n in self.ds.data_vars for n in LINE_OUTPUTS)
+                and any(self._plan(n, x, y, fixed, xi, yi) is not None for n in LINE_OUTPUTS)):
+            # the stored values, through the cubes (stored dtype: the same arithmetic as the plain read)
+            re, n_periods = (_on_yx(*self._raw(n, x, y, fixed, xi, yi), x, y, len(yi), len(xi), cast=False)
+                             for n in LINE_OUTPUTS)
+            return ~np.asarray(on_line(re, n_periods, photon_energy), dtype=bool)
         sub = self.ds.isel({**{d: [i] for d, i in fixed.items()}, x: _as_slice(xi), y: _as_slice(yi)})
         mask = on_line_mask(sub, self._setup, photon_energy)
         mask = mask.isel({d: 0 for d in fixed if d in mask.dims})
@@ -155,13 +377,27 @@ class StoreView:
 
     def _grid(self, name: str, x: str, y: str, fixed: Mapping[str, int], xi: np.ndarray,
               yi: np.ndarray) -> np.ndarray:
+        values, dims = self._raw(name, x, y, fixed, xi, yi)
+        return _on_yx(values, dims, x, y, len(yi), len(xi))
+
+    def _raw(self, name: str, x: str, y: str, fixed: Mapping[str, int], xi: np.ndarray,
+             yi: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """The stored values of the slice (stored dtype) and their dims (a subset of {x, y}): from a cube
+        when one holds it, else read as cubes when the slice crosses many blocks, else read plainly."""
+        plan = self._plan(name, x, y, fixed, xi, yi)
+        if plan is not None:
+            values = self._from_cubes(plan)
+            if values is None:
+                values = self._read_cubes(plan, workers=READ_THREADS)
+            assert values is not None
+            return values, [y, x]
         arr = self.ds[name]
         sel: dict[str, Any] = {d: i for d, i in fixed.items() if d in arr.dims}
         for d, idx in ((x, xi), (y, yi)):
             if d in arr.dims:
                 sel[d] = _as_slice(idx)
         values = np.asarray(arr.isel(sel).values)
-        return _on_yx(values, [str(d) for d in arr.dims if d not in fixed], x, y, len(yi), len(xi))
+        return values, [str(d) for d in arr.dims if d not in fixed]
 
     def decoded_bytes(self, var: str, x: str, y: str) -> int:
         """Bytes of stored chunks decoded to read one (x, y) slice of ``var`` (chunks are decoded whole)."""
@@ -239,14 +475,55 @@ class StoreView:
         return {**full.at, x: int(full.xi[i]), y: int(full.yi[j])}
 
 
+def _values(data: Any) -> np.ndarray:
+    """A lazy block region as numpy, computed in this thread (no scheduler: it is one block)."""
+    if hasattr(data, "compute"):
+        return np.asarray(data.compute(scheduler="synchronous"))
+    return np.asarray(data)
+
+
+def _bounds(chunks: tuple[int, ...]) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(chunks)])
+
+
+def _blocks_hit(chunks: tuple[int, ...], idx: np.ndarray) -> int:
+    """How many of the blocks along a dim hold at least one of the indices ``idx``."""
+    return len(np.unique(np.searchsorted(_bounds(chunks), idx, side="right")))
+
+
+def _block_of(chunks: tuple[int, ...], i: int) -> tuple[int, int]:
+    """(start, stop) of the block along a dim that holds index ``i``."""
+    b = _bounds(chunks)
+    k = int(np.searchsorted(b, i, side="right")) - 1
+    return int(b[k]), int(b[k + 1])
+
+
+def _block_parts(chunks: tuple[int, ...], idx: np.ndarray) -> list[tuple[slice, slice]]:
+    """Per block holding some of the (evenly strided) indices ``idx``: (positions in ``idx``, the grid slice
+    of those indices)."""
+    b = _bounds(chunks)
+    which = np.searchsorted(b, idx, side="right")
+    parts = []
+    for k in np.unique(which):
+        pos = np.flatnonzero(which == k)
+        parts.append((slice(int(pos[0]), int(pos[-1]) + 1), _as_slice(idx[pos])))
+    return parts
+
+
+def _slice_key(idx: np.ndarray) -> tuple[int, int, int]:
+    s = _as_slice(idx)
+    return (s.start, s.stop, s.step)
+
+
 def _as_slice(idx: np.ndarray) -> slice:
     step = int(idx[1] - idx[0]) if len(idx) > 1 else 1
     return slice(int(idx[0]), int(idx[-1]) + 1, step)
 
 
-def _on_yx(values: np.ndarray, dims: list[str], x: str, y: str, ny: int, nx: int) -> np.ndarray:
+def _on_yx(values: np.ndarray, dims: list[str], x: str, y: str, ny: int, nx: int,
+           cast: bool = True) -> np.ndarray:
     """``values`` on ``dims`` (a subset of {x, y}) as a (ny, nx) float64 array (broadcast along the missing
-    ones; bool as 0/1)."""
+    ones; bool as 0/1); in their own dtype with ``cast=False``."""
     values = np.asarray(values)
     dims = list(dims)
     for d in (y, x):
@@ -254,4 +531,4 @@ def _on_yx(values: np.ndarray, dims: list[str], x: str, y: str, ny: int, nx: int
             values = values[np.newaxis, ...]
             dims.insert(0, d)
     values = np.moveaxis(values, [dims.index(y), dims.index(x)], [0, 1])
-    return np.broadcast_to(values.astype(np.float64), (ny, nx)).copy()
+    return np.broadcast_to(values.astype(np.float64) if cast else values, (ny, nx)).copy()

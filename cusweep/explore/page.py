@@ -407,7 +407,7 @@ class Explorer:
         var, x, y = self.var_select.value, self.x_select.value, self.y_select.value
         for d, ctl in self.controls.items():
             ctl.visible = d not in (x, y)
-        s = view.slice(var, x, y, self.at, photon_energy=self.photon_energy)
+        s = view.slice(var, x, y, self.at, photon_energy=self.photon_energy, refresh=False)
         self.slice = s
         px, py = self._pos(x, s.xi), self._pos(y, s.yi)
         ex, ey = _edges(px), _edges(py)
@@ -471,10 +471,15 @@ class Explorer:
         if decoded > SLOW_BYTES:
             fast = [d for d in view.whole_chunk_dims(var) if view.size(d) > 1]
             hint = f"; slices over {' and '.join(fast[:2])} read fewer chunks" if len(fast) >= 2 else ""
-            self.status.text = _esc("; ".join([f"slow slice: each change decodes {decoded / 1e9:.1f} GB of "
-                                               f"stored chunks of {var}{hint}", *self._line_notes()]))
+            gb = f"{decoded / 1e9:.1f} GB of stored chunks of {var}"
+            if view.cubed(s):  # slider-axis cubes: a later move of one slider is answered from memory
+                slow = f"slow slice: its first view decodes {gb}; one slider moved then answers from memory"
+            else:
+                slow = f"slow slice: each change decodes {gb}{hint}"
+            self.status.text = _esc("; ".join([slow, *self._line_notes()]))
         else:
             self.status.text = _esc("; ".join(self._line_notes()))
+        view.refresh_cubes()  # the cubes of this position, in the background once the page is drawn
 
     def _draw_lines(self, s: Slice, px: np.ndarray, py: np.ndarray) -> None:
         view = self.view
