@@ -386,8 +386,8 @@ def test_slider_move_changes_the_plotted_data(browser, store_path, view):
 def test_click_shows_every_variable_at_the_point(browser, store_path, view):
     from selenium.webdriver.common.actions.action_builder import ActionBuilder
 
-    i, j = 25, 12  # period index, amplitude index (the slider test left energy at index 1)
-    at = {"period": i, "amplitude": j, "energy": 1, "sigma_z": 0, "bunching": 0}
+    i, j = 25, 12  # period index, amplitude index; the other dims where the page's sliders are
+    at = {"period": i, "amplitude": j, **slider_positions(browser)}
     xs = math.log10(float(view.display_coord("period")[i]))
     ys = math.log10(float(view.display_coord("amplitude")[j]))
     px, py = browser.execute_script(FIND_VIEW + """
@@ -411,14 +411,20 @@ def test_click_shows_every_variable_at_the_point(browser, store_path, view):
             assert float(rows[name]) == pytest.approx(float(expect) / view.factor(name), rel=1e-5), name
     assert float(rows["period"]) == pytest.approx(float(view.display_coord("period")[i]), rel=1e-5)
     title = browser.execute_script("return Bokeh.documents[0].get_model_by_name('point_title').text")
-    assert view.value_text("energy", 1) in title
+    assert view.value_text("energy", at["energy"]) in title
+
+
+def slider_positions(browser):
+    """The grid index of every slider of the page (where the tests before left them)."""
+    return {d: int(browser.execute_script(f"return Bokeh.documents[0].get_model_by_name('slider_{d}').value"))
+            for d in ("energy", "sigma_z", "bunching")}
 
 
 def test_best_in_this_slice_button(browser, store_path, view):
     browser.execute_script(FIND_VIEW + "findView('best_button').shadow_el.querySelector('button').click();")
     wait_for(browser, "return Bokeh.documents[0].get_model_by_name('status').text.includes('largest')",
              what="the best point")
-    at = {"energy": 1, "sigma_z": 0, "bunching": 0}
+    at = slider_positions(browser)
     z, ok = stored(store_path, "n_coh", **at), stored(store_path, "feasible", **at)
     rows = dict(zip(*[model_data(browser, "point_source")[k] for k in ("name", "value")], strict=True))
     assert float(rows["n_coh"]) == pytest.approx(float(np.max(z[ok])), rel=1e-5)
@@ -446,8 +452,7 @@ def test_facility_selector_greys_designs_off_its_photon_energy(browser, store_pa
 
     fac = materials.facility("lcls")
     before = np.array([v is not None for v in model_data(browser, "mask_source")["image"][0]])
-    at0 = {d: int(browser.execute_script(f"return Bokeh.documents[0].get_model_by_name('slider_{d}').value"))
-           for d in ("energy", "sigma_z", "bunching")}  # where the tests before left the sliders
+    at0 = slider_positions(browser)  # where the tests before left the sliders
     np.testing.assert_array_equal(before, expected_grey(store_path, at0))
     element = browser.execute_script(FIND_VIEW + "return findView('facility_select').shadow_el"
                                      ".querySelector('select');")
