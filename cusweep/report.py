@@ -85,15 +85,27 @@ class Report:
                          for r in self.rows]}
 
 
-def report(ds: xr.Dataset, outdir: str, var: str = "n_coh", *, x: str = "period", y: str = "amplitude",
+def default_var(ds: xr.Dataset) -> str:
+    """What a report ranks by when not told: the coherent photon count per bunch (``photons_coh``) where the
+    store holds it, else the paper's density ``n_coh`` (stores made with a restricted output list)."""
+    return "photons_coh" if "photons_coh" in ds.data_vars else "n_coh"
+
+
+def report(ds: xr.Dataset, outdir: str, var: str | None = None, *, x: str = "period", y: str = "amplitude",
            fmt: str = "png") -> Report:
-    """Write ``outdir/<facility>_<var>.<fmt>`` maps and ``outdir/summary.csv``; return the Report."""
+    """Write ``outdir/<facility>_<var>.<fmt>`` maps and ``outdir/summary.csv``; return the Report. ``var``:
+    the variable maximised per facility (default ``default_var``)."""
     from . import materials
     from .maps import check_parent_dir, map_figure, save_figure
 
+    if var is None:
+        var = default_var(ds)
     if "energy" not in ds.sizes:
         raise SpecError("report: the store has no energy dim")
-    if "feasible" not in ds.data_vars or var not in ds.data_vars:
+    if var not in ds.data_vars:
+        names = ", ".join(str(n) for n in ds.data_vars if ds[n].dtype != bool)
+        raise SpecError(f"by: {var!r} is not a variable of the store; choose one of {names}")
+    if "feasible" not in ds.data_vars:
         raise SpecError(f"report: the store needs the variables 'feasible' and {var!r}")
     for d in (x, y):
         if d not in ds.sizes or ds.sizes[d] < 2:

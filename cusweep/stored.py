@@ -520,8 +520,9 @@ class StoredSweep:
         return robust(self.ds, self.setup, by, x, y, vary, at=at, facility=facility, samples=samples,
                       seed=seed, max_elements=MAX_ELEMENTS if max_elements is None else max_elements)
 
-    def report(self, outdir: str, var: str = "n_coh", *, fmt: str = "png") -> Report:
-        """Per-facility maps and a summary table in ``outdir`` (``cusweep.report``)."""
+    def report(self, outdir: str, var: str | None = None, *, fmt: str = "png") -> Report:
+        """Per-facility maps and a summary table in ``outdir`` (``cusweep.report``), best by ``var``
+        (default: ``photons_coh`` where the store holds it, else ``n_coh``)."""
         from .report import report
 
         return report(self.ds, outdir, var, fmt=fmt)

@@ -133,3 +133,16 @@ def test_detuned_store_at_another_photon_energy_is_refused_by_map_and_robust(tmp
         map_figure(ds, "period", "amplitude", "n_coh", facility="lcls")
     with pytest.raises(SelectionError, match="resonant_with"):
         robust(ds, setup_of(ds), "n_coh", "period", "amplitude", ["sigma_z=5%"], facility="lcls", samples=2)
+
+
+def test_report_ranks_by_photon_counts_by_default(ridge, tmp_path, capsys):
+    """Without --by the report maximises photons_coh (coherent photons per bunch, a count a physicist can
+    quote), not the paper's density n_coh."""
+    out = tmp_path / "r"
+    assert main(["report", ridge, "-o", str(out)]) == 0
+    assert "best photons_coh" in capsys.readouterr().out
+    with open(out / "summary.csv", newline="") as f:
+        lcls = next(r for r in csv.DictReader(f) if r["facility"] == "lcls")
+    explicit = cusweep.open(ridge).report(str(tmp_path / "e"), "photons_coh")
+    assert float(lcls["best_photons_coh"]) == next(r.best for r in explicit.rows if r.facility == "lcls")
+    assert (out / "lcls_photons_coh.png").exists()

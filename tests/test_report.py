@@ -22,7 +22,7 @@ def path(tmp_path_factory, local_client):
 
 def test_report_maps_and_summary_equal_direct_selection(path, tmp_path, capsys):
     out = tmp_path / "report"
-    assert main(["report", path, "-o", str(out)]) == 0
+    assert main(["report", path, "-o", str(out), "--by", "n_coh"]) == 0
     text = capsys.readouterr().out
     assert "hypothetical" in text
     dims, arrays = loaded(path)
@@ -100,3 +100,15 @@ def test_summary_table_units_in_headers():
     for h in ("energy [GeV]", "best n_coh [1/rad**2]", "period [µm]", "amplitude [Å]", "sigma_z [µm]"):
         assert h in head
     assert line.split()[:6] == ["lcls", "13.6", "2.5e+07", "14", "1.27", "9"]
+
+
+
+def test_report_without_photons_coh_ranks_by_n_coh_and_bad_by_is_one_line(path, tmp_path, capsys):
+    """This store was made without photons_coh: the report falls back to n_coh (said in the header); a
+    --by the store lacks is one line, exit 2, nothing written."""
+    assert main(["report", path, "-o", str(tmp_path / "r")]) == 0
+    assert "best n_coh [1/rad**2]" in capsys.readouterr().out
+    assert main(["report", path, "-o", str(tmp_path / "bad"), "--by", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--by: 'nope' is not a variable of the store" in err, err
+    assert not (tmp_path / "bad").exists()

@@ -19,13 +19,16 @@ def add_arguments(rp: argparse.ArgumentParser) -> None:
     )
     rp.add_argument("store", metavar="STORE", help="the store's path or URL")
     rp.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the maps and table")
+    rp.add_argument("--by", metavar="VAR", default=None,
+                    help="the variable maximised per facility and mapped (default: photons_coh, the coherent "
+                         "photons per bunch, where the store holds it, else n_coh)")
     rp.add_argument("--si", action="store_true",
                     help="the table in store units (m, eV) instead of display units")
 
 
 def main(args: argparse.Namespace) -> int:
     sweep = open_store(args.store)
-    result = sweep.report(args.output)
+    result = sweep.report(args.output, args.by)
     out(result.text(si=args.si))
     for n in result.notes():
         say(f"cusweep: report: {n}")
