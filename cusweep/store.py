@@ -759,7 +759,6 @@ def _lease(path: str, ttl: float = 120.0, settle: float = 1.0) -> Iterator[None]
     held it was on this machine and its process is gone."""
     import threading
     import time
-    import uuid
 
     import zarr
 
@@ -784,14 +783,7 @@ def _lease(path: str, ttl: float = 120.0, settle: float = 1.0) -> Iterator[None]
 
     if expires > time.time() and not _lease_holder_gone(current):
         raise refuse(current)
-    pid = os.getpid()
-    me: dict[str, Any] = {
-        "owner": uuid.uuid4().hex,
-        "holder": f"pid {pid} on {os.uname().nodename}",
-        "host": os.uname().nodename,
-        "pid": pid,
-        "started": _process_started(pid),
-    }
+    me = _holder_record()
     stop = threading.Event()
 
     def write() -> None:
@@ -935,7 +927,6 @@ def _claim(path: str, ttl: float = 120.0) -> Iterator[None]:
     import json
     import threading
     import time
-    import uuid
 
     fs, root = _fs(path, CLAIMS)
     gens = _generations(fs, root)
@@ -951,15 +942,7 @@ def _claim(path: str, ttl: float = 120.0) -> Iterator[None]:
     if gens and _live(current):
         raise refuse(current)
     gen = (gens[-1] + 1) if gens else 1
-    pid = os.getpid()
-    me: dict[str, Any] = {
-        "owner": uuid.uuid4().hex,
-        "holder": f"pid {pid} on {os.uname().nodename}",
-        "host": os.uname().nodename,
-        "pid": pid,
-        "started": _process_started(pid),
-        "generation": gen,
-    }
+    me = _holder_record(generation=gen)
     key = f"{root}/g{gen:012d}/zarr.json"
 
     def body(expires: float) -> bytes:
@@ -1016,21 +999,12 @@ def shared_claim(path: str, shard: str, ttl: float = 120.0) -> Iterator[bool]:
     import json
     import threading
     import time
-    import uuid
 
     if _exclusive_holder(path) is not None:
         yield False
         return
     fs, root = _fs(path, SHARD_CLAIMS)
-    pid = os.getpid()
-    me: dict[str, Any] = {
-        "owner": uuid.uuid4().hex,
-        "holder": f"pid {pid} on {os.uname().nodename}",
-        "host": os.uname().nodename,
-        "pid": pid,
-        "started": _process_started(pid),
-        "shard": shard,
-    }
+    me = _holder_record(shard=shard)
     prefix = f"{root}/{me['owner']}"
 
     def write(expires: float) -> None:
@@ -1063,6 +1037,17 @@ def shared_claim(path: str, shard: str, ttl: float = 120.0) -> Iterator[bool]:
         if t is not None:
             t.join(timeout=5)
         _remove(fs, [prefix])
+
+
+def _holder_record(**extra: Any) -> dict[str, Any]:
+    """Who holds a lease, lock generation or shard claim: a fresh owner id, this process and host, the
+    process's start time (to tell a reused pid), and ``extra``."""
+    import uuid
+
+    pid = os.getpid()
+    host = os.uname().nodename
+    return {"owner": uuid.uuid4().hex, "holder": f"pid {pid} on {host}", "host": host, "pid": pid,
+            "started": _process_started(pid), **extra}
 
 
 def _process_started(pid: int) -> float | None:
