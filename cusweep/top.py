@@ -259,7 +259,8 @@ def _top_one_rows(plan: BlockPlan, block: Mapping[str, np.ndarray], own: np.ndar
 
 
 def _top_one_full(plan: BlockPlan, block: Mapping[str, np.ndarray], own: np.ndarray, mask: np.ndarray,
-                  spread: tuple[int, ...], k: int, ascending: bool, meta: Any) -> tuple[np.ndarray, np.ndarray]:
+                  spread: tuple[int, ...], k: int, ascending: bool, meta: Any
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`top_one` on the whole mask (any layout)."""
     shape = tuple(int(meta.sizes[d]) for d in plan.sub)
     ok = np.isnan(own)

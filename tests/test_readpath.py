@@ -298,7 +298,7 @@ def test_top_one_rows_as_the_whole_mask():
     plan = types.SimpleNamespace(sub=("a", "b", "c"))
     block = {"a": np.arange(2, 8), "b": np.arange(0, 7), "c": np.arange(1, 6)}
     for density in (0.0, 0.02, 0.3, 1.0):
-        for trial in range(4):
+        for _trial in range(4):
             own = rng.integers(0, 6, size=(6, 7, 1)).astype(np.float64)  # many ties
             own[rng.random(own.shape) < 0.2] = np.nan
             mask = rng.random((6, 7, 5)) < density
