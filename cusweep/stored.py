@@ -406,7 +406,7 @@ class StoredSweep:
         """Full-grid indices of the ``n`` best points (``cusweep.top.top_points``), block by block as
         :meth:`block_count` reads them."""
         from .errors import QueryError
-        from .top import _no_points, merge_top, rank_variable
+        from .top import Bound, _no_points, merge_top, rank_variable
 
         if n < 1:
             raise QueryError(f"top: n={n}: give a positive number of points")
@@ -415,7 +415,7 @@ class StoredSweep:
         plan = self._plan(expr, (by,))
         if plan is None:
             return _no_points(meta)
-        parts = _map(_TopTask(self.path, expr, by, n, ascending), plan.blocks, workers, processes)
+        parts = _map(_TopTask(self.path, expr, by, n, ascending, Bound(n)), plan.blocks, workers, processes)
         return merge_top(meta, plan, parts, n, ascending)
 
     def values_at(self, points: Mapping[str, np.ndarray], columns: Sequence[str]) -> dict[str, np.ndarray]:
@@ -560,6 +560,7 @@ class _TopTask:
     by: str
     k: int
     ascending: bool
+    bound: Any = None  # a cusweep.top.Bound shared by the blocks of one thread pool or one pickled batch
 
     def __call__(self, block: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         from .top import top_one
@@ -567,7 +568,8 @@ class _TopTask:
         s = _opened(self.path)
         plan = s._plan(self.expr, (self.by,))
         assert plan is not None
-        return top_one(s.skeleton, self.expr, plan, block, s._reader, self.by, self.k, self.ascending)
+        return top_one(s.skeleton, self.expr, plan, block, s._reader, self.by, self.k, self.ascending,
+                       self.bound)
 
 
 def _map(task: Any, blocks: Sequence[Any], workers: int | None, processes: bool) -> list[Any]:

@@ -150,22 +150,122 @@ def top_blocks(meta: Any, expr: str, by: str, k: int, chunks: dict[str, tuple[in
     plan = plan_blocks(meta, expr, chunks, also=[by])
     if plan is None:
         return _no_points(meta)
-    parts = map_blocks(lambda b: top_one(meta, expr, plan, b, read, by, k, ascending), plan.blocks, workers)
+    bound = Bound(k)
+    parts = map_blocks(lambda b: top_one(meta, expr, plan, b, read, by, k, ascending, bound), plan.blocks,
+                       workers)
     return merge_top(meta, plan, parts, k, ascending)
 
 
+class Bound:
+    """The ``k`` best ranking keys (``-value``, or ``value`` with ``ascending``) of the blocks ranked so far
+    on this thread pool or in this batch of a process pool: once ``k`` are known, a grid point whose key is
+    above the k-th (``limit``) cannot be among the ``k`` best, and a block whose ranking variable has no
+    key at or below it is skipped without reading the rest of the query's variables. Ties with the k-th
+    are kept (grid order decides them at the merge). Pickles empty (each batch of a process pool starts
+    afresh)."""
+
+    def __init__(self, k: int) -> None:
+        import threading
+
+        self.k = k
+        self.keys = np.empty(0)
+        self.lock = threading.Lock()
+
+    def limit(self) -> float | None:
+        """The k-th best key so far; None until ``k`` keys are known."""
+        keys = self.keys
+        return float(keys.max()) if keys.size >= self.k else None
+
+    def add(self, keys: np.ndarray) -> None:
+        if keys.size == 0:
+            return
+        with self.lock:
+            both = np.concatenate([self.keys, keys])
+            if both.size > self.k:
+                both = np.partition(both, self.k - 1)[:self.k]
+            self.keys = both
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"k": self.k}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["k"])  # type: ignore[misc]
+
+
 def top_one(meta: Any, expr: str, plan: BlockPlan, block: Mapping[str, np.ndarray], read: Reader, by: str,
-            k: int, ascending: bool) -> tuple[np.ndarray, np.ndarray]:
+            k: int, ascending: bool, bound: Bound | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best finite ``by`` of one block where the query holds (ties by grid index): their values
-    and flat indices over ``plan.sub`` on the full grid."""
-    shape = tuple(int(meta.sizes[d]) for d in plan.sub)
-    values = block_values(meta, plan, block, read)
+    and flat indices over ``plan.sub`` on the full grid. ``bound``: the best keys of the blocks ranked
+    before (:class:`Bound`, updated here); the block's ranking variable is read first and the block is
+    skipped when none of its values can enter the ``k`` best."""
+    first = block_values(meta, plan, block, read, names=[by])
+    own = np.ascontiguousarray(first[by])  # on its own dims, length 1 along the block's others
+    key = own.reshape(-1).astype(np.float64)
+    if not ascending:
+        key = -key
+    limit = bound.limit() if bound is not None else None
+    pool = None
+    if limit is not None:
+        pool = np.flatnonzero(key <= limit)  # NaN compares False
+        if pool.size == 0:
+            return np.empty(0), np.empty(0, dtype=np.int64)
+    rest = [n for n in plan.names if n != by]
+    values = block_values(meta, plan, block, read, names=rest)
+    if by not in plan.sub:  # a coordinate is in ``values`` already
+        values.data_vars[by] = first[by]
     mask = block_mask(meta, expr, plan, values)
-    own = np.ascontiguousarray(values[by])  # on its own dims, length 1 along the block's others
+    spread = tuple(i for i, (a, b) in enumerate(zip(own.shape, mask.shape, strict=True)) if a == 1 and b != 1)
+    lead = mask.ndim - len(spread)
+    if spread != tuple(range(lead, mask.ndim)) or not mask.flags.c_contiguous:
+        vals, glob = _top_one_full(plan, block, own, mask, spread, k, ascending, meta)
+    else:
+        vals, glob = _top_one_rows(plan, block, own, key, mask, pool, k, ascending, meta)
+    if bound is not None:
+        bound.add(vals if ascending else -vals)
+    return vals, glob
+
+
+def _top_one_rows(plan: BlockPlan, block: Mapping[str, np.ndarray], own: np.ndarray, key: np.ndarray,
+                  mask: np.ndarray, pool: np.ndarray | None, k: int, ascending: bool, meta: Any
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_one` when the dims ``by`` lacks are the block's last (the mask as one row of grid points
+    per value of ``by``): only the rows of the best values are looked at, not the whole mask."""
+    m = mask.size // max(key.size, 1)
+    rows = mask.reshape(key.size, m)
+    if pool is None:
+        pool = np.flatnonzero(~np.isnan(key))
+    hits = None
+    if pool.size > k:  # the k best values first: enough when k of their rows hold somewhere
+        pk = key[pool]
+        best = pool[pk <= np.partition(pk, k - 1)[k - 1]]
+        hit = rows[best].any(axis=1)
+        if np.count_nonzero(hit) >= k:
+            hits = best[hit]
+    if hits is None:
+        if pool.size * 4 < key.size:  # a few rows: gather them
+            hits = pool[rows[pool].any(axis=1)]
+        else:
+            hits = pool[_any_over(rows, (1,)).reshape(-1)[pool]]
+    hk = key[hits]
+    if hits.size > k:
+        hits = hits[hk <= np.partition(hk, k - 1)[k - 1]]
+    r, j = np.nonzero(rows[hits])
+    at = np.unravel_index(hits[r] * m + j, mask.shape)
+    vals = own.reshape(-1)[hits[r]].astype(np.float64)
+    shape = tuple(int(meta.sizes[d]) for d in plan.sub)
+    glob = np.ravel_multi_index(tuple(block[d][i] for d, i in zip(plan.sub, at, strict=True)), shape)
+    order = np.lexsort((glob, vals if ascending else -vals))[:k]
+    return vals[order], np.asarray(glob[order], dtype=np.int64)
+
+
+def _top_one_full(plan: BlockPlan, block: Mapping[str, np.ndarray], own: np.ndarray, mask: np.ndarray,
+                  spread: tuple[int, ...], k: int, ascending: bool, meta: Any
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_one` on the whole mask (any layout)."""
+    shape = tuple(int(meta.sizes[d]) for d in plan.sub)
     ok = np.isnan(own)
     np.logical_not(ok, out=ok)
     ok = ok & mask  # (broadcast over the block)
-    spread = tuple(i for i, (a, b) in enumerate(zip(own.shape, mask.shape, strict=True)) if a == 1 and b != 1)
     # the best values of ``by`` where some grid point holds: the k best grid points lie under them
     hit = _any_over(ok, spread) if spread else ok
     oidx = np.flatnonzero(hit)

@@ -282,3 +282,68 @@ def test_values_read_with_zarr_alone(request):
         for c in columns:
             assert got[c].dtype.kind == want[c].dtype.kind, c
             assert [str(x) for x in got[c].tolist()] == [str(x) for x in want[c].tolist()], c
+
+
+def test_top_one_rows_as_the_whole_mask():
+    # the row path of a block's top (only the rows under the best values of the ranking variable, and with
+    # a bound only those at or below it) gives what the whole-mask path gives: ties in grid order, NaN never
+    # ranked, ascending or not, masks from empty to full
+    import types
+
+    from cusweep.top import _top_one_full, _top_one_rows
+
+    rng = np.random.default_rng(5)
+    sizes = {"a": 9, "b": 7, "c": 6}
+    meta = types.SimpleNamespace(sizes=sizes)
+    plan = types.SimpleNamespace(sub=("a", "b", "c"))
+    block = {"a": np.arange(2, 8), "b": np.arange(0, 7), "c": np.arange(1, 6)}
+    for density in (0.0, 0.02, 0.3, 1.0):
+        for _trial in range(4):
+            own = rng.integers(0, 6, size=(6, 7, 1)).astype(np.float64)  # many ties
+            own[rng.random(own.shape) < 0.2] = np.nan
+            mask = rng.random((6, 7, 5)) < density
+            for asc in (False, True):
+                key = (own if asc else -own).reshape(-1)
+                for k in (1, 3, 10, 200):
+                    want = _top_one_full(plan, block, own, mask, (2,), k, asc, meta)
+                    got = _top_one_rows(plan, block, own, key, mask, None, k, asc, meta)
+                    assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True)), (density, k)
+                    for limit in (0.0, 2.0, -3.0):
+                        pool = np.flatnonzero(key <= limit)
+                        got = _top_one_rows(plan, block, own, key, mask, pool, k, asc, meta)
+                        keep = (want[0] if asc else -want[0]) <= limit
+                        assert all(np.array_equal(g, w[keep]) for g, w in zip(got, want, strict=True)), (
+                            density, asc, k, limit, got, want)
+
+
+def test_block_top_skips_blocks_that_cannot_rank(intact):
+    # with the k-th best value so far as a bound, a block whose ranking variable has no value at or below
+    # it is not read further (its other variables stay unread), and the answer is the Dask path's
+    import pickle
+
+    from cusweep.top import Bound, top_blocks
+
+    s = cusweep.open(intact)
+    read_rest = []
+
+    def read(name, index):
+        if name != "n_incoh":
+            read_rest.append(name)
+        return s._reader(name, index)
+
+    expr = "n_coh >= 0"
+    plan = s._plan(expr, ("n_incoh",))
+    rest = {}
+    for asc in (False, True):
+        read_rest.clear()
+        got = top_blocks(s.skeleton, expr, "n_incoh", 4, s._chunks, read, ascending=asc, workers=1)
+        ref = top_points(s.ds, expr, "n_incoh", 4, ascending=asc)
+        assert all(np.array_equal(got[d], ref[d]) for d in ref)
+        rest[asc] = len(read_rest)
+    # n_incoh falls along period, the dim the blocks are cut along: ranked from the largest, the first
+    # block holds the 4 best and the others are skipped; from the smallest, every block improves the bound
+    assert len(plan.blocks) > 2 and rest == {False: 1, True: len(plan.blocks)}, (rest, len(plan.blocks))
+    bound = Bound(2)
+    bound.add(np.array([3.0, 1.0, 2.0]))
+    assert bound.limit() == 2.0
+    assert pickle.loads(pickle.dumps(bound)).limit() is None  # each batch of a process pool starts afresh
