@@ -319,6 +319,32 @@ def _template(path: str, plan: Any, deadline: float, say: Any) -> Any:
         time.sleep(0.5)
 
 
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Start the pool's processes with SIGINT blocked (the mask survives spawn's exec) and hold a Ctrl-C
+    that arrives meanwhile until they are started. Blocking SIGINT in this thread alone is not enough: the
+    kernel delivers it to another thread (zarr's event loop, a lease renewer), and Python then raises
+    KeyboardInterrupt here, possibly between spawning a process and writing its start-up data (the child
+    then printed an EOFError traceback; found in CI). So the Python handler only records it meanwhile, and
+    the KeyboardInterrupt is raised once every process has its data."""
+    import threading
+
+    deferred: list[int] = []
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+    if previous is not None:
+        signal.signal(signal.SIGINT, lambda signum, frame: deferred.append(signum))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if deferred:
+        raise KeyboardInterrupt
+
+
 def _stop(pool: Any, futures: set[Any]) -> None:
     """Stop a process pool (an interrupted or failed shard): pending blocks are cancelled; the blocks being
     computed finish (the pool's processes ignore Ctrl-C; one block each, their chunk writes are atomic) and
@@ -394,11 +420,8 @@ def run_shard(
                         # the pool's processes start with SIGINT blocked (the mask survives spawn's exec):
                         # Ctrl-C, which reaches the whole process group, is handled here alone, in one line,
                         # not as a KeyboardInterrupt traceback from every process of the pool
-                        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-                        try:
+                        with _sigint_deferred():
                             futures = {pool.submit(compute_block, plan, where, b) for b in pending}
-                        finally:
-                            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                         while futures:
                             finished, futures = wait(futures, return_when=FIRST_COMPLETED)
                             for fut in finished:
