@@ -403,6 +403,15 @@ def ratio_line(name: str, value: float, op: str, target: float, *, unit: str = "
     return {"name": name, "value": value, "op": op, "target": target, "ok": bool(ok)}
 
 
+def report_failures(measured: dict[str, Any], headline: str) -> None:
+    """On stderr: ``ERROR: headline`` and the tail of each failed command's stderr (``measured``: name ->
+    the ``run_measured`` result)."""
+    print(f"ERROR: {headline}", file=sys.stderr)
+    for what, m in measured.items():
+        if m.returncode:
+            print(f"--- {what} stderr:\n{m.stderr[-2000:]}", file=sys.stderr)
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A GitHub-markdown table (also readable in a terminal)."""
     cells = [list(map(str, headers))] + [[str(c) for c in r] for r in rows]

@@ -103,10 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     results["ratios"] = ratios
     c.save_json(args.json, results)
     if failed:
-        print("ERROR: a command failed (see above)", file=sys.stderr)
-        for what, m in measured.items():
-            if m.returncode:
-                print(f"--- {what} stderr:\n{m.stderr[-2000:]}", file=sys.stderr)
+        c.report_failures(measured, "a command failed (see above)")
         return 1
     return 0
 
