@@ -26,7 +26,7 @@ import numpy as np
 from . import feasibility
 from .display import format_number, format_value
 from .errors import NoFeasibleDesign, QueryError, SpecError
-from .photon_line import LINE_CONDITION, LINE_OUTPUTS, line_ratio, on_line_mask
+from .photon_line import LINE_CONDITION, LINE_OUTPUTS, line_ratio, on_line, on_line_mask
 from .quantities import VARIABLES
 from .query import And, Compare, Name, Num, convert, dim_order, parse, resolve, units_of
 from .select import facility_at, facility_photon, ridge_sweep_text, scalar
@@ -37,8 +37,9 @@ if TYPE_CHECKING:
     import xarray as xr
 
     from .model import Setup
+    from .stored import StoredSweep
 
-__all__ = ["BestResult", "Design", "PerResult", "best", "best_per", "evaluate_point", "line_ratio", "margins",
+__all__ = ["BestResult", "Design", "OnLine", "PerResult", "best", "best_per", "evaluate_point", "line_ratio", "margins",
            "setup_from_store"]
 
 #: constraints are kept this far (relative) inside their boundary, so the refined design is feasible
@@ -204,68 +205,102 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def best(ds: xr.Dataset, by: str = "n_coh", *, where: str | None = None, facility: str | None = None,
-         setup: Setup | None = None) -> BestResult:
+@dataclass(frozen=True)
+class OnLine:
+    """The facility's photon-energy condition (``cusweep.photon_line.on_line``) on a block of the store read
+    for ``best`` (``cusweep.top.top_one``'s ``extra``; picklable for a process pool): True where the stored
+    ``resonance_energy`` lies within the line width ``1/(2 n_periods)`` of ``photon_energy``."""
+
+    photon_energy: float
+
+    def __call__(self, values: Any) -> Any:
+        return on_line(np.asarray(values["resonance_energy"]), np.asarray(values["n_periods"]),
+                       self.photon_energy)
+
+
+def best(ds: xr.Dataset | StoredSweep, by: str = "n_coh", *, where: str | None = None,
+         facility: str | None = None, setup: Setup | None = None, at: Mapping[str, int] | None = None
+         ) -> BestResult:
     """The design maximising ``by`` where ``feasible`` (and ``where``) holds: on the grid, then refined.
 
-    ``setup``: the model setup of the store (default: rebuilt from the stored sweep, ``setup_of``).
-    SpecError for a bad ``by``/``where``/``facility``; NoFeasibleDesign when no grid point qualifies."""
-    by = resolve(ds, by, "variable to maximise")
-    if by in ds.sizes or ds[by].dtype == bool:
+    ``ds``: a ``StoredSweep`` (``cusweep.open``): the grid is read block by block, zarr into numpy on
+    threads, only the chunks the facility preset, ``at`` and the coordinate-only terms of ``where`` allow
+    (the path of ``query --top``); or any ``xarray.Dataset`` (lazily, through Dask). ``setup``: the model
+    setup of the store (default: rebuilt from the stored sweep, ``setup_of``). ``at``: dim -> grid index
+    fixed (``best_per``'s values). SpecError for a bad ``by``/``where``/``facility``; NoFeasibleDesign
+    when no grid point qualifies."""
+    sweep = ds if hasattr(ds, "skeleton") else None
+    meta: Any = sweep.skeleton if sweep is not None else ds
+    by = resolve(meta, by, "variable to maximise")
+    if by in meta.sizes or meta[by].dtype == bool:
         raise QueryError(f"best: by={by}: give a numeric variable to maximise, e.g. by=n_coh")
-    if "feasible" not in ds.data_vars:
+    if "feasible" not in meta.data_vars:
         raise SpecError("best: the store has no 'feasible' variable; recompute it with the default outputs")
     expr = "feasible" if not where else f"feasible and ({where})"
     parse(expr)
     notes: list[str] = []
-    sub = ds
+    fix: dict[str, int] = {str(d): int(i) for d, i in (at or {}).items()}
     target: float | None = None  # the facility's photon energy the designs must radiate at (tuned store)
     if facility:
-        at, fnotes = facility_at(ds, facility)
-        photon = facility_photon(ds, facility)
+        fac_at, fnotes = facility_at(meta, facility)
+        photon = facility_photon(meta, facility)
         notes += fnotes + photon.notes
-        sub = ds.isel({d: [i] for d, i in at.items()})
+        fix.update(fac_at)
         if photon.on_line and photon.photon_energy is not None:
             target = photon.photon_energy
-            if setup is None:
-                setup = setup_of(ds)
+    if setup is None:
+        setup = setup_of(meta)
+    dims = dim_order(meta)
+    sizes = {d: 1 if d in fix else int(meta.sizes[d]) for d in dims}
+    blocks = sweep is not None and (target is None or all(n in meta.data_vars for n in LINE_OUTPUTS))
+    if blocks:
+        assert sweep is not None
+        line = {"also": LINE_OUTPUTS, "extra": OnLine(target)} if target is not None else {}
+        pts = sweep.block_top(expr, by, STARTS, at=fix, **line)  # type: ignore[arg-type]
+        empty = len(pts[dims[0]]) == 0
+        off_line = empty and target is not None and bool(len(sweep.block_top(expr, by, 1, at=fix)[dims[0]]))
+        stored = float(sweep.values_at({d: v[:1] for d, v in pts.items()}, [by])[by][0]) if not empty else 0.0
+    else:
+        full = sweep.ds if sweep is not None else ds
+        sub = full.isel({d: [i] for d, i in fix.items()})
+        plain = sub
+        if target is not None:
             sub = sub.assign({by: sub[by].where(on_line_mask(sub, setup, target))})
-    pts = top_points(sub, expr, by, STARTS)
-    if len(pts[next(iter(pts))]) == 0:
+        pts = top_points(sub, expr, by, STARTS)
+        empty = len(pts[dims[0]]) == 0
+        off_line = empty and target is not None and bool(top_points(plain, expr, by, 1)[dims[0]].size)
+        stored = 0.0 if empty else float(sub[by].isel({d: int(pts[str(d)][0]) for d in sub[by].dims}).values)
+        pts = {d: np.full(v.shape, fix[d], dtype=np.int64) if d in fix else v for d, v in pts.items()}
+    if empty:
         at_text = f" at {facility}" if facility else ""
-        if target is not None and top_points(ds.isel({d: [i] for d, i in at.items()}), expr, by, 1)[
-                dim_order(ds)[0]].size:
+        if off_line:
             raise NoFeasibleDesign(
                 f"best: no grid point satisfying {expr}{at_text} radiates at {facility}'s photon energy "
                 f"{format_value('photon_energy', target)} (resonance_energy within the line width "
                 f"1/(2 n_periods)); sweep the resonance ridge there: {ridge_sweep_text(target)}")
         raise NoFeasibleDesign(f"best: no grid point satisfies {expr}{at_text}; relax the where condition or "
                                "sweep a wider grid")
-    dims = dim_order(sub)
-    starts = [{d: scalar(np.asarray(sub[d].values)[pts[d][j]]) for d in dims}
+    starts = [{d: scalar(np.asarray(meta[d].values)[pts[d][j]]) for d in dims}
               for j in range(len(pts[dims[0]]))]
     grid_point = starts[0]
-    named = [resolve(ds, n) for n in _names(where)]
-    if setup is None:
-        setup = setup_of(ds)
+    named = [resolve(meta, n) for n in _names(where)]
     line_outputs = LINE_OUTPUTS if target is not None else ()
     outputs = tuple(o for o in dict.fromkeys((by, *_NEEDED, *named, *line_outputs)) if o in VARIABLES)
     grid_vals = evaluate_point(setup, grid_point, outputs)
-    stored = float(sub[by].isel({d: int(pts[str(d)][0]) for d in sub[by].dims}).values)
     if not np.isclose(grid_vals[by], stored, rtol=1e-5, equal_nan=True):
         notes.append(f"model value {grid_vals[by]:.6g} at the grid point differs from the stored "
                      f"{stored:.6g} (store made by another cusweep version?)")
     grid = Design(grid_point, stored, margins(grid_vals), bool(grid_vals["feasible"]))
     edges = []
     for d in dims:
-        if sub.sizes[d] > 1 and sub[d].dtype.kind == "f" and d not in NOT_REFINED:
+        if sizes[d] > 1 and meta[d].dtype.kind == "f" and d not in NOT_REFINED:
             i = int(pts[d][0])
-            if i in (0, sub.sizes[d] - 1):
+            if i in (0, sizes[d] - 1):
                 edges.append({"dim": d, "edge": "lower" if i == 0 else "upper", "design": "grid"})
 
     deps = setup.natural_dims(by)
-    pinned = _pinned(where, ds)  # dims fixed by an equality in where
-    free = tuple(d for d in dims if sub.sizes[d] > 1 and d in deps and sub[d].dtype.kind == "f"
+    pinned = _pinned(where, meta)  # dims fixed by an equality in where
+    free = tuple(d for d in dims if sizes[d] > 1 and d in deps and meta[d].dtype.kind == "f"
                  and d not in NOT_REFINED and d not in pinned)
     if not free:
         notes.append(f"{by} depends on no swept numeric dim" + (" left free by the facility preset"
@@ -273,8 +308,8 @@ def best(ds: xr.Dataset, by: str = "n_coh", *, where: str | None = None, facilit
     refined = grid
     bounds: dict[str, tuple[float, float]] = {}
     if free:
-        bounds = {d: (float(np.min(ds[d].values)), float(np.max(ds[d].values))) for d in free}
-        found = _refine(setup, starts, by, free, bounds, where, outputs, ds, target)
+        bounds = {d: (float(np.min(meta[d].values)), float(np.max(meta[d].values))) for d in free}
+        found = _refine(setup, starts, by, free, bounds, where, outputs, meta, target)
         if found is None:
             notes.append("the optimiser found no better feasible design than the grid point")
         elif found[1] <= grid.value * (1 + 1e-12):
@@ -523,8 +558,8 @@ class PerResult:
         return "\n".join(lines)
 
 
-def best_per(ds: xr.Dataset, by: str, per: str, *, where: str | None = None, facility: str | None = None,
-             setup: Setup | None = None) -> PerResult:
+def best_per(ds: xr.Dataset | StoredSweep, by: str, per: str, *, where: str | None = None,
+             facility: str | None = None, setup: Setup | None = None) -> PerResult:
     """``best`` for every grid value of the dim ``per`` (or, ``per="facility"``, every facility preset).
 
     A value without a feasible design (or a facility whose beam is not on the grid) gets no result and
@@ -534,6 +569,8 @@ def best_per(ds: xr.Dataset, by: str, per: str, *, where: str | None = None, fac
     from .errors import SelectionError
     from .select import label_value
 
+    src = ds
+    ds = ds.skeleton if hasattr(ds, "skeleton") else ds  # names, sizes and coordinates
     if setup is None:
         setup = setup_of(ds)
     rows: list[tuple[str, BestResult | None, str]] = []
@@ -542,7 +579,7 @@ def best_per(ds: xr.Dataset, by: str, per: str, *, where: str | None = None, fac
             raise SelectionError("per: facility with a facility given; drop one")
         for name in materials.facilities():
             try:
-                rows.append((name, best(ds, by, where=where, facility=name, setup=setup), ""))
+                rows.append((name, best(src, by, where=where, facility=name, setup=setup), ""))
             except (NoFeasibleDesign, SelectionError) as exc:
                 rows.append((name, None, str(exc).removeprefix("best: ")))
         return PerResult(resolve(ds, by, "variable to maximise"), per, rows)
@@ -558,7 +595,7 @@ def best_per(ds: xr.Dataset, by: str, per: str, *, where: str | None = None, fac
     for i in range(ds.sizes[per]):
         label = label_value(ds, per, i)
         try:
-            one = best(ds.isel({per: [i]}), by, where=where, facility=facility, setup=setup)
+            one = best(src, by, where=where, facility=facility, setup=setup, at={per: i})
             rows.append((label, one, ""))
         except NoFeasibleDesign as exc:
             rows.append((label, None, str(exc).removeprefix("best: ")))

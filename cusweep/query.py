@@ -1141,12 +1141,16 @@ class BlockPlan:
     keep: dict[str, np.ndarray]
 
 
-def plan_blocks(meta: Any, expr: str, chunks: dict[str, tuple[int, ...]], also: Sequence[str] = ()
-                ) -> BlockPlan | None:
+def plan_blocks(meta: Any, expr: str, chunks: dict[str, tuple[int, ...]], also: Sequence[str] = (),
+                at: Mapping[str, Sequence[int]] | None = None) -> BlockPlan | None:
     """The blocks to read for ``expr`` (:class:`BlockPlan`) on a store described by ``meta`` (a Dataset
     or a ``Skeleton``: names, dims and coordinates only) with ``chunks`` (dim -> stored chunk sizes); None
-    when no grid value can match (nothing to read)."""
+    when no grid value can match (nothing to read). ``at``: dim -> the only grid indices allowed along it
+    (a facility preset's, one value of ``best --per``), as if a coordinate-only term selected them."""
     keep, residual = coordinate_ranges(meta, expr)
+    for d, idx in (at or {}).items():
+        want = np.unique(np.asarray(idx, dtype=np.int64))
+        keep[d] = np.intersect1d(keep[d], want) if d in keep else want
     if any(idx.size == 0 for idx in keep.values()):
         return None
     names = tuple(dict.fromkeys([resolve(meta, n) for n in names_in(residual)]

@@ -384,27 +384,32 @@ class StoredSweep:
         return self.read_block()
 
     @functools.lru_cache(maxsize=8)  # noqa: B019  (one plan per expression and object)
-    def _plan(self, expr: str, also: tuple[str, ...] = ()) -> BlockPlan | None:
+    def _plan(self, expr: str, also: tuple[str, ...] = (), at: _At = ()) -> BlockPlan | None:
         from .query import plan_blocks
 
-        return plan_blocks(self.skeleton, expr, self._chunks, also=also)
+        return plan_blocks(self.skeleton, expr, self._chunks, also=also, at=dict(at))
 
-    def block_count(self, expr: str, *, workers: int | None = None, processes: bool = False) -> int:
+    def block_count(self, expr: str, *, workers: int | None = None, processes: bool = False,
+                    at: Mapping[str, Any] | None = None) -> int:
         """:meth:`count` block by block: zarr into numpy on ``workers`` threads (default: the usable CPUs),
         the query's coordinate-only terms applied first (none of the store is read when they allow no grid
         value), at most a few blocks in memory. ``processes``: on a pool of ``workers`` processes
         (forkserver) instead, for big stores of small blocks, where zarr's own Python per chunk would make
         the threads wait for each other (the command line's choice; a library call from a script without
-        a main guard keeps threads)."""
-        plan = self._plan(expr)
+        a main guard keeps threads). ``at``: dim -> the grid index (or indices) the points must have."""
+        key = _at_key(at)
+        plan = self._plan(expr, (), key)
         if plan is None:
             return 0
-        return sum(_map(_CountTask(self.path, expr), plan.blocks, workers, processes)) * plan.mult
+        return sum(_map(_CountTask(self.path, expr, key), plan.blocks, workers, processes)) * plan.mult
 
     def block_top(self, expr: str, by: str, n: int, *, ascending: bool = False, workers: int | None = None,
-                  processes: bool = False) -> dict[str, np.ndarray]:
+                  processes: bool = False, at: Mapping[str, Any] | None = None, also: Sequence[str] = (),
+                  extra: Any = None) -> dict[str, np.ndarray]:
         """Full-grid indices of the ``n`` best points (``cusweep.top.top_points``), block by block as
-        :meth:`block_count` reads them."""
+        :meth:`block_count` reads them. ``at`` as in :meth:`block_count`; ``extra``: a further condition on
+        each block's values (``cusweep.top.top_one``; picklable for ``processes``) reading the variables
+        ``also``."""
         from .errors import QueryError
         from .top import Bound, _no_points, merge_top, rank_variable
 
@@ -412,11 +417,35 @@ class StoredSweep:
             raise QueryError(f"top: n={n}: give a positive number of points")
         meta: Any = self.skeleton
         by = rank_variable(meta, by)
-        plan = self._plan(expr, (by,))
+        key = _at_key(at)
+        names = tuple(dict.fromkeys((by, *also)))
+        plan = self._plan(expr, names, key)
         if plan is None:
             return _no_points(meta)
-        parts = _map(_TopTask(self.path, expr, by, n, ascending, Bound(n)), plan.blocks, workers, processes)
-        return merge_top(meta, plan, parts, n, ascending)
+        task = _TopTask(self.path, expr, by, n, ascending, Bound(n), names, key, extra)
+        return merge_top(meta, plan, _map(task, plan.blocks, workers, processes), n, ascending)
+
+    def list_points(self, expr: str, limit: int | None, *, workers: int | None = None
+                    ) -> tuple[dict[str, np.ndarray], bool]:
+        """``cusweep.top.list_points`` block by block (zarr into numpy on ``workers`` threads, default the
+        usable CPUs): full-grid indices of the first ``limit`` (None: all) points where ``expr`` holds, and
+        whether more exist."""
+        from .cpus import usable_cpus
+        from .top import list_blocks
+
+        return list_blocks(self.skeleton, expr, self._plan(expr), self._reader, limit,
+                           workers=usable_cpus() if workers is None else workers)
+
+    def iter_points(self, expr: str, *, batch: int | None = None, workers: int | None = None
+                    ) -> Iterator[dict[str, np.ndarray]]:
+        """``cusweep.top.iter_points`` block by block: every point where ``expr`` holds, as batches of
+        full-grid index arrays (bounded memory)."""
+        from .cpus import usable_cpus
+        from .top import ROWS_PER_BATCH, iter_blocks
+
+        return iter_blocks(self.skeleton, expr, self._plan(expr), self._reader,
+                           batch=ROWS_PER_BATCH if batch is None else batch,
+                           workers=usable_cpus() if workers is None else workers)
 
     def values_at(self, points: Mapping[str, np.ndarray], columns: Sequence[str]) -> dict[str, np.ndarray]:
         """``cusweep.top.values_at`` read with zarr alone (coordinates from :attr:`skeleton`, variables by
@@ -476,8 +505,8 @@ class StoredSweep:
         from .best import best, best_per
 
         if per is not None:
-            return best_per(self.ds, by, per, where=where, facility=facility, setup=self.setup)
-        return best(self.ds, by, where=where, facility=facility, setup=self.setup)
+            return best_per(self, by, per, where=where, facility=facility, setup=self.setup)
+        return best(self, by, where=where, facility=facility, setup=self.setup)
 
     def refine(self, by: str, output: str, *, where: str | None = None, facility: str | None = None,
                zoom: float = 4, extend: bool = False, client: Any = None, **run: Any) -> RefineResult:
@@ -534,18 +563,29 @@ def _opened(path: str) -> StoredSweep:
     return StoredSweep(path)
 
 
+#: grid indices a block plan is restricted to, hashable: ((dim, (index, ...)), ...)
+_At = tuple[tuple[str, tuple[int, ...]], ...]
+
+
+def _at_key(at: Mapping[str, Any] | None) -> _At:
+    """``at`` (dim -> an index or indices) as a hashable plan key."""
+    return tuple(sorted((str(d), tuple(int(i) for i in np.atleast_1d(np.asarray(v, dtype=np.int64))))
+                        for d, v in (at or {}).items()))
+
+
 @dataclass(frozen=True)
 class _CountTask:
     """Count one block where the query holds (picklable: runs on threads or on a process pool)."""
 
     path: str
     expr: str
+    at: _At = ()
 
     def __call__(self, block: Mapping[str, np.ndarray]) -> int:
         from .query import block_mask, block_values
 
         s = _opened(self.path)
-        plan = s._plan(self.expr)
+        plan = s._plan(self.expr, (), self.at)
         assert plan is not None
         values = block_values(s.skeleton, plan, block, s._reader)
         return int(np.count_nonzero(block_mask(s.skeleton, self.expr, plan, values)))
@@ -561,15 +601,18 @@ class _TopTask:
     k: int
     ascending: bool
     bound: Any = None  # a cusweep.top.Bound shared by the blocks of one thread pool or one pickled batch
+    names: tuple[str, ...] = ()  # the plan's extra names (by first; default: by)
+    at: _At = ()
+    extra: Any = None  # a picklable condition on the block's values (cusweep.top.top_one)
 
     def __call__(self, block: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         from .top import top_one
 
         s = _opened(self.path)
-        plan = s._plan(self.expr, (self.by,))
+        plan = s._plan(self.expr, self.names or (self.by,), self.at)
         assert plan is not None
         return top_one(s.skeleton, self.expr, plan, block, s._reader, self.by, self.k, self.ascending,
-                       self.bound)
+                       self.bound, self.extra)
 
 
 def _map(task: Any, blocks: Sequence[Any], workers: int | None, processes: bool) -> list[Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import types
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,7 +35,7 @@ from .query import (
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["columns_for", "iter_points", "list_points", "no_points", "rank_variable", "records", "top_blocks",
+__all__ = ["columns_for", "iter_blocks", "iter_points", "list_blocks", "list_points", "no_points", "rank_variable", "records", "top_blocks",
            "top_points", "values_at"]
 
 #: grid points read per batch when streaming every matching point (``iter_points``)
@@ -193,11 +193,14 @@ class Bound:
 
 
 def top_one(meta: Any, expr: str, plan: BlockPlan, block: Mapping[str, np.ndarray], read: Reader, by: str,
-            k: int, ascending: bool, bound: Bound | None = None) -> tuple[np.ndarray, np.ndarray]:
+            k: int, ascending: bool, bound: Bound | None = None,
+            extra: Callable[[Any], Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best finite ``by`` of one block where the query holds (ties by grid index): their values
     and flat indices over ``plan.sub`` on the full grid. ``bound``: the best keys of the blocks ranked
     before (:class:`Bound`, updated here); the block's ranking variable is read first and the block is
-    skipped when none of its values can enter the ``k`` best."""
+    skipped when none of its values can enter the ``k`` best. ``extra``: a condition beyond the query,
+    called with the block's values (:func:`cusweep.query.block_values`; the plan must read what it needs)
+    and returning a mask that broadcasts over the block (``cusweep.best.OnLine``)."""
     first = block_values(meta, plan, block, read, names=[by])
     own = np.ascontiguousarray(first[by])  # on its own dims, length 1 along the block's others
     key = own.reshape(-1).astype(np.float64)
@@ -214,15 +217,53 @@ def top_one(meta: Any, expr: str, plan: BlockPlan, block: Mapping[str, np.ndarra
     if by not in plan.sub:  # a coordinate is in ``values`` already
         values.data_vars[by] = first[by]
     mask = block_mask(meta, expr, plan, values)
+    if extra is not None:
+        mask = np.logical_and(mask, extra(values))
     spread = tuple(i for i, (a, b) in enumerate(zip(own.shape, mask.shape, strict=True)) if a == 1 and b != 1)
     lead = mask.ndim - len(spread)
-    if spread != tuple(range(lead, mask.ndim)) or not mask.flags.c_contiguous:
+    if not spread:
+        vals, glob = _top_one_same(plan, block, own, mask, bound.limit() if bound is not None else None, k,
+                                   ascending, meta)
+    elif spread != tuple(range(lead, mask.ndim)) or not mask.flags.c_contiguous:
         vals, glob = _top_one_full(plan, block, own, mask, spread, k, ascending, meta)
     else:
         vals, glob = _top_one_rows(plan, block, own, key, mask, pool, k, ascending, meta)
     if bound is not None:
         bound.add(vals if ascending else -vals)
     return vals, glob
+
+
+def _top_one_same(plan: BlockPlan, block: Mapping[str, np.ndarray], own: np.ndarray, mask: np.ndarray,
+                  limit: float | None, k: int, ascending: bool, meta: Any) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_one` when ``by`` has every dim of the block (``best``'s case): a threshold first (the
+    running k-th best of :class:`Bound`, else the block's own k-th best value where the mask holds), then
+    one comparison over the block; only the points at or beyond it (ties included) are ranked."""
+    value = own.reshape(-1)
+    ok = np.ascontiguousarray(mask).reshape(-1)
+    if limit is None:
+        inside = value[ok]
+        inside = inside[~np.isnan(inside)]
+        if inside.size == 0:
+            return np.empty(0), np.empty(0, dtype=np.int64)
+        j = min(k, inside.size)
+        thr = np.partition(inside, j - 1)[j - 1] if ascending else np.partition(inside, inside.size - j)[
+            inside.size - j]
+    else:
+        thr = limit if ascending else -limit
+    with np.errstate(invalid="ignore"):
+        hit = value <= thr if ascending else value >= thr  # NaN compares False
+    hit &= ok
+    idx = np.flatnonzero(hit)
+    vals = value[idx].astype(np.float64)
+    key = vals if ascending else -vals
+    if idx.size > k:  # keep the k best (and every tie with the k-th: grid order decides below)
+        keep = key <= np.partition(key, k - 1)[k - 1]
+        idx, vals, key = idx[keep], vals[keep], key[keep]
+    at = np.unravel_index(idx, mask.shape)
+    shape = tuple(int(meta.sizes[d]) for d in plan.sub)
+    glob = np.ravel_multi_index(tuple(block[d][i] for d, i in zip(plan.sub, at, strict=True)), shape)
+    order = np.lexsort((glob, key))[:k]
+    return vals[order], np.asarray(glob[order], dtype=np.int64)
 
 
 def _top_one_rows(plan: BlockPlan, block: Mapping[str, np.ndarray], own: np.ndarray, key: np.ndarray,
@@ -309,11 +350,104 @@ def merge_top(meta: Any, plan: BlockPlan, parts: Sequence[tuple[np.ndarray, np.n
     vals = np.concatenate([p[0] for p in parts]) if parts else np.empty(0)
     flat = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, dtype=np.int64)
     order = np.lexsort((flat, vals if ascending else -vals))[:k]
+    grid, keep = _plan_grid(meta, plan)
+    return _unprune(_expand(grid, plan.sub, flat[order], k), keep)
+
+
+def _plan_grid(meta: Any, plan: BlockPlan) -> tuple[Any, dict[str, np.ndarray]]:
+    """The grid a plan's sub-grid points are expanded on (the dims of ``plan.sub`` whole, flat indices over
+    them as the blocks give; the others at their allowed values), and the allowed indices of those others
+    (for :func:`_unprune`)."""
     allowed = {d: plan.keep.get(d, np.arange(int(meta.sizes[d]))) for d in dim_order(meta)}
     grid = types.SimpleNamespace(sizes={d: int(meta.sizes[d]) if d in plan.sub else int(allowed[d].size)
                                         for d in dim_order(meta)})
-    points = _expand(grid, plan.sub, flat[order], k)  # type: ignore[arg-type]
-    return _unprune(points, {d: allowed[d] for d in dim_order(meta) if d not in plan.sub})
+    return grid, {d: allowed[d] for d in dim_order(meta) if d not in plan.sub}
+
+
+def hits_one(meta: Any, expr: str, plan: BlockPlan, block: Mapping[str, np.ndarray], read: Reader, cap: int
+             ) -> np.ndarray:
+    """The first ``cap`` grid points of one block where the query holds (block order is grid order within a
+    block): their flat indices over ``plan.sub`` on the full grid (the block path of ``_block_hits``)."""
+    mask = block_mask(meta, expr, plan, block_values(meta, plan, block, read))
+    idx = np.flatnonzero(mask)[:cap]
+    if idx.size == 0 or not plan.sub:
+        return np.asarray(idx, dtype=np.int64)
+    local = np.unravel_index(idx, mask.shape)
+    shape = tuple(int(meta.sizes[d]) for d in plan.sub)
+    return np.asarray(np.ravel_multi_index(tuple(block[d][i] for d, i in zip(plan.sub, local, strict=True)),
+                                           shape), dtype=np.int64)
+
+
+def _hit_batches_blocks(meta: Any, expr: str, plan: BlockPlan, read: Reader, cap: int, workers: int
+                        ) -> Iterator[np.ndarray]:
+    """:func:`_hit_batches` on the block path: the hits (at most ``cap`` per block) of ``BLOCKS_PER_BATCH``
+    blocks at a time, in block order, sorted within each batch."""
+    for start in range(0, len(plan.blocks), BLOCKS_PER_BATCH):
+        parts = map_blocks(lambda b: hits_one(meta, expr, plan, b, read, cap),
+                           plan.blocks[start:start + BLOCKS_PER_BATCH], workers)
+        found = np.sort(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+        if found.size:
+            yield found
+
+
+def list_blocks(meta: Any, expr: str, plan: BlockPlan | None, read: Reader, limit: int | None, *,
+                workers: int = 1) -> tuple[dict[str, np.ndarray], bool]:
+    """:func:`list_points` block by block (``plan``: ``cusweep.query.plan_blocks`` of ``expr``; ``read``:
+    zarr into numpy on ``workers`` threads): the same points, visiting the same blocks and stopping after
+    the same batch."""
+    if plan is None:
+        return _no_points(meta), False
+    grid, keep = _plan_grid(meta, plan)
+    other = plan.mult
+    if other == 0:
+        return _unprune(_expand(grid, plan.sub, np.empty(0, dtype=np.int64), 0), keep), False
+    need = None if limit is None else -(-(limit + 1) // other)  # sub-grid hits for limit + 1 points
+    cap = need if need is not None else math.prod(int(meta.sizes[d]) for d in plan.sub)
+    found: list[np.ndarray] = []
+    n_found = 0
+    for part in _hit_batches_blocks(meta, expr, plan, read, cap, workers):
+        found.append(part)
+        n_found += part.size
+        if need is not None and n_found >= need:
+            break
+    flat = np.sort(np.concatenate(found)) if found else np.empty(0, dtype=np.int64)
+    more = limit is not None and flat.size * other > limit
+    return _unprune(_expand(grid, plan.sub, flat, limit), keep), more
+
+
+def iter_blocks(meta: Any, expr: str, plan: BlockPlan | None, read: Reader, *, batch: int = ROWS_PER_BATCH,
+                workers: int = 1) -> Iterator[dict[str, np.ndarray]]:
+    """:func:`iter_points` block by block (as :func:`list_blocks` reads them): the same batches of points."""
+    if plan is None:
+        return
+    grid, keep = _plan_grid(meta, plan)
+    sub = list(plan.sub)
+    dims = dim_order(meta)
+    other = [d for d in dims if d not in sub]
+    other_shape = tuple(int(grid.sizes[d]) for d in other)
+    sub_shape = tuple(int(meta.sizes[d]) for d in sub)
+    mult = math.prod(other_shape)
+    if mult == 0:
+        return
+    cap = math.prod(sub_shape)
+    for flat in _hit_batches_blocks(meta, expr, plan, read, cap, workers):
+        yield from _rows_of(flat, sub, sub_shape, other, other_shape, dims, keep, batch)
+
+
+def _rows_of(flat: np.ndarray, sub: Sequence[str], sub_shape: tuple[int, ...], other: Sequence[str],
+             other_shape: tuple[int, ...], dims: Sequence[str], keep: Mapping[str, np.ndarray], batch: int
+             ) -> Iterator[dict[str, np.ndarray]]:
+    """The sub-grid hits ``flat`` expanded over the ``other`` dims (C order), ``batch`` points at a time, as
+    full-grid index arrays."""
+    mult = math.prod(other_shape)
+    n = len(flat) * mult
+    for start in range(0, n, batch):
+        idx = np.arange(start, min(n, start + batch), dtype=np.int64)
+        s_i, o_i = np.divmod(idx, mult)
+        sub_idx = np.unravel_index(flat[s_i], sub_shape) if sub else ()
+        other_idx = np.unravel_index(o_i, other_shape) if other else ()
+        yield _unprune({d: np.asarray(sub_idx[list(sub).index(d)] if d in sub else other_idx[list(other).index(d)],
+                                      dtype=np.int64) for d in dims}, keep)
 
 
 def rank_variable(ds: xr.Dataset, by: str) -> str:
@@ -477,14 +611,7 @@ def iter_points(ds: xr.Dataset, expr: str, *, batch: int = ROWS_PER_BATCH) -> It
     if mult == 0:
         return
     for flat in _hit_batches(ds, mask, sub):
-        n = len(flat) * mult
-        for start in range(0, n, batch):
-            idx = np.arange(start, min(n, start + batch), dtype=np.int64)
-            s_i, o_i = np.divmod(idx, mult)
-            sub_idx = np.unravel_index(flat[s_i], sub_shape) if sub else ()
-            other_idx = np.unravel_index(o_i, other_shape) if other else ()
-            yield _unprune({d: np.asarray(sub_idx[sub.index(d)] if d in sub else other_idx[other.index(d)],
-                                          dtype=np.int64) for d in dims}, keep)
+        yield from _rows_of(flat, sub, sub_shape, other, other_shape, dims, keep, batch)
 
 
 def points_of(ds: xr.Dataset, point: Mapping[str, Any]) -> dict[str, np.ndarray]:

@@ -63,7 +63,7 @@ def add_arguments(q: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from ..query import dim_order, matches_nothing, parse, units_of
     from ..stored import StoredSweep
-    from ..top import columns_for, iter_points, list_points, no_points, rank_variable, values_at
+    from ..top import columns_for, no_points, rank_variable, values_at
 
     parse(args.expr)  # syntax first: a malformed expression never touches the store
     if args.top is not None and not args.by:
@@ -88,8 +88,8 @@ def main(args: argparse.Namespace) -> int:
         warn_incomplete(sweep, args.store)
         out(str(0 if empty else sweep.block_count(args.expr, processes=_big(skeleton))))
         return 0
-    # the skeleton answers names, units and dtypes; the dataset is opened only to list points (no --by)
-    ds: Any = skeleton if (empty or args.by) else sweep.ds
+    # the skeleton answers names, units and dtypes; every path reads blocks with zarr (no xarray dataset)
+    ds: Any = skeleton
     warn_incomplete(sweep, args.store)
     units = {c: units_of(ds, c) for c in columns}
     coords = set(dim_order(ds))
@@ -101,10 +101,10 @@ def main(args: argparse.Namespace) -> int:
         top = sweep.block_top(args.expr, args.by, k, ascending=args.asc, processes=_big(skeleton))
         batches = [sweep.values_at(top, columns)]
     elif args.limit:
-        points, more = list_points(ds, args.expr, args.limit)
-        batches = [values_at(ds, points, columns)]
+        points, more = sweep.list_points(args.expr, args.limit)
+        batches = [sweep.values_at(points, columns)]
     else:
-        batches = (values_at(ds, p, columns) for p in iter_points(ds, args.expr))
+        batches = (sweep.values_at(p, columns) for p in sweep.iter_points(args.expr))
     n = _write(batches, columns, units, coords, args.format, args.si)
     if n == 0 and args.format == "table":
         say("(no matching grid points)")
