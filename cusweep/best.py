@@ -219,15 +219,16 @@ class OnLine:
 
 
 def best(ds: xr.Dataset | StoredSweep, by: str = "n_coh", *, where: str | None = None,
-         facility: str | None = None, setup: Setup | None = None, at: Mapping[str, int] | None = None
-         ) -> BestResult:
+         facility: str | None = None, setup: Setup | None = None, at: Mapping[str, int] | None = None,
+         processes: bool = False) -> BestResult:
     """The design maximising ``by`` where ``feasible`` (and ``where``) holds: on the grid, then refined.
 
     ``ds``: a ``StoredSweep`` (``cusweep.open``): the grid is read block by block, zarr into numpy on
     threads, only the chunks the facility preset, ``at`` and the coordinate-only terms of ``where`` allow
     (the path of ``query --top``); or any ``xarray.Dataset`` (lazily, through Dask). ``setup``: the model
     setup of the store (default: rebuilt from the stored sweep, ``setup_of``). ``at``: dim -> grid index
-    fixed (``best_per``'s values). SpecError for a bad ``by``/``where``/``facility``; NoFeasibleDesign
+    fixed (``best_per``'s values). ``processes``: read the blocks of a ``StoredSweep`` on a process pool
+    instead of threads (``StoredSweep.block_top``; the command line's choice for big stores). SpecError for a bad ``by``/``where``/``facility``; NoFeasibleDesign
     when no grid point qualifies."""
     sweep = ds if hasattr(ds, "skeleton") else None
     meta: Any = sweep.skeleton if sweep is not None else ds
@@ -256,7 +257,7 @@ def best(ds: xr.Dataset | StoredSweep, by: str = "n_coh", *, where: str | None =
     if blocks:
         assert sweep is not None
         line = {"also": LINE_OUTPUTS, "extra": OnLine(target)} if target is not None else {}
-        pts = sweep.block_top(expr, by, STARTS, at=fix, **line)  # type: ignore[arg-type]
+        pts = sweep.block_top(expr, by, STARTS, at=fix, processes=processes, **line)  # type: ignore[arg-type]
         empty = len(pts[dims[0]]) == 0
         off_line = empty and target is not None and bool(len(sweep.block_top(expr, by, 1, at=fix)[dims[0]]))
         stored = float(sweep.values_at({d: v[:1] for d, v in pts.items()}, [by])[by][0]) if not empty else 0.0
@@ -559,7 +560,7 @@ class PerResult:
 
 
 def best_per(ds: xr.Dataset | StoredSweep, by: str, per: str, *, where: str | None = None,
-             facility: str | None = None, setup: Setup | None = None) -> PerResult:
+             facility: str | None = None, setup: Setup | None = None, processes: bool = False) -> PerResult:
     """``best`` for every grid value of the dim ``per`` (or, ``per="facility"``, every facility preset).
 
     A value without a feasible design (or a facility whose beam is not on the grid) gets no result and
@@ -579,7 +580,8 @@ def best_per(ds: xr.Dataset | StoredSweep, by: str, per: str, *, where: str | No
             raise SelectionError("per: facility with a facility given; drop one")
         for name in materials.facilities():
             try:
-                rows.append((name, best(src, by, where=where, facility=name, setup=setup), ""))
+                rows.append((name, best(src, by, where=where, facility=name, setup=setup,
+                                        processes=processes), ""))
             except (NoFeasibleDesign, SelectionError) as exc:
                 rows.append((name, None, str(exc).removeprefix("best: ")))
         return PerResult(resolve(ds, by, "variable to maximise"), per, rows)
@@ -595,7 +597,7 @@ def best_per(ds: xr.Dataset | StoredSweep, by: str, per: str, *, where: str | No
     for i in range(ds.sizes[per]):
         label = label_value(ds, per, i)
         try:
-            one = best(src, by, where=where, facility=facility, setup=setup, at={per: i})
+            one = best(src, by, where=where, facility=facility, setup=setup, at={per: i}, processes=processes)
             rows.append((label, one, ""))
         except NoFeasibleDesign as exc:
             rows.append((label, None, str(exc).removeprefix("best: ")))

@@ -20,7 +20,8 @@ import numpy as np
 
 from .display import DISPLAY, format_number, format_value
 from .errors import SelectionError, SpecError
-from .photon_line import on_line_mask
+from .best import OnLine
+from .photon_line import LINE_OUTPUTS, on_line_mask
 from .query import dim_order
 from .select import FACILITY_ENERGY_TOLERANCE, at_text, facility_at, facility_photon, ridge_sweep_text, scalar
 from .stored import setup_of
@@ -28,6 +29,8 @@ from .top import top_points
 
 if TYPE_CHECKING:
     import xarray as xr
+
+    from .stored import StoredSweep
 
 __all__ = ["FacilityRow", "Report", "report", "summary_table"]
 
@@ -91,12 +94,16 @@ def default_var(ds: xr.Dataset) -> str:
     return "photons_coh" if "photons_coh" in ds.data_vars else "n_coh"
 
 
-def report(ds: xr.Dataset, outdir: str, var: str | None = None, *, x: str = "period", y: str = "amplitude",
-           fmt: str = "png") -> Report:
+def report(src: xr.Dataset | StoredSweep, outdir: str, var: str | None = None, *, x: str = "period",
+           y: str = "amplitude", fmt: str = "png") -> Report:
     """Write ``outdir/<facility>_<var>.<fmt>`` maps and ``outdir/summary.csv``; return the Report. ``var``:
-    the variable maximised per facility (default ``default_var``)."""
+    the variable maximised per facility (default ``default_var``). ``src``: a ``StoredSweep`` (the best
+    design and the feasible count read block by block, as ``best`` does) or any ``xarray.Dataset``."""
     from . import materials
     from .maps import check_parent_dir, map_figure, save_figure
+
+    sweep = src if hasattr(src, "skeleton") else None
+    ds: Any = sweep.skeleton if sweep is not None else src  # names, sizes, coordinates, attrs
 
     if var is None:
         var = default_var(ds)
@@ -137,19 +144,31 @@ def report(ds: xr.Dataset, outdir: str, var: str | None = None, *, x: str = "per
             continue
         row.notes += photon.notes
         line_energy = photon.photon_energy if photon.on_line else None
-        sub = ds.isel({d: [j] for d, j in at.items()})
-        if line_energy is not None:  # only designs radiating at the facility's photon energy (as best does)
-            if setup is None:
-                setup = setup_of(ds)
-            sub = sub.assign({var: sub[var].where(on_line_mask(sub, setup, line_energy))})
-        feas = sub["feasible"]
-        n_feasible = int(feas.sum().compute()) if hasattr(feas.data, "compute") else int(feas.sum())
-        row.feasible_fraction = n_feasible / max(1, feas.size)
-        pts = top_points(sub, "feasible", var, 1)
+        if sweep is not None and (line_energy is None or all(n in ds.data_vars for n in LINE_OUTPUTS)):
+            # block by block: only the chunks at the facility's grid values
+            line = {"also": LINE_OUTPUTS, "extra": OnLine(line_energy)} if line_energy is not None else {}
+            pts = sweep.block_top("feasible", var, 1, at=at, **line)  # type: ignore[arg-type]
+            total = math.prod(1 if d in at else int(ds.sizes[d]) for d in dim_order(ds))
+            row.feasible_fraction = sweep.block_count("feasible", at=at) / max(1, total)
+            if len(pts["energy"]):
+                row.best = float(sweep.values_at({d: v[:1] for d, v in pts.items()}, [var])[var][0])
+        else:
+            full = sweep.ds if sweep is not None else src
+            sub = full.isel({d: [j] for d, j in at.items()})
+            if line_energy is not None:  # only designs radiating at the facility's photon energy (as best)
+                if setup is None:
+                    setup = setup_of(ds)
+                sub = sub.assign({var: sub[var].where(on_line_mask(sub, setup, line_energy))})
+            feas = sub["feasible"]
+            n_feasible = int(feas.sum().compute()) if hasattr(feas.data, "compute") else int(feas.sum())
+            row.feasible_fraction = n_feasible / max(1, feas.size)
+            pts = top_points(sub, "feasible", var, 1)
+            if len(pts["energy"]):
+                row.best = float(sub[var].isel({d: int(pts[str(d)][0]) for d in sub[var].dims}).values)
+            pts = {d: np.full(v.shape, at[d], dtype=np.int64) if d in at else v for d, v in pts.items()}
         fixed: dict[str, Any] = {d: scalar(np.asarray(ds[d].values)[j]) for d, j in at.items()}
         if len(pts["energy"]):
-            row.design = {d: scalar(np.asarray(sub[d].values)[pts[d][0]]) for d in dim_order(sub)}
-            row.best = float(sub[var].isel({d: int(pts[str(d)][0]) for d in sub[var].dims}).values)
+            row.design = {d: scalar(np.asarray(ds[d].values)[pts[d][0]]) for d in dim_order(ds)}
             fixed.update({d: v for d, v in row.design.items() if d not in (x, y)})
         elif line_energy is not None:
             row.status = f"no feasible point radiating at {format_value('photon_energy', line_energy)}"
@@ -157,7 +176,8 @@ def report(ds: xr.Dataset, outdir: str, var: str | None = None, *, x: str = "per
         else:
             row.status = "no feasible point"
         at_values = {d: at_text(d, v) for d, v in fixed.items() if d not in (x, y)}
-        fig = map_figure(ds, x, y, var, at=at_values, notes=row.notes, photon_energy=line_energy)
+        fig = map_figure(sweep.ds if sweep is not None else src, x, y, var, at=at_values, notes=row.notes,
+                         photon_energy=line_energy, source=sweep)
         path = os.path.join(outdir, f"{fac.name}_{var}.{fmt}")
         save_figure(fig, path)
         row.map = path

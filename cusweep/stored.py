@@ -491,22 +491,24 @@ class StoredSweep:
 
     @overload
     def best(self, by: str = ..., *, where: str | None = ..., facility: str | None = ...,
-             per: None = ...) -> BestResult: ...
+             per: None = ..., processes: bool = ...) -> BestResult: ...
 
     @overload
     def best(self, by: str = ..., *, where: str | None = ..., facility: str | None = ...,
-             per: str) -> PerResult: ...
+             per: str, processes: bool = ...) -> PerResult: ...
 
     def best(self, by: str = "n_coh", *, where: str | None = None, facility: str | None = None,
-             per: str | None = None) -> BestResult | PerResult:
+             per: str | None = None, processes: bool = False) -> BestResult | PerResult:
         """The feasible design maximising ``by`` (and satisfying ``where``), on the grid and refined
         off-grid (``cusweep.best``); with ``per`` (a dim, or "facility"), one for every value of it
-        (``cusweep.best.best_per``: a ``PerResult``)."""
+        (``cusweep.best.best_per``: a ``PerResult``). The grid is read block by block (zarr into numpy)
+        on threads, or with ``processes`` on a process pool (as :meth:`block_count`)."""
         from .best import best, best_per
 
         if per is not None:
-            return best_per(self, by, per, where=where, facility=facility, setup=self.setup)
-        return best(self, by, where=where, facility=facility, setup=self.setup)
+            return best_per(self, by, per, where=where, facility=facility, setup=self.setup,
+                            processes=processes)
+        return best(self, by, where=where, facility=facility, setup=self.setup, processes=processes)
 
     def refine(self, by: str, output: str, *, where: str | None = None, facility: str | None = None,
                zoom: float = 4, extend: bool = False, client: Any = None, **run: Any) -> RefineResult:
@@ -533,7 +535,7 @@ class StoredSweep:
         from .maps import map_figure
 
         notes: list[str] = []
-        fig = map_figure(self.ds, x, y, var, at=at, facility=facility, notes=notes, **style)
+        fig = map_figure(self.ds, x, y, var, at=at, facility=facility, notes=notes, source=self, **style)
         fig.cusweep["notes"] = notes  # type: ignore[attr-defined]
         return fig
 
@@ -554,7 +556,7 @@ class StoredSweep:
         (default: ``photons_coh`` where the store holds it, else ``n_coh``)."""
         from .report import report
 
-        return report(self.ds, outdir, var, fmt=fmt)
+        return report(self, outdir, var, fmt=fmt)
 
 
 @functools.lru_cache(maxsize=4)

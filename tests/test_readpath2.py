@@ -195,3 +195,23 @@ def test_cli_query_listing_reads_blocks(tuned, tmp_path, capsys):
     got = capsys.readouterr().out
     assert main(["query", tuned, "feasible and period < 10 um", "--limit", "3", "--format", "csv"]) == 0
     assert capsys.readouterr().out == got and got.count("\n") == 4
+
+
+@pytest.mark.parametrize("which", ["tuned", "ridge"])
+def test_report_block_path_equals_dask_path(which, tuned, ridge, tmp_path, monkeypatch):
+    from cusweep.report import report
+
+    path = {"tuned": tuned, "ridge": ridge}[which]
+    s = cusweep.open(path)
+    want = report(s.ds, str(tmp_path / "dask")).to_dict()
+    import cusweep.report as mod
+
+    def refuse(*a, **k):
+        raise AssertionError("the Dask path was used")
+
+    monkeypatch.setattr(mod, "top_points", refuse)
+    got = report(s, str(tmp_path / "blocks")).to_dict()
+    for rows in (got["rows"], want["rows"]):
+        for r in rows:
+            r["map"] = r["map"] and r["map"].rsplit("/", 1)[-1]
+    assert got["rows"] == want["rows"] and any(r["best"] for r in got["rows"])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._common import open_store, out, say
+from ._common import out, say, warn_incomplete
+from .query import big_store
 
 NAME = "best"
 HELP = "best feasible design, on the grid and refined off-grid"
@@ -35,15 +36,20 @@ def main(args: argparse.Namespace) -> int:
 
     if args.where:
         parse(args.where)
-    sweep = open_store(args.store)
+    from ..stored import StoredSweep
+
+    # the grid is read block by block with zarr: the store's metadata is enough (no xarray dataset)
+    sweep = StoredSweep(args.store)
+    big = big_store(sweep.skeleton)  # blocks on a process pool (the skeleton refuses a damaged template)
+    warn_incomplete(sweep, args.store)
     if args.per is not None:  # "" is refused by the library, not silently ignored
-        per = sweep.best(args.by, where=args.where, facility=args.facility, per=args.per)
+        per = sweep.best(args.by, where=args.where, facility=args.facility, per=args.per, processes=big)
         if args.format == "json":
             out(json.dumps(per.to_dict(), indent=1, allow_nan=False))
         else:
             out(per.text(si=args.si))
         return 0
-    result = sweep.best(args.by, where=args.where, facility=args.facility)
+    result = sweep.best(args.by, where=args.where, facility=args.facility, processes=big)
     if args.format == "json":
         out(json.dumps(result.to_dict(), indent=1, allow_nan=False))
         for n in result.notes:

@@ -124,8 +124,12 @@ def main(args: argparse.Namespace) -> int:
 PROCESS_POOL_POINTS = 10**9
 
 
-def _big(skeleton: Any) -> bool:
+def big_store(skeleton: Any) -> bool:
+    """Whether the command line reads this store's blocks on a process pool (``PROCESS_POOL_POINTS``)."""
     return math.prod(int(n) for n in skeleton.sizes.values()) >= PROCESS_POOL_POINTS
+
+
+_big = big_store
 
 
 def _write(batches: Iterable[dict[str, np.ndarray]], columns: Sequence[str], units: dict[str, str],
