@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
          c.fmt_bytes(measured["best"].peak_rss)],
         [f"best's grid search alone (StoredSweep.block_top, {procs} threads, in this process)",
          c.fmt_s(best["grid"]), ""],
-        [f"hand-written slice read ({args.var}, feasible; {procs} processes)", c.fmt_s(best["hand slice"]), ""],
+        [f"hand-written slice read ({args.var}, feasible; {procs} processes)", c.fmt_s(best["hand slice"]),
+         ""],
         [f"cusweep map's slice read (zarr into numpy, {procs} threads)", c.fmt_s(best["slice"]), ""],
         ["the same through xarray + Dask (before)", c.fmt_s(best["dask slice"]), ""],
     ]

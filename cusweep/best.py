@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from .model import Setup
     from .stored import StoredSweep
 
-__all__ = ["BestResult", "Design", "OnLine", "PerResult", "best", "best_per", "evaluate_point", "line_ratio", "margins",
-           "setup_from_store"]
+__all__ = ["BestResult", "Design", "OnLine", "PerResult", "best", "best_per", "evaluate_point", "line_ratio",
+           "margins", "setup_from_store"]
 
 #: constraints are kept this far (relative) inside their boundary, so the refined design is feasible
 MARGIN = 1e-6
@@ -228,8 +228,8 @@ def best(ds: xr.Dataset | StoredSweep, by: str = "n_coh", *, where: str | None =
     (the path of ``query --top``); or any ``xarray.Dataset`` (lazily, through Dask). ``setup``: the model
     setup of the store (default: rebuilt from the stored sweep, ``setup_of``). ``at``: dim -> grid index
     fixed (``best_per``'s values). ``processes``: read the blocks of a ``StoredSweep`` on a process pool
-    instead of threads (``StoredSweep.block_top``; the command line's choice for big stores). SpecError for a bad ``by``/``where``/``facility``; NoFeasibleDesign
-    when no grid point qualifies."""
+    instead of threads (``StoredSweep.block_top``; the command line's choice for big stores). SpecError
+    for a bad ``by``/``where``/``facility``; NoFeasibleDesign when no grid point qualifies."""
     sweep = ds if hasattr(ds, "skeleton") else None
     meta: Any = sweep.skeleton if sweep is not None else ds
     by = resolve(meta, by, "variable to maximise")
@@ -256,13 +256,13 @@ def best(ds: xr.Dataset | StoredSweep, by: str = "n_coh", *, where: str | None =
     blocks = sweep is not None and (target is None or all(n in meta.data_vars for n in LINE_OUTPUTS))
     if blocks:
         assert sweep is not None
-        line = {"also": LINE_OUTPUTS, "extra": OnLine(target)} if target is not None else {}
-        pts = sweep.block_top(expr, by, STARTS, at=fix, processes=processes, **line)  # type: ignore[arg-type]
+        line_kw: dict[str, Any] = {} if target is None else {"also": LINE_OUTPUTS, "extra": OnLine(target)}
+        pts = sweep.block_top(expr, by, STARTS, at=fix, processes=processes, **line_kw)
         empty = len(pts[dims[0]]) == 0
         off_line = empty and target is not None and bool(len(sweep.block_top(expr, by, 1, at=fix)[dims[0]]))
         stored = float(sweep.values_at({d: v[:1] for d, v in pts.items()}, [by])[by][0]) if not empty else 0.0
     else:
-        full = sweep.ds if sweep is not None else ds
+        full: Any = sweep.ds if sweep is not None else ds
         sub = full.isel({d: [i] for d, i in fix.items()})
         plain = sub
         if target is not None:
@@ -278,7 +278,7 @@ def best(ds: xr.Dataset | StoredSweep, by: str = "n_coh", *, where: str | None =
             raise NoFeasibleDesign(
                 f"best: no grid point satisfying {expr}{at_text} radiates at {facility}'s photon energy "
                 f"{format_value('photon_energy', target)} (resonance_energy within the line width "
-                f"1/(2 n_periods)); sweep the resonance ridge there: {ridge_sweep_text(target)}")
+                f"1/(2 n_periods)); sweep the resonance ridge there: {ridge_sweep_text(float(target or 0))}")
         raise NoFeasibleDesign(f"best: no grid point satisfies {expr}{at_text}; relax the where condition or "
                                "sweep a wider grid")
     starts = [{d: scalar(np.asarray(meta[d].values)[pts[d][j]]) for d in dims}
@@ -571,9 +571,9 @@ def best_per(ds: xr.Dataset | StoredSweep, by: str, per: str, *, where: str | No
     from .select import label_value
 
     src = ds
-    ds = ds.skeleton if hasattr(ds, "skeleton") else ds  # names, sizes and coordinates
+    meta: Any = ds.skeleton if hasattr(ds, "skeleton") else ds  # names, sizes and coordinates
     if setup is None:
-        setup = setup_of(ds)
+        setup = setup_of(meta)
     rows: list[tuple[str, BestResult | None, str]] = []
     if per == "facility":
         if facility:
@@ -584,21 +584,21 @@ def best_per(ds: xr.Dataset | StoredSweep, by: str, per: str, *, where: str | No
                                         processes=processes), ""))
             except (NoFeasibleDesign, SelectionError) as exc:
                 rows.append((name, None, str(exc).removeprefix("best: ")))
-        return PerResult(resolve(ds, by, "variable to maximise"), per, rows)
-    dims = dim_order(ds)
+        return PerResult(resolve(meta, by, "variable to maximise"), per, rows)
+    dims = dim_order(meta)
     if per not in dims:
         import difflib
 
         close = difflib.get_close_matches(per, [*dims, "facility"], n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"give one of: {', '.join([*dims, 'facility'])}"
         raise SelectionError(f"per: {per!r} is not a dim of the store; {hint}")
-    if facility and per in facility_at(ds, facility)[0]:
+    if facility and per in facility_at(meta, facility)[0]:
         raise SelectionError(f"per: facility {facility} fixes {per} already; drop one")
-    for i in range(ds.sizes[per]):
-        label = label_value(ds, per, i)
+    for i in range(meta.sizes[per]):
+        label = label_value(meta, per, i)
         try:
             one = best(src, by, where=where, facility=facility, setup=setup, at={per: i}, processes=processes)
             rows.append((label, one, ""))
         except NoFeasibleDesign as exc:
             rows.append((label, None, str(exc).removeprefix("best: ")))
-    return PerResult(resolve(ds, by, "variable to maximise"), per, rows)
+    return PerResult(resolve(meta, by, "variable to maximise"), per, rows)

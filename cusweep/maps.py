@@ -82,7 +82,7 @@ class _Slice:
         else:
             arr = arr.isel({d: i for d, i in self.at.items() if d in arr.dims})
             values = np.asarray(arr.compute().values if hasattr(arr, "compute") else arr.values)
-            dims = list(arr.dims)
+            dims = [str(d) for d in arr.dims]
         for d in (self.y, self.x):
             if d not in dims:
                 values = values[np.newaxis, ...]

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .best import OnLine
 from .display import DISPLAY, format_number, format_value
 from .errors import SelectionError, SpecError
-from .best import OnLine
 from .photon_line import LINE_OUTPUTS, on_line_mask
 from .query import dim_order
 from .select import FACILITY_ENERGY_TOLERANCE, at_text, facility_at, facility_photon, ridge_sweep_text, scalar
@@ -102,8 +102,9 @@ def report(src: xr.Dataset | StoredSweep, outdir: str, var: str | None = None, *
     from . import materials
     from .maps import check_parent_dir, map_figure, save_figure
 
-    sweep = src if hasattr(src, "skeleton") else None
+    sweep: Any = src if hasattr(src, "skeleton") else None
     ds: Any = sweep.skeleton if sweep is not None else src  # names, sizes, coordinates, attrs
+    full_ds: Any = sweep.ds if sweep is not None else src  # the dataset the maps are drawn from
 
     if var is None:
         var = default_var(ds)
@@ -146,14 +147,15 @@ def report(src: xr.Dataset | StoredSweep, outdir: str, var: str | None = None, *
         line_energy = photon.photon_energy if photon.on_line else None
         if sweep is not None and (line_energy is None or all(n in ds.data_vars for n in LINE_OUTPUTS)):
             # block by block: only the chunks at the facility's grid values
-            line = {"also": LINE_OUTPUTS, "extra": OnLine(line_energy)} if line_energy is not None else {}
-            pts = sweep.block_top("feasible", var, 1, at=at, **line)  # type: ignore[arg-type]
+            line_kw: dict[str, Any] = ({"also": LINE_OUTPUTS, "extra": OnLine(line_energy)}
+                                       if line_energy is not None else {})
+            pts = sweep.block_top("feasible", var, 1, at=at, **line_kw)
             total = math.prod(1 if d in at else int(ds.sizes[d]) for d in dim_order(ds))
             row.feasible_fraction = sweep.block_count("feasible", at=at) / max(1, total)
             if len(pts["energy"]):
                 row.best = float(sweep.values_at({d: v[:1] for d, v in pts.items()}, [var])[var][0])
         else:
-            full = sweep.ds if sweep is not None else src
+            full: Any = sweep.ds if sweep is not None else src
             sub = full.isel({d: [j] for d, j in at.items()})
             if line_energy is not None:  # only designs radiating at the facility's photon energy (as best)
                 if setup is None:
@@ -176,7 +178,7 @@ def report(src: xr.Dataset | StoredSweep, outdir: str, var: str | None = None, *
         else:
             row.status = "no feasible point"
         at_values = {d: at_text(d, v) for d, v in fixed.items() if d not in (x, y)}
-        fig = map_figure(sweep.ds if sweep is not None else src, x, y, var, at=at_values, notes=row.notes,
+        fig = map_figure(full_ds, x, y, var, at=at_values, notes=row.notes,
                          photon_energy=line_energy, source=sweep)
         path = os.path.join(outdir, f"{fac.name}_{var}.{fmt}")
         save_figure(fig, path)

@@ -35,8 +35,8 @@ from .query import (
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["columns_for", "iter_blocks", "iter_points", "list_blocks", "list_points", "no_points", "rank_variable", "records", "top_blocks",
-           "top_points", "values_at"]
+__all__ = ["columns_for", "iter_blocks", "iter_points", "list_blocks", "list_points", "no_points",
+           "rank_variable", "records", "top_blocks", "top_points", "values_at"]
 
 #: grid points read per batch when streaming every matching point (``iter_points``)
 ROWS_PER_BATCH = 65536
@@ -446,8 +446,9 @@ def _rows_of(flat: np.ndarray, sub: Sequence[str], sub_shape: tuple[int, ...], o
         s_i, o_i = np.divmod(idx, mult)
         sub_idx = np.unravel_index(flat[s_i], sub_shape) if sub else ()
         other_idx = np.unravel_index(o_i, other_shape) if other else ()
-        yield _unprune({d: np.asarray(sub_idx[list(sub).index(d)] if d in sub else other_idx[list(other).index(d)],
-                                      dtype=np.int64) for d in dims}, keep)
+        yield _unprune({d: np.asarray(sub_idx[list(sub).index(d)] if d in sub
+                                      else other_idx[list(other).index(d)], dtype=np.int64)
+                        for d in dims}, keep)
 
 
 def rank_variable(ds: xr.Dataset, by: str) -> str:

@@ -98,7 +98,7 @@ def test_best_the_block_path_is_taken(tuned, monkeypatch):
                                 {"by": "n_coh", "facility": "european-xfel"}])
 def test_best_with_ties_nan_and_negative_values(noisy, kw):
     r = _same(noisy, **kw)
-    assert r is not None and r["grid"]["n_coh"] == 3.0  # the largest of the random values, first in grid order
+    assert r is not None and r["grid"]["n_coh"] == 3.0  # the largest random value, first in grid order
 
 
 def test_best_facility_photon_line(ridge):
@@ -215,3 +215,35 @@ def test_report_block_path_equals_dask_path(which, tuned, ridge, tmp_path, monke
         for r in rows:
             r["map"] = r["map"] and r["map"].rsplit("/", 1)[-1]
     assert got["rows"] == want["rows"] and any(r["best"] for r in got["rows"])
+
+
+def _mesh(fig):
+    return np.ma.filled(fig.axes[0].collections[0].get_array().astype(np.float64), np.nan)
+
+
+@pytest.mark.parametrize("kw", [
+    {"x": "period", "y": "amplitude", "var": "n_coh"},
+    {"x": "amplitude", "y": "energy", "var": "feasible", "at": {"period": "11 um", "thickness": "1.4 mm"}},
+    {"x": "energy", "y": "period", "var": "q", "facility": "european-xfel"},
+])
+def test_map_zarr_slice_equals_dask_slice(tuned, kw):
+    from cusweep.maps import map_figure
+
+    s = cusweep.open(tuned)
+    got = s.map(**kw)
+    want = map_figure(s.ds, **kw)
+    np.testing.assert_array_equal(_mesh(got), _mesh(want))
+    assert got.cusweep["clim"] == want.cusweep["clim"]  # type: ignore[attr-defined]
+
+
+def test_map_reads_only_the_chunks_the_slice_crosses(tuned, tmp_path):
+    from cusweep.maps import map_figure
+
+    intact = cusweep.open(tuned)
+    i = 7
+    path = tmp_path / "map.zarr"
+    assert _poisoned_copy(tuned, path, {"period": {i}}) > 0
+    at = {"period": float(intact.ds["period"].values[i])}
+    got = cusweep.open(str(path)).map("amplitude", "energy", "n_coh", at=at)
+    want = map_figure(intact.ds, "amplitude", "energy", "n_coh", at=at)
+    np.testing.assert_array_equal(_mesh(got), _mesh(want))
