@@ -22,7 +22,7 @@ from pathlib import Path
 import _common as c
 
 SCRIPTS = ("bench_plan", "profile_block", "bench_end_to_end", "bench_scaling", "bench_query",
-           "bench_readpath", "bench_big")
+           "bench_readpath", "bench_answers_read", "bench_big")
 
 
 def commands(args: argparse.Namespace, out: Path) -> list[tuple[str, list[str]]]:

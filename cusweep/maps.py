@@ -69,20 +69,15 @@ class _Slice:
     x: str
     y: str
     at: dict[str, int]  # every dim other than x, y -> index
-    source: Any = None  # the StoredSweep of ``ds``: data variables are read with zarr (``read``)
 
     def get(self, name: str) -> np.ndarray | None:
         """``name`` (a variable or coordinate) on the (y, x) grid, float64 (bool as 0/1); None if absent."""
         if name not in self.ds.variables:
             return None
         arr = self.ds[name]
-        if self.source is not None and name in self.ds.data_vars and arr.dims:
-            values = self.read(name, tuple(str(d) for d in arr.dims))
-            dims = [str(d) for d in arr.dims if d not in self.at]
-        else:
-            arr = arr.isel({d: i for d, i in self.at.items() if d in arr.dims})
-            values = np.asarray(arr.compute().values if hasattr(arr, "compute") else arr.values)
-            dims = [str(d) for d in arr.dims]
+        arr = arr.isel({d: i for d, i in self.at.items() if d in arr.dims})
+        values = np.asarray(arr.compute().values if hasattr(arr, "compute") else arr.values)
+        dims = [str(d) for d in arr.dims]
         for d in (self.y, self.x):
             if d not in dims:
                 values = values[np.newaxis, ...]
@@ -90,34 +85,6 @@ class _Slice:
         values = np.moveaxis(values, [dims.index(self.y), dims.index(self.x)], [0, 1])
         ny, nx = self.ds.sizes[self.y], self.ds.sizes[self.x]
         return np.broadcast_to(values.astype(np.float64), (ny, nx)).copy()
-
-    def read(self, name: str, dims: tuple[str, ...]) -> np.ndarray:
-        """A data variable on the slice (its dims other than the fixed ones, in its order), read with zarr
-        straight into numpy: only the stored chunks the slice crosses, cut at their boundaries along x and
-        y and read on one thread per usable CPU (``cusweep.query.map_blocks``)."""
-        import itertools
-
-        from .cpus import usable_cpus
-        from .query import map_blocks
-
-        chunks = self.source._chunks
-        reader = self.source._reader
-        pieces = []
-        for d in dims:
-            if d in self.at:
-                pieces.append([np.asarray([self.at[d]], dtype=np.int64)])
-                continue
-            idx = np.arange(int(self.ds.sizes[d]), dtype=np.int64)
-            bounds = np.cumsum(chunks.get(d, (idx.size,)))[:-1]
-            pieces.append(np.split(idx, bounds))
-        parts = list(itertools.product(*pieces))
-        shape = tuple(int(self.ds.sizes[d]) if d not in self.at else 1 for d in dims)
-        values = map_blocks(lambda index: reader(name, index), parts, usable_cpus())
-        out = np.empty(shape, dtype=values[0].dtype)
-        for index, v in zip(parts, values, strict=True):
-            out[tuple(slice(int(i[0]), int(i[-1]) + 1) if d not in self.at else slice(0, 1)
-                      for d, i in zip(dims, index, strict=True))] = v
-        return out.reshape(tuple(n for d, n in zip(dims, shape, strict=True) if d not in self.at))
 
 
 def _edges(c: np.ndarray, log: bool) -> np.ndarray:
@@ -422,7 +389,7 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
                at: Mapping[str, Any] | Sequence[str] | None = None, facility: str | None = None,
                notes: list[str] | None = None, *, vmin: float | None = None, vmax: float | None = None,
                clip: str = "feasible", marks: Sequence[str] = (), contours: Sequence[str] = (),
-               photon_energy: float | None = None, source: Any = None) -> Figure:
+               photon_energy: float | None = None) -> Figure:
     """The feasibility map of ``var`` over dims ``x`` (horizontal) and ``y`` (vertical) as a matplotlib
     Figure (Agg canvas, not registered with pyplot).
 
@@ -445,9 +412,6 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
     them (``"resonance_energy=8.3 keV"``, ``"energy_fraction=0.01"``), VAR read from the store or
     evaluated by the model on the slice. Axes with few unevenly spaced values (at most ``CATEGORICAL_MAX``)
     and text axes (crystal) are drawn as categories.
-
-    ``source``: the ``StoredSweep`` ``ds`` was opened from (``StoredSweep.map`` passes it): the slice is then
-    read with zarr into numpy, only the chunks it crosses, on threads, instead of through Dask.
 
     ``fig.cusweep`` records what was drawn: ``{"var", "x", "y", "at" (dim -> grid value), "norm"
     ("log"|"linear"), "clim" ((vmin, vmax) in the colour bar's unit), "clip", "contours" (names drawn),
@@ -485,7 +449,7 @@ def map_figure(ds: xr.Dataset, x: str = "period", y: str = "amplitude", var: str
             notes.extend(photon.notes)
         if photon.on_line and photon_energy is None:
             photon_energy = photon.photon_energy
-    s = _Slice(ds, x, y, fixed, source)
+    s = _Slice(ds, x, y, fixed)
     z = s.get(var)
     assert z is not None
     on_line_cells = None

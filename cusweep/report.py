@@ -179,7 +179,7 @@ def report(src: xr.Dataset | StoredSweep, outdir: str, var: str | None = None, *
             row.status = "no feasible point"
         at_values = {d: at_text(d, v) for d, v in fixed.items() if d not in (x, y)}
         fig = map_figure(full_ds, x, y, var, at=at_values, notes=row.notes,
-                         photon_energy=line_energy, source=sweep)
+                         photon_energy=line_energy)
         path = os.path.join(outdir, f"{fac.name}_{var}.{fmt}")
         save_figure(fig, path)
         row.map = path

@@ -535,7 +535,7 @@ class StoredSweep:
         from .maps import map_figure
 
         notes: list[str] = []
-        fig = map_figure(self.ds, x, y, var, at=at, facility=facility, notes=notes, source=self, **style)
+        fig = map_figure(self.ds, x, y, var, at=at, facility=facility, notes=notes, **style)
         fig.cusweep["notes"] = notes  # type: ignore[attr-defined]
         return fig
 

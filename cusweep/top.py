@@ -203,6 +203,8 @@ def top_one(meta: Any, expr: str, plan: BlockPlan, block: Mapping[str, np.ndarra
     and returning a mask that broadcasts over the block (``cusweep.best.OnLine``)."""
     first = block_values(meta, plan, block, read, names=[by])
     own = np.ascontiguousarray(first[by])  # on its own dims, length 1 along the block's others
+    if own.shape == tuple(int(block[d].size) for d in plan.sub):
+        return _top_one_same(meta, expr, plan, block, read, by, first, own, k, ascending, bound, extra)
     key = own.reshape(-1).astype(np.float64)
     if not ascending:
         key = -key
@@ -221,10 +223,7 @@ def top_one(meta: Any, expr: str, plan: BlockPlan, block: Mapping[str, np.ndarra
         mask = np.logical_and(mask, extra(values))
     spread = tuple(i for i, (a, b) in enumerate(zip(own.shape, mask.shape, strict=True)) if a == 1 and b != 1)
     lead = mask.ndim - len(spread)
-    if not spread:
-        vals, glob = _top_one_same(plan, block, own, mask, bound.limit() if bound is not None else None, k,
-                                   ascending, meta)
-    elif spread != tuple(range(lead, mask.ndim)) or not mask.flags.c_contiguous:
+    if spread != tuple(range(lead, mask.ndim)) or not mask.flags.c_contiguous:
         vals, glob = _top_one_full(plan, block, own, mask, spread, k, ascending, meta)
     else:
         vals, glob = _top_one_rows(plan, block, own, key, mask, pool, k, ascending, meta)
@@ -233,14 +232,30 @@ def top_one(meta: Any, expr: str, plan: BlockPlan, block: Mapping[str, np.ndarra
     return vals, glob
 
 
-def _top_one_same(plan: BlockPlan, block: Mapping[str, np.ndarray], own: np.ndarray, mask: np.ndarray,
-                  limit: float | None, k: int, ascending: bool, meta: Any) -> tuple[np.ndarray, np.ndarray]:
+def _top_one_same(meta: Any, expr: str, plan: BlockPlan, block: Mapping[str, np.ndarray], read: Reader,
+                  by: str, first: Any, own: np.ndarray, k: int, ascending: bool, bound: Bound | None,
+                  extra: Callable[[Any], Any] | None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`top_one` when ``by`` has every dim of the block (``best``'s case): a threshold first (the
-    running k-th best of :class:`Bound`, else the block's own k-th best value where the mask holds), then
-    one comparison over the block; only the points at or beyond it (ties included) are ranked."""
+    running k-th best of :class:`Bound`: the block is skipped when no value reaches it; else the block's
+    own k-th best value where the mask holds), then one comparison over the block; only the points at or
+    beyond it (ties included) are ranked."""
     value = own.reshape(-1)
+    limit = bound.limit() if bound is not None else None
+    hit = None
+    if limit is not None:
+        thr = limit if ascending else -limit
+        with np.errstate(invalid="ignore"):
+            hit = value <= thr if ascending else value >= thr  # NaN compares False
+        if not hit.any():
+            return np.empty(0), np.empty(0, dtype=np.int64)
+    values = block_values(meta, plan, block, read, names=[n for n in plan.names if n != by])
+    if by not in plan.sub:
+        values.data_vars[by] = first[by]
+    mask = block_mask(meta, expr, plan, values)
+    if extra is not None:
+        mask = np.logical_and(mask, extra(values))
     ok = np.ascontiguousarray(mask).reshape(-1)
-    if limit is None:
+    if hit is None:
         inside = value[ok]
         inside = inside[~np.isnan(inside)]
         if inside.size == 0:
@@ -248,10 +263,8 @@ def _top_one_same(plan: BlockPlan, block: Mapping[str, np.ndarray], own: np.ndar
         j = min(k, inside.size)
         thr = np.partition(inside, j - 1)[j - 1] if ascending else np.partition(inside, inside.size - j)[
             inside.size - j]
-    else:
-        thr = limit if ascending else -limit
-    with np.errstate(invalid="ignore"):
-        hit = value <= thr if ascending else value >= thr  # NaN compares False
+        with np.errstate(invalid="ignore"):
+            hit = value <= thr if ascending else value >= thr  # NaN compares False
     hit &= ok
     idx = np.flatnonzero(hit)
     vals = value[idx].astype(np.float64)
@@ -263,7 +276,10 @@ def _top_one_same(plan: BlockPlan, block: Mapping[str, np.ndarray], own: np.ndar
     shape = tuple(int(meta.sizes[d]) for d in plan.sub)
     glob = np.ravel_multi_index(tuple(block[d][i] for d, i in zip(plan.sub, at, strict=True)), shape)
     order = np.lexsort((glob, key))[:k]
-    return vals[order], np.asarray(glob[order], dtype=np.int64)
+    vals, glob = vals[order], np.asarray(glob[order], dtype=np.int64)
+    if bound is not None:
+        bound.add(vals if ascending else -vals)
+    return vals, glob
 
 
 def _top_one_rows(plan: BlockPlan, block: Mapping[str, np.ndarray], own: np.ndarray, key: np.ndarray,

@@ -35,6 +35,9 @@ EXPECTED = {
     "bench_readpath": ["read path query --count / hand-written count",
                        "read path query --top 10 / hand-written", "coordinate-only empty query",
                        "read path peak RSS"],
+    "bench_answers_read": ["best / hand-written argmax", "best grid search / hand-written argmax",
+                           "map slice read / hand-written slice read", "best peak RSS", "map peak RSS",
+                           "report peak RSS", "query --limit 20 peak RSS"],
     "bench_big": ["run at 1e+05 points, peak RSS", "store size", "read path query --count / hand-written"],
 }
 RATIO = re.compile(r"^RATIO (?P<name>.+): (?P<value>\S+).* \(target (<=|>=|<|>) \S+.*\) (ok|MISS)$")

@@ -221,22 +221,9 @@ def _mesh(fig):
     return np.ma.filled(fig.axes[0].collections[0].get_array().astype(np.float64), np.nan)
 
 
-@pytest.mark.parametrize("kw", [
-    {"x": "period", "y": "amplitude", "var": "n_coh"},
-    {"x": "amplitude", "y": "energy", "var": "feasible", "at": {"period": "11 um", "thickness": "1.4 mm"}},
-    {"x": "energy", "y": "period", "var": "q", "facility": "european-xfel"},
-])
-def test_map_zarr_slice_equals_dask_slice(tuned, kw):
-    from cusweep.maps import map_figure
-
-    s = cusweep.open(tuned)
-    got = s.map(**kw)
-    want = map_figure(s.ds, **kw)
-    np.testing.assert_array_equal(_mesh(got), _mesh(want))
-    assert got.cusweep["clim"] == want.cusweep["clim"]  # type: ignore[attr-defined]
-
-
 def test_map_reads_only_the_chunks_the_slice_crosses(tuned, tmp_path):
+    # xarray + Dask cull the chunks an isel does not touch (measured within ~10 % of a hand-written zarr
+    # slice read, benchmarks/README.md): the map keeps that path
     from cusweep.maps import map_figure
 
     intact = cusweep.open(tuned)
