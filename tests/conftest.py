@@ -31,3 +31,31 @@ def local_client():
     yield client
     client.close()
     cluster.close()
+
+
+# a store across the resonance ridge of LCLS (8.3 keV at 13.6 GeV): the facility's photon-energy condition
+# of best, robust, map and report (tests/test_best.py, tests/test_facility_line.py); read only
+RIDGE = """
+name = "ridge"
+crystal = "diamond-110"
+thickness = "1.4 mm"
+n_positrons = 1.56e9
+chunk_mb = 0.01
+[axes]
+period = { start = "13 um", stop = "16 um", num = 25 }
+amplitude = { start = "0.8 angstrom", stop = "1.6 angstrom", num = 17 }
+energy = { values = ["13.6 GeV", "17.5 GeV"] }
+sigma_z = "9 um"
+bunching = { values = [0.1, 1.0] }
+"""
+
+
+@pytest.fixture(scope="session")
+def ridge(tmp_path_factory, local_client):
+    import cusweep
+
+    d = tmp_path_factory.mktemp("ridge")
+    (d / "ridge.toml").write_text(RIDGE)
+    path = str(d / "ridge.zarr")
+    cusweep.run_sweep(str(d / "ridge.toml"), path, client=local_client)
+    return path

@@ -169,30 +169,7 @@ print(bad)
 
 
 # ------------------------------------------------------------------------------ the facility's photon energy
-
-RIDGE = """
-name = "ridge"
-crystal = "diamond-110"
-thickness = "1.4 mm"
-n_positrons = 1.56e9
-chunk_mb = 0.01
-[axes]
-period = { start = "13 um", stop = "16 um", num = 25 }
-amplitude = { start = "0.8 angstrom", stop = "1.6 angstrom", num = 17 }
-energy = { values = ["13.6 GeV", "17.5 GeV"] }
-sigma_z = "9 um"
-bunching = { values = [0.1, 1.0] }
-"""
-
-
-@pytest.fixture(scope="module")
-def ridge(tmp_path_factory, local_client):
-    d = tmp_path_factory.mktemp("ridge")
-    (d / "ridge.toml").write_text(RIDGE)
-    path = str(d / "ridge.zarr")
-    cusweep.run_sweep(str(d / "ridge.toml"), path, client=local_client)
-    return path
-
+# (the `ridge` store: tests/conftest.py)
 
 def test_facility_photon_energy_is_a_constraint(ridge):
     """best --facility lcls keeps only designs whose resonance lies within the line width 1/(2n) of the

@@ -17,18 +17,8 @@ from cusweep.cli import main
 from cusweep.errors import SelectionError
 
 from .ask_stores import loaded, store
-from .test_best import RIDGE
 
 LCLS_PHOTON = 8300.0
-
-
-@pytest.fixture(scope="module")
-def ridge(tmp_path_factory, local_client):
-    d = tmp_path_factory.mktemp("ridge_line")
-    (d / "ridge.toml").write_text(RIDGE)
-    path = str(d / "ridge.zarr")
-    cusweep.run_sweep(str(d / "ridge.toml"), path, client=local_client)
-    return path
 
 
 def on_line(arrays):
