@@ -17,7 +17,6 @@ from cusweep.errors import NoFeasibleDesign
 from cusweep.top import iter_points, list_points, top_points
 
 from .ask_stores import store
-from .test_best import RIDGE
 from .test_readpath import _poisoned_copy
 
 
@@ -29,15 +28,6 @@ def tuned(tmp_path_factory, local_client):
 @pytest.fixture(scope="module")
 def multi(tmp_path_factory, local_client):
     return store("multi", tmp_path_factory, local_client)
-
-
-@pytest.fixture(scope="module")
-def ridge(tmp_path_factory, local_client):
-    d = tmp_path_factory.mktemp("ridge2")
-    (d / "ridge.toml").write_text(RIDGE)
-    path = str(d / "ridge.zarr")
-    cusweep.run_sweep(str(d / "ridge.toml"), path, client=local_client)
-    return path
 
 
 @pytest.fixture(scope="module")
