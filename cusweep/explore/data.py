@@ -88,6 +88,8 @@ class Slice:
     #: "store" (read from the store) or "model" (computed by cusweep's model; ``check`` confirms it)
     source: str = "store"
     check: Check | None = None
+    #: the boundary fields (``StoreView.margins``) when the model computed them with the slice, else None
+    margins: dict[str, np.ndarray] | None = None
 
 
 class CubeCache:
@@ -294,10 +296,11 @@ class StoreView:
             names += LINE_OUTPUTS
         plans = {n: self._plan(n, x, y, fixed, xi, yi) for n in dict.fromkeys(names)}
         model: dict[str, np.ndarray] = {}
+        margins: dict[str, np.ndarray] | None = None
         if model_first and background:
             slow = [n for n, p in plans.items() if p is not None and self._from_cubes(p) is None]
-            if slow and all(self.model_gives(n) for n in slow):
-                model = self._model_raw(slow, x, y, fixed, xi, yi)
+            if slow and all(self.model_gives(n) for n in slow):  # the boundary lines in the same evaluation
+                model, margins = self._evaluate(slow, x, y, fixed, xi, yi, margins=True)
         z = self._grid(var, x, y, fixed, xi, yi, model) / self.factor(var)
         infeasible = None
         if "feasible" in self.ds.data_vars:
@@ -311,30 +314,8 @@ class StoreView:
             self._check = (check, model) if check is not None else None
             if refresh:  # else the caller starts it (``refresh_cubes``) when done with the slice
                 self.refresh_cubes()
-        return Slice(var, x, y, fixed, xi, yi, z, infeasible, off_line, "model" if model else "store", check)
-
-    def _model_raw(self, names: list[str], x: str, y: str, fixed: Mapping[str, int], xi: np.ndarray,
-                   yi: np.ndarray) -> dict[str, np.ndarray]:
-        """The model's values of ``names`` on the slice, each (ny, nx) in the stored dtype (as a run casts
-        them before writing)."""
-        from ..model import evaluate
-
-        assert self._setup is not None
-        coords = {}
-        for d in self._setup.dims:
-            c = self._coords[d]
-            coords[d] = c[xi] if d == x else c[yi] if d == y else c[fixed[d]:fixed[d] + 1]
-        values = evaluate(self._setup, coords, tuple(names))
-        out = {}
-        for name in names:
-            natural = list(self._setup.natural_dims(name))
-            keep = [d for d in natural if d in (x, y)]
-            arr = np.asarray(values[name])
-            arr = arr.reshape([arr.shape[natural.index(d)] for d in keep])
-            arr = _on_yx(arr, keep, x, y, len(yi), len(xi), cast=False)
-            dtype = self.ds[name].dtype
-            out[name] = arr if arr.dtype == dtype else arr.astype(dtype)
-        return out
+        return Slice(var, x, y, fixed, xi, yi, z, infeasible, off_line, "model" if model else "store", check,
+                     margins)
 
     # ---------------------------------------------------------------- slider-axis cubes
 
@@ -561,24 +542,37 @@ class StoreView:
         model from the store's setup (only the slice's coordinates); {} when the store lacks the setup."""
         if self._setup is None:
             return {}
+        return self._evaluate([], x, y, at, xi, yi, margins=True)[1]
+
+    def _evaluate(self, names: list[str], x: str, y: str, at: Mapping[str, int], xi: np.ndarray,
+                  yi: np.ndarray, margins: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """One evaluation of the model on the slice's coordinates (intermediates shared): ``names`` each as
+        (ny, nx) in the stored dtype (as a run casts them before writing), and with ``margins`` the margin of
+        every constraint (float64, as ``margins``)."""
         from ..model import evaluate
         from ..quantities import VARIABLES
 
+        assert self._setup is not None
         coords = {}
         for d in self._setup.dims:
             c = self._coords[d]
             coords[d] = c[xi] if d == x else c[yi] if d == y else c[int(at[d]):int(at[d]) + 1]
-        wanted = {c.name: c.margin for c in feasibility.CONSTRAINTS if c.margin in VARIABLES}
-        values = evaluate(self._setup, coords, tuple(dict.fromkeys(wanted.values())))
-        out = {}
-        for name, margin in wanted.items():
-            keep = [d for d in self._setup.natural_dims(margin) if d in (x, y)]
-            arr = np.asarray(values[margin], dtype=np.float64)
-            kept = list(self._setup.natural_dims(margin))
+        wanted = {c.name: c.margin for c in feasibility.CONSTRAINTS if margins and c.margin in VARIABLES}
+        values = evaluate(self._setup, coords, tuple(dict.fromkeys([*names, *wanted.values()])))
+
+        def on_yx(name: str) -> np.ndarray:
+            natural = list(self._setup.natural_dims(name))  # type: ignore[union-attr]
+            keep = [d for d in natural if d in (x, y)]
+            arr = np.asarray(values[name])
             # drop the length-1 axes of the fixed dims, keep x/y
-            arr = arr.reshape([arr.shape[kept.index(d)] for d in kept if d in keep] or [])
-            out[name] = _on_yx(arr, keep, x, y, len(yi), len(xi))
-        return out
+            arr = arr.reshape([arr.shape[natural.index(d)] for d in keep])
+            return _on_yx(arr, keep, x, y, len(yi), len(xi), cast=False)
+
+        out = {}
+        for name in names:
+            arr, dtype = on_yx(name), self.ds[name].dtype
+            out[name] = arr if arr.dtype == dtype else arr.astype(dtype)
+        return out, {c: on_yx(m).astype(np.float64) for c, m in wanted.items()}
 
     def point(self, at: Mapping[str, int]) -> dict[str, Any]:
         """Every stored variable at the grid point ``at`` (dim -> index, every dim): store units, bool for

@@ -523,7 +523,8 @@ class Explorer:
     def _draw_lines(self, s: Slice, px: np.ndarray, py: np.ndarray) -> None:
         view = self.view
         categorical = any(axis_kind(view.coord(d)) == "index" and view.is_label_dim(d) for d in (s.x, s.y))
-        fields = {} if categorical else view.margins(s.x, s.y, s.at, s.xi, s.yi)
+        fields = {} if categorical else s.margins if s.margins is not None else \
+            view.margins(s.x, s.y, s.at, s.xi, s.yi)
         for name, renderer in self.lines.items():
             traceable = name in fields and len(px) > 1 and len(py) > 1
             segs = _contour(px, py, fields[name], 1.0) if traceable else []
