@@ -209,3 +209,25 @@ def test_a_store_of_another_cusweep_version_never_uses_the_model(stores, tmp_pat
     view.wait_refresh(60)
     # the same store with this version's attr: the model answers first
     assert StoreView(stores["tuned"]).model_gives("n_coh")
+
+
+def test_a_check_stopped_by_another_session_says_so(stores):
+    """Two pages on one store (two browser sessions): the second page's read stops the first page's check;
+    the first page then says its values were not checked."""
+    from bokeh.document import Document
+
+    from cusweep.explore.page import MODEL_UNCHECKED, Explorer
+
+    view = StoreView(stores["tuned"])
+    with view._refresh_lock:  # the first page's check waits here until the second page has read
+        first = Explorer(view, Document())
+        second = Explorer(view, Document())
+        second.var_select.value = "photons_coh"
+    assert view.wait_refresh(60)
+    s = first.slice
+    assert s is not None and s.source == "model" and s.check is not None
+    assert s.check.done.wait(60) and s.check.state == "abandoned"
+    first._on_checked(s)
+    assert html.unescape(first.source_note.text) == MODEL_UNCHECKED and "not checked" in first.plot.title.text
+    assert second.slice is not None and second.slice.check is not None
+    assert second.slice.check.state == "confirmed"

@@ -407,7 +407,7 @@ class StoreView:
         cubes along the other sliders at the new position). One refresh at a time; the next slice read
         stops it. When the last slice was computed by the model, the thread first reads it from the store
         (in ``READ_THREADS`` threads), compares, sets its ``Check`` and calls ``on_checked(check)`` (in the
-        thread; not when abandoned)."""
+        thread; also when abandoned)."""
         plans = self._pending
         check, model = self._check if self._check is not None else (None, {})
         self._check = None
@@ -455,6 +455,8 @@ class StoreView:
                     self._checking = None
                     if check is not None and check.state == "pending":
                         check.finish("abandoned")
+                        if on_checked is not None:
+                            on_checked(check)
 
         self._refresher = threading.Thread(target=run, name="cusweep-explore-cubes", daemon=True)
         self._refresher.start()

@@ -39,6 +39,8 @@ SLOW_BYTES = 1e9
 MODEL_PENDING = "computed by cusweep's model for this slice; checking against the store…"
 MODEL_CONFIRMED = ("computed by cusweep's model for this slice = store (the stored values, read since, are "
                    "the same)")
+MODEL_UNCHECKED = ("computed by cusweep's model for this slice; not checked: another view of this store read "
+                   "the store meanwhile (move a slider to check)")
 MODEL_DIFFERS = ("the store's values differ from cusweep's model on this slice ({names}): the page shows the "
                  "stored values, and the model is no longer used for this store")
 #: tick label of a log axis (plotted as log10 of the value)
@@ -500,7 +502,8 @@ class Explorer:
         """Label the plot with where its values come from (the model first, confirmed, or the store)."""
         view = self.view
         suffix = {MODEL_PENDING: " — cusweep's model, checking the store…",
-                  MODEL_CONFIRMED: " — cusweep's model = store"}.get(note, "")
+                  MODEL_CONFIRMED: " — cusweep's model = store",
+                  MODEL_UNCHECKED: " — cusweep's model, not checked"}.get(note, "")
         self.plot.title.text = f"{view.long_name(s.var)} ({s.var}){suffix}"
         self.source_note.text = _esc(note)
 
@@ -519,6 +522,8 @@ class Explorer:
                 assert self.slice is not None
                 s = self.slice
             self._show_source(s, MODEL_CONFIRMED)
+        elif check.state == "abandoned":  # another session's read stopped it while this page still shows it
+            self._show_source(s, MODEL_UNCHECKED)
 
     def _draw_lines(self, s: Slice, px: np.ndarray, py: np.ndarray) -> None:
         view = self.view
