@@ -454,8 +454,8 @@ def test_model_first_label_then_confirmed_by_the_store(browser, store_path, view
                                         ".querySelector('select');")
     try:
         Select(var_select).select_by_value("photons_coh")
-        log = wait_for(browser, "return window.sourceLog.some(t => t.includes('= store')) && window.sourceLog",
-                       what="the store's confirmation")
+        log = wait_for(browser, "return window.sourceLog.some(t => t.includes('= store')) && "
+                       "window.sourceLog", what="the store's confirmation")
         texts = [html.unescape(t) for t in log]
         assert texts[0] == MODEL_PENDING, texts
         assert texts[-1] == MODEL_CONFIRMED, texts
