@@ -432,6 +432,49 @@ def test_best_in_this_slice_button(browser, store_path, view):
     assert len(marker["x"]) == 1
 
 
+def test_model_first_label_then_confirmed_by_the_store(browser, store_path, view):
+    """A slice not read yet (another variable over period x amplitude, which crosses many blocks) is drawn
+    from cusweep's model at once, labelled so; the label turns to "= store" once the background read of the
+    store has confirmed it, and the plotted values are the store's."""
+    import html
+
+    from selenium.webdriver.support.select import Select
+
+    from cusweep.explore.page import MODEL_CONFIRMED, MODEL_PENDING
+
+    get_note = "return Bokeh.documents[0].get_model_by_name('source_note').text"
+    wait_for(browser, get_note.replace("return ", "return !") + ".includes('checking')",
+             what="no check running")
+    # every text the label takes from now on, in the browser
+    browser.execute_script("""
+        const m = Bokeh.documents[0].get_model_by_name('source_note');
+        window.sourceLog = [];
+        m.properties.text.change.connect(() => window.sourceLog.push(m.text));""")
+    var_select = browser.execute_script(FIND_VIEW + "return findView('var_select').shadow_el"
+                                        ".querySelector('select');")
+    try:
+        Select(var_select).select_by_value("photons_coh")
+        log = wait_for(browser, "return window.sourceLog.some(t => t.includes('= store')) && "
+                       "window.sourceLog", what="the store's confirmation")
+        texts = [html.unescape(t) for t in log]
+        assert texts[0] == MODEL_PENDING, texts
+        assert texts[-1] == MODEL_CONFIRMED, texts
+        title = browser.execute_script("return Bokeh.documents[0].get_model_by_name('plot').title.text")
+        assert "photons_coh" in title and "= store" in title
+        expect = stored(store_path, "photons_coh", **slider_positions(browser)).T.reshape(-1)
+        positive = expect[np.isfinite(expect) & (expect > 0)]
+        if positive.max() / positive.min() > 100:  # log colour scale: the page blanks values <= 0
+            expect = np.where(expect > 0, expect, np.nan)
+        np.testing.assert_array_equal(image_values(browser), expect)
+        assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    finally:  # the other tests look at n_coh
+        Select(var_select).select_by_value("n_coh")
+        wait_for(browser, "return Bokeh.documents[0].get_model_by_name('plot').title.text.includes('n_coh')",
+                 what="n_coh again")
+        wait_for(browser, get_note.replace("return ", "return !") + ".includes('checking')",
+                 what="no check running")
+
+
 def expected_grey(store_path, at, photon_energy=None):
     """The page's grey overlay over period (x) x amplitude (y) at ``at``, flattened as the browser holds it:
     infeasible designs and, with ``photon_energy``, those whose resonance lies outside the line width."""

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from ..model import Setup
 
-__all__ = ["CUBE_CACHE_BYTES", "CUBE_MIN_BLOCKS", "MAX_CELLS", "CubeCache", "Slice", "StoreView",
+__all__ = ["CUBE_CACHE_BYTES", "CUBE_MIN_BLOCKS", "MAX_CELLS", "Check", "CubeCache", "Slice", "StoreView",
            "stride_for"]
 
 #: a plotted axis longer than this is strided (every k-th grid value) before the slice is shipped
@@ -37,6 +37,9 @@ MAX_CELLS = 1000
 CUBE_MIN_BLOCKS = 4
 #: threads decoding blocks for a slice the page waits for (the background refresh uses one)
 READ_THREADS = max(1, min(2, os.cpu_count() or 1))
+#: model first: the stored values confirm the model's when every float is within this many units in the last
+#: place of the stored dtype (numpy's vectorised loops can differ in the last bit between a block and a slice)
+CHECK_ULPS = 4
 #: the default bound of the slider-axis cube cache [bytes] (least recently used cubes are evicted first)
 CUBE_CACHE_BYTES = 512 * 1024**2
 
@@ -44,6 +47,27 @@ CUBE_CACHE_BYTES = 512 * 1024**2
 def stride_for(n: int, max_cells: int = MAX_CELLS) -> int:
     """The stride that keeps at most ``max_cells`` of ``n`` grid values."""
     return max(1, math.ceil(n / max_cells))
+
+
+class Check:
+    """The store's confirmation of a slice the model answered first (``Slice.source == "model"``).
+
+    ``state``: "pending" while the background thread reads the slice from the store, then "confirmed" (the
+    stored values are the model's: bitwise, or within ``CHECK_ULPS`` and then ``bitwise`` is False),
+    "differs" (``differs`` names the variables whose stored values
+    are not the model's; the view never uses the model again) or "abandoned" (another slice was asked for
+    before the read finished)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names  #: the variables computed by the model
+        self.state = "pending"
+        self.differs: list[str] = []
+        self.bitwise = True  #: confirmed with every value bitwise equal (else within ``CHECK_ULPS``)
+        self.done = threading.Event()  #: set when the state leaves "pending"
+
+    def finish(self, state: str) -> None:
+        self.state = state
+        self.done.set()
 
 
 @dataclass
@@ -61,6 +85,11 @@ class Slice:
     #: (ny, nx) bool: True where the design does not radiate at the facility's photon energy (the condition
     #: of ``best --facility``, ``cusweep.photon_line.on_line_mask``); None when no photon energy is asked for
     off_line: np.ndarray | None = None
+    #: "store" (read from the store) or "model" (computed by cusweep's model; ``check`` confirms it)
+    source: str = "store"
+    check: Check | None = None
+    #: the boundary fields (``StoreView.margins``) when the model computed them with the slice, else None
+    margins: dict[str, np.ndarray] | None = None
 
 
 class CubeCache:
@@ -129,7 +158,13 @@ class StoreView:
     each block of the slice is decoded once and, for every other dim d, the slice's values over all of d
     within that block (the other dims at their indices) are kept, one (y, x, d) cube per d, in a
     :class:`CubeCache` of ``cache_bytes``. A later move of one slider is answered from memory; after it, the
-    cubes of the new position are read in a background thread (one at a time, abandoned at the next read)."""
+    cubes of the new position are read in a background thread (one at a time, abandoned at the next read).
+
+    *Model first*: a slice that would read blocks for cubes (its first view, a second slider moved before
+    the refresh is done) is computed by cusweep's model on the slice's coordinates when the store was written
+    by this cusweep version from a sweep the model reproduces (``model_note`` says why not otherwise); the
+    background thread then reads the slice from the store (filling the cubes) and compares
+    (:class:`Check`). When the store disagrees, ``model_refused`` says so and the model is not used again."""
 
     def __init__(self, path: str, cache_bytes: int = CUBE_CACHE_BYTES,
                  cube_min_blocks: int = CUBE_MIN_BLOCKS) -> None:
@@ -157,6 +192,35 @@ class StoreView:
         self._refresh_lock = threading.Lock()  # one refresh at a time
         self._refresher: threading.Thread | None = None
         self._pending: list[_Plan] = []  # the cube readings of the last slice, for the refresh
+        # model first: the check of the last slice (its Check, the model's values by variable)
+        self._check: tuple[Check, dict[str, np.ndarray]] | None = None
+        self._checking: Check | None = None  # the check the running background thread makes
+        self.model_refused = ""  # why the model is no longer used (the store disagreed with it)
+        self._outputs: set[str] = set()  # the stored sweep's outputs (set by _model_note)
+        self.model_note = self._model_note()
+
+    def _model_note(self) -> str:
+        """Why slices are never computed by the model first ("" when they may be)."""
+        from .. import __version__
+
+        written = self.ds.attrs.get("cusweep_version")
+        if written != __version__:
+            return f"the store was written by cusweep {written or '(unknown)'}, this is {__version__}"
+        if self._setup is None:
+            return self.setup_note or "the store's sweep does not load"
+        try:
+            self._outputs = set(self.sweep.spec.outputs)
+        except CusweepError as exc:
+            return str(exc)
+        return ""
+
+    def model_gives(self, name: str) -> bool:
+        """True when slices of ``name`` may be computed by the model first (this cusweep wrote the store,
+        its sweep loads, the model outputs ``name``, and the store has not disagreed with the model)."""
+        from ..quantities import VARIABLES
+
+        return (not self.model_note and not self.model_refused and name in VARIABLES
+                and name in self._outputs and self.ds[name].dtype.kind in "fb")
 
     # ---------------------------------------------------------------- names, units, labels
 
@@ -206,34 +270,52 @@ class StoreView:
     # ---------------------------------------------------------------- reading
 
     def slice(self, var: str, x: str, y: str, at: Mapping[str, int], max_cells: int = MAX_CELLS,
-              photon_energy: float | None = None, refresh: bool = True) -> Slice:
+              photon_energy: float | None = None, refresh: bool = True, model_first: bool = False,
+              background: bool = True) -> Slice:
         """``var`` over dims ``x`` (columns) and ``y`` (rows) at the grid indices ``at`` of the other dims,
         each axis strided to at most ``max_cells`` values. Reads only the chunks of that slice.
 
         ``photon_energy`` [eV]: also mark the designs that do not radiate there (``Slice.off_line``: their
         resonance_energy is farther than the line width 1/(2 n_periods) from it; a facility's condition in a
-        tuned store, ``cusweep.select.facility_photon``)."""
+        tuned store, ``cusweep.select.facility_photon``).
+
+        ``model_first``: when the slice would read blocks for cubes and ``model_gives`` every variable to
+        read, compute them by the model (``Slice.source == "model"``); the background thread started by
+        ``refresh_cubes`` reads them from the store and fills ``Slice.check``. ``background=False``: a read
+        on the side (``best_in_slice``) that neither stops the running background thread nor starts one."""
         xi = np.arange(0, self.size(x), stride_for(self.size(x), max_cells))
         yi = np.arange(0, self.size(y), stride_for(self.size(y), max_cells))
         fixed = {d: int(at[d]) for d in self.dims if d not in (x, y)}
-        with self._gen_lock:
-            self._generation += 1  # a running refresh of another position stops at its next block
+        if background:
+            with self._gen_lock:
+                self._generation += 1  # a running refresh of another position stops at its next block
         names = [var]
-        z = self._grid(var, x, y, fixed, xi, yi) / self.factor(var)
-        infeasible = None
         if "feasible" in self.ds.data_vars:
             names.append("feasible")
-            infeasible = self._grid("feasible", x, y, fixed, xi, yi) < 0.5
+        if photon_energy is not None and all(n in self.ds.data_vars for n in LINE_OUTPUTS):
+            names += LINE_OUTPUTS
+        plans = {n: self._plan(n, x, y, fixed, xi, yi) for n in dict.fromkeys(names)}
+        model: dict[str, np.ndarray] = {}
+        margins: dict[str, np.ndarray] | None = None
+        if model_first and background:
+            slow = [n for n, p in plans.items() if p is not None and self._from_cubes(p) is None]
+            if slow and all(self.model_gives(n) for n in slow):  # the boundary lines in the same evaluation
+                model, margins = self._evaluate(slow, x, y, fixed, xi, yi, margins=True)
+        z = self._grid(var, x, y, fixed, xi, yi, model) / self.factor(var)
+        infeasible = None
+        if "feasible" in self.ds.data_vars:
+            infeasible = self._grid("feasible", x, y, fixed, xi, yi, model) < 0.5
         off_line = None
         if photon_energy is not None:
-            if all(n in self.ds.data_vars for n in LINE_OUTPUTS):
-                names += LINE_OUTPUTS
-            off_line = self._off_line(photon_energy, x, y, fixed, xi, yi)
-        self._pending = [p for p in (self._plan(n, x, y, fixed, xi, yi) for n in dict.fromkeys(names))
-                         if p is not None]
-        if refresh:  # else the caller starts it (``refresh_cubes``) when done with the slice
-            self.refresh_cubes()
-        return Slice(var, x, y, fixed, xi, yi, z, infeasible, off_line)
+            off_line = self._off_line(photon_energy, x, y, fixed, xi, yi, model)
+        check = Check(list(model)) if model else None
+        if background:
+            self._pending = [p for p in plans.values() if p is not None]
+            self._check = (check, model) if check is not None else None
+            if refresh:  # else the caller starts it (``refresh_cubes``) when done with the slice
+                self.refresh_cubes()
+        return Slice(var, x, y, fixed, xi, yi, z, infeasible, off_line, "model" if model else "store", check,
+                     margins)
 
     # ---------------------------------------------------------------- slider-axis cubes
 
@@ -320,13 +402,18 @@ class StoreView:
             self.cubes.put(key, cube)
         return out
 
-    def refresh_cubes(self) -> None:
+    def refresh_cubes(self, on_checked: Callable[[Check], None] | None = None) -> None:
         """Read, in a daemon thread, the cubes of the last slice not yet cached (after a slider move: the
         cubes along the other sliders at the new position). One refresh at a time; the next slice read
-        stops it."""
+        stops it. When the last slice was computed by the model, the thread first reads it from the store
+        (in ``READ_THREADS`` threads), compares, sets its ``Check`` and calls ``on_checked(check)`` (in the
+        thread; also when abandoned)."""
         plans = self._pending
-        if not plans or all(k in self.cubes for p in plans for k in p.keys):
+        check, model = self._check if self._check is not None else (None, {})
+        self._check = None
+        if not plans or (check is None and all(k in self.cubes for p in plans for k in p.keys)):
             return
+        plans = sorted(plans, key=lambda p: p.name not in model)  # the model's variables first
         with self._gen_lock:
             generation = self._generation
 
@@ -335,11 +422,41 @@ class StoreView:
 
         def run() -> None:
             with self._refresh_lock:
-                for plan in plans:
-                    if all(k in self.cubes for k in plan.keys):
-                        continue
-                    if stale() or self._read_cubes(plan, only_missing=True, cancelled=stale) is None:
-                        return
+                self._checking = check
+                try:
+                    differs = []
+                    for plan in plans:
+                        checked = plan.name in model
+                        if not checked and all(k in self.cubes for k in plan.keys):
+                            continue
+                        if stale():
+                            return
+                        values = self._from_cubes(plan) if checked else None
+                        if values is None:
+                            values = self._read_cubes(plan, only_missing=True, cancelled=stale,
+                                                      workers=READ_THREADS if checked else 1)
+                        if values is None:
+                            return
+                        if checked:
+                            agree, bitwise = _agree(values, model[plan.name])
+                            if not agree:
+                                differs.append(plan.name)
+                            elif not bitwise and check is not None:
+                                check.bitwise = False
+                    if check is not None:
+                        if differs:
+                            self.model_refused = (f"the stored {', '.join(differs)} differ from cusweep's "
+                                                  "model on a slice")
+                            check.differs = differs
+                        check.finish("differs" if differs else "confirmed")
+                        if on_checked is not None:
+                            on_checked(check)
+                finally:
+                    self._checking = None
+                    if check is not None and check.state == "pending":
+                        check.finish("abandoned")
+                        if on_checked is not None:
+                            on_checked(check)
 
         self._refresher = threading.Thread(target=run, name="cusweep-explore-cubes", daemon=True)
         self._refresher.start()
@@ -358,7 +475,7 @@ class StoreView:
         return True
 
     def _off_line(self, photon_energy: float, x: str, y: str, fixed: Mapping[str, int], xi: np.ndarray,
-                  yi: np.ndarray) -> np.ndarray:
+                  yi: np.ndarray, model: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         """(ny, nx) bool: the slice's designs whose resonance misses ``photon_energy``
         (``cusweep.photon_line.on_line_mask``, the
         one definition; the stored resonance_energy and n_periods of the slice alone)."""
@@ -367,7 +484,8 @@ class StoreView:
         if (all(n in self.ds.data_vars for n in LINE_OUTPUTS)
                 and any(self._plan(n, x, y, fixed, xi, yi) is not None for n in LINE_OUTPUTS)):
             # the stored values, through the cubes (stored dtype: the same arithmetic as the plain read)
-            re, n_periods = (_on_yx(*self._raw(n, x, y, fixed, xi, yi), x, y, len(yi), len(xi), cast=False)
+            re, n_periods = (_on_yx(*self._raw(n, x, y, fixed, xi, yi, model), x, y, len(yi), len(xi),
+                                    cast=False)
                              for n in LINE_OUTPUTS)
             return ~np.asarray(on_line(re, n_periods, photon_energy), dtype=bool)
         sub = self.ds.isel({**{d: [i] for d, i in fixed.items()}, x: _as_slice(xi), y: _as_slice(yi)})
@@ -376,14 +494,17 @@ class StoreView:
         return _on_yx(np.asarray(mask.values), [str(d) for d in mask.dims], x, y, len(yi), len(xi)) < 0.5
 
     def _grid(self, name: str, x: str, y: str, fixed: Mapping[str, int], xi: np.ndarray,
-              yi: np.ndarray) -> np.ndarray:
-        values, dims = self._raw(name, x, y, fixed, xi, yi)
+              yi: np.ndarray, model: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        values, dims = self._raw(name, x, y, fixed, xi, yi, model)
         return _on_yx(values, dims, x, y, len(yi), len(xi))
 
     def _raw(self, name: str, x: str, y: str, fixed: Mapping[str, int], xi: np.ndarray,
-             yi: np.ndarray) -> tuple[np.ndarray, list[str]]:
-        """The stored values of the slice (stored dtype) and their dims (a subset of {x, y}): from a cube
-        when one holds it, else read as cubes when the slice crosses many blocks, else read plainly."""
+             yi: np.ndarray, model: Mapping[str, np.ndarray] | None = None) -> tuple[np.ndarray, list[str]]:
+        """The stored values of the slice (stored dtype) and their dims (a subset of {x, y}): the model's
+        when ``model`` holds ``name``, else from a cube when one holds it, else read as cubes when the slice
+        crosses many blocks, else read plainly."""
+        if model and name in model:
+            return model[name], [y, x]
         plan = self._plan(name, x, y, fixed, xi, yi)
         if plan is not None:
             values = self._from_cubes(plan)
@@ -423,24 +544,37 @@ class StoreView:
         model from the store's setup (only the slice's coordinates); {} when the store lacks the setup."""
         if self._setup is None:
             return {}
+        return self._evaluate([], x, y, at, xi, yi, margins=True)[1]
+
+    def _evaluate(self, names: list[str], x: str, y: str, at: Mapping[str, int], xi: np.ndarray,
+                  yi: np.ndarray, margins: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """One evaluation of the model on the slice's coordinates (intermediates shared): ``names`` each as
+        (ny, nx) in the stored dtype (as a run casts them before writing), and with ``margins`` the margin of
+        every constraint (float64, as ``margins``)."""
         from ..model import evaluate
         from ..quantities import VARIABLES
 
+        assert self._setup is not None
         coords = {}
         for d in self._setup.dims:
             c = self._coords[d]
             coords[d] = c[xi] if d == x else c[yi] if d == y else c[int(at[d]):int(at[d]) + 1]
-        wanted = {c.name: c.margin for c in feasibility.CONSTRAINTS if c.margin in VARIABLES}
-        values = evaluate(self._setup, coords, tuple(dict.fromkeys(wanted.values())))
-        out = {}
-        for name, margin in wanted.items():
-            keep = [d for d in self._setup.natural_dims(margin) if d in (x, y)]
-            arr = np.asarray(values[margin], dtype=np.float64)
-            kept = list(self._setup.natural_dims(margin))
+        wanted = {c.name: c.margin for c in feasibility.CONSTRAINTS if margins and c.margin in VARIABLES}
+        values = evaluate(self._setup, coords, tuple(dict.fromkeys([*names, *wanted.values()])))
+
+        def on_yx(name: str) -> np.ndarray:
+            natural = list(self._setup.natural_dims(name))  # type: ignore[union-attr]
+            keep = [d for d in natural if d in (x, y)]
+            arr = np.asarray(values[name])
             # drop the length-1 axes of the fixed dims, keep x/y
-            arr = arr.reshape([arr.shape[kept.index(d)] for d in kept if d in keep] or [])
-            out[name] = _on_yx(arr, keep, x, y, len(yi), len(xi))
-        return out
+            arr = arr.reshape([arr.shape[natural.index(d)] for d in keep])
+            return _on_yx(arr, keep, x, y, len(yi), len(xi), cast=False)
+
+        out = {}
+        for name in names:
+            arr, dtype = on_yx(name), self.ds[name].dtype
+            out[name] = arr if arr.dtype == dtype else arr.astype(dtype)
+        return out, {c: on_yx(m).astype(np.float64) for c, m in wanted.items()}
 
     def point(self, at: Mapping[str, int]) -> dict[str, Any]:
         """Every stored variable at the grid point ``at`` (dim -> index, every dim): store units, bool for
@@ -462,9 +596,12 @@ class StoreView:
                       photon_energy: float | None = None) -> dict[str, int] | None:
         """The grid point (dim -> index) where ``var`` is largest over the feasible points of the full
         (unstrided) slice (and, with ``photon_energy``, those radiating there); None when no point of the
-        slice qualifies with a finite value."""
+        slice qualifies with a finite value. Always the stored values: a running check of the page's slice
+        (model first) is waited for, its read filling the cubes this read then uses."""
+        if self._checking is not None:
+            self.wait_refresh()
         full = self.slice(var, x, y, at, max_cells=max(self.size(x), self.size(y)),
-                          photon_energy=photon_energy)
+                          photon_energy=photon_energy, background=False)
         z = np.where(np.isfinite(full.z), full.z, -np.inf)
         for excluded in (full.infeasible, full.off_line):
             if excluded is not None:
@@ -473,6 +610,27 @@ class StoreView:
             return None
         j, i = np.unravel_index(int(np.argmax(z)), z.shape)
         return {**full.at, x: int(full.xi[i]), y: int(full.yi[j])}
+
+
+def _agree(stored: np.ndarray, model: np.ndarray) -> tuple[bool, bool]:
+    """(agree, bitwise): the stored values of a slice against the model's. Floats agree within
+    ``CHECK_ULPS`` units in the last place of the stored dtype (NaN and infinities at the same cells, of the
+    same sign); flags only when equal."""
+    if stored.dtype != model.dtype or stored.shape != model.shape:
+        return False, False
+    if stored.dtype.kind != "f":
+        same = bool(np.array_equal(stored, model))
+        return same, same
+    kind = np.dtype(f"u{stored.dtype.itemsize}")
+    if np.array_equal(stored.view(kind), model.view(kind)):
+        return True, True
+    a, b = stored.astype(np.float64), model.astype(np.float64)
+    finite = np.isfinite(a)
+    if not (np.array_equal(finite, np.isfinite(b))
+            and np.array_equal(a[~finite], b[~finite], equal_nan=True)):
+        return False, False
+    rtol = CHECK_ULPS * float(np.finfo(stored.dtype).eps)
+    return bool(np.all(np.abs(a - b)[finite] <= rtol * np.maximum(np.abs(a), np.abs(b))[finite])), False
 
 
 def _values(data: Any) -> np.ndarray:

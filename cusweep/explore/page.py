@@ -13,6 +13,7 @@ values as tick labels; the image's cells are then the grid's cells.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,14 @@ NO_FACILITY = "(none)"
 MASK_LABEL = "infeasible (greyed)"
 #: a slice that decodes more than this many bytes of chunks says so (a slider move then takes seconds)
 SLOW_BYTES = 1e9
+#: the readout of a slice computed by the model first, while the store is read (``StoreView.slice``)
+MODEL_PENDING = "computed by cusweep's model for this slice; checking against the store…"
+MODEL_CONFIRMED = ("computed by cusweep's model for this slice = store (the stored values, read since, are "
+                   "the same)")
+MODEL_UNCHECKED = ("computed by cusweep's model for this slice; not checked: another view of this store read "
+                   "the store meanwhile (move a slider to check)")
+MODEL_DIFFERS = ("the store's values differ from cusweep's model on this slice ({names}): the page shows the "
+                 "stored values, and the model is no longer used for this store")
 #: tick label of a log axis (plotted as log10 of the value)
 LOG_TICK_JS = "return Number((10**tick).toPrecision(3)).toString()"
 
@@ -150,6 +159,8 @@ class Explorer:
                                       name="facility_select", width=260)
         self.best_button = Button(label="best in this slice", name="best_button", width=260)
         self.status = Div(text="", name="status", width=260)
+        #: where the plotted values come from: the model first (checking the store), confirmed, or refuted
+        self.source_note = Div(text="", name="source_note", width=720)
 
         self.image_source = ColumnDataSource(data={"image": [np.zeros((1, 1))], "x": [0.0], "y": [0.0],
                                                    "dw": [1.0], "dh": [1.0], "unit": [""]},
@@ -231,7 +242,8 @@ class Explorer:
                 *[self.controls[d] for d in view.dims], self.facility_select, self.best_button, self.status]
         if note is not None:
             side.append(note)
-        layout = row(column(*side, name="controls"), column(p, self.point_title, self.table))
+        layout = row(column(*side, name="controls"),
+                     column(p, self.source_note, self.point_title, self.table))
         doc.add_root(layout)
         doc.title = "cusweep explore"
 
@@ -407,7 +419,7 @@ class Explorer:
         var, x, y = self.var_select.value, self.x_select.value, self.y_select.value
         for d, ctl in self.controls.items():
             ctl.visible = d not in (x, y)
-        s = view.slice(var, x, y, self.at, photon_energy=self.photon_energy, refresh=False)
+        s = view.slice(var, x, y, self.at, photon_energy=self.photon_energy, refresh=False, model_first=True)
         self.slice = s
         px, py = self._pos(x, s.xi), self._pos(y, s.yi)
         ex, ey = _edges(px), _edges(py)
@@ -462,7 +474,7 @@ class Explorer:
                 axis.formatter = BasicTickFormatter()
         for rng, e in ((self.plot.x_range, ex), (self.plot.y_range, ey)):
             rng.update(start=float(e[0]), end=float(e[-1]), reset_start=float(e[0]), reset_end=float(e[-1]))
-        self.plot.title.text = f"{view.long_name(var)} ({var})"
+        self._show_source(s, MODEL_PENDING if s.source == "model" else "")
         self.hover.tooltips = [(d, f"${a}{{custom}}") for a, d in (("x", x), ("y", y))] + \
             [(var, "@image{%0.4g} @unit")]
         self._draw_lines(s, px, py)
@@ -472,19 +484,52 @@ class Explorer:
             fast = [d for d in view.whole_chunk_dims(var) if view.size(d) > 1]
             hint = f"; slices over {' and '.join(fast[:2])} read fewer chunks" if len(fast) >= 2 else ""
             gb = f"{decoded / 1e9:.1f} GB of stored chunks of {var}"
-            if view.cubed(s):  # slider-axis cubes: a later move of one slider is answered from memory
+            if s.source == "model":  # computed by the model; the store is read in the background
+                slow = (f"slow slice: {gb} decoded in the background to check the model's values; one slider "
+                        "moved then answers from memory")
+            elif view.cubed(s):  # slider-axis cubes: a later move of one slider is answered from memory
                 slow = f"slow slice: its first view decodes {gb}; one slider moved then answers from memory"
             else:
                 slow = f"slow slice: each change decodes {gb}{hint}"
             self.status.text = _esc("; ".join([slow, *self._line_notes()]))
         else:
             self.status.text = _esc("; ".join(self._line_notes()))
-        view.refresh_cubes()  # the cubes of this position, in the background once the page is drawn
+        # the cubes of this position (and the check of the model's values), in the background once drawn
+        view.refresh_cubes(on_checked=lambda check: self.doc.add_next_tick_callback(
+            functools.partial(self._on_checked, s)))
+
+    def _show_source(self, s: Slice, note: str) -> None:
+        """Label the plot with where its values come from (the model first, confirmed, or the store)."""
+        view = self.view
+        suffix = {MODEL_PENDING: " — cusweep's model, checking the store…",
+                  MODEL_CONFIRMED: " — cusweep's model = store",
+                  MODEL_UNCHECKED: " — cusweep's model, not checked"}.get(note, "")
+        self.plot.title.text = f"{view.long_name(s.var)} ({s.var}){suffix}"
+        self.source_note.text = _esc(note)
+
+    def _on_checked(self, s: Slice) -> None:
+        """The store's answer to a slice the model computed first (run in the document's thread)."""
+        check = s.check
+        if self.slice is not s or check is None:  # the page moved on: that check no longer matters
+            return
+        if check.state == "differs":  # the stored values, from the cubes the check just filled
+            self.update()
+            assert self.slice is not None
+            self._show_source(self.slice, MODEL_DIFFERS.format(names=", ".join(check.differs)))
+        elif check.state == "confirmed":
+            if not check.bitwise:  # equal to the last bits: draw the stored values themselves
+                self.update()
+                assert self.slice is not None
+                s = self.slice
+            self._show_source(s, MODEL_CONFIRMED)
+        elif check.state == "abandoned":  # another session's read stopped it while this page still shows it
+            self._show_source(s, MODEL_UNCHECKED)
 
     def _draw_lines(self, s: Slice, px: np.ndarray, py: np.ndarray) -> None:
         view = self.view
         categorical = any(axis_kind(view.coord(d)) == "index" and view.is_label_dim(d) for d in (s.x, s.y))
-        fields = {} if categorical else view.margins(s.x, s.y, s.at, s.xi, s.yi)
+        fields = {} if categorical else s.margins if s.margins is not None else \
+            view.margins(s.x, s.y, s.at, s.xi, s.yi)
         for name, renderer in self.lines.items():
             traceable = name in fields and len(px) > 1 and len(py) > 1
             segs = _contour(px, py, fields[name], 1.0) if traceable else []
