@@ -282,10 +282,13 @@ def _split_top(text: str) -> list[str]:
 
 
 def _finer(c: np.ndarray, log: bool) -> np.ndarray:
-    """The coordinates ``c`` with FINE - 1 points between neighbours (evenly in log for a log axis)."""
+    """The coordinates ``c`` with FINE - 1 points between neighbours (evenly in log for a log axis), fewer
+    where that would pass FINE_MAX_POINTS (a 1000-value axis keeps its own grid: its cells are finer than
+    the figure's pixels already, and a 4x finer 1000 x 1000 slice held 3 GB of model intermediates)."""
     c = np.asarray(c, dtype=np.float64)
     t = np.log(c) if log else c
-    u = np.interp(np.linspace(0, len(c) - 1, (len(c) - 1) * FINE + 1), np.arange(len(c)), t)
+    k = max(1, min(FINE, (FINE_MAX_POINTS - 1) // max(1, len(c) - 1)))
+    u = np.interp(np.linspace(0, len(c) - 1, (len(c) - 1) * k + 1), np.arange(len(c)), t)
     return np.exp(u) if log else u
 
 
@@ -347,6 +350,8 @@ def _model_fields(s: _Slice, names: Sequence[str], axes: Mapping[str, np.ndarray
 
 #: the boundary lines are traced on a grid this many times finer than the store's (model-evaluated margins)
 FINE = 4
+#: ... but with at most this many points along an axis
+FINE_MAX_POINTS = 1000
 
 
 def _fine_fields(s: _Slice, grid: _Grid, names: Sequence[str], logs: Mapping[str, bool],

@@ -436,3 +436,20 @@ def test_subtitle_never_splits_a_formula(datasets):
     fig = map_figure(datasets["tuned"], "period", "amplitude", "n_coh", at=PAPER_AT)
     for line in fig._suptitle.get_text().split("\n"):
         assert line.count("$") % 2 == 0, line
+
+
+def test_boundary_lines_are_traced_on_a_grid_finer_than_the_store_up_to_a_cap():
+    """FINE times finer for a small slice; a 1000-value axis keeps its own grid (the 4x finer 1000 x 1000
+    slice's model intermediates took 3 GB); log axes stay log-spaced and end on the grid's ends."""
+    from cusweep.maps import FINE, FINE_MAX_POINTS, _finer
+
+    small = np.geomspace(1e-6, 1e-4, 25)
+    fine = _finer(small, True)
+    assert len(fine) == 24 * FINE + 1
+    assert np.allclose(fine[::FINE], small, rtol=1e-12)
+    assert np.allclose(np.diff(np.log(fine)), np.log(fine[1] / fine[0]))
+    big = np.linspace(1.0, 2.0, 1000)
+    assert len(_finer(big, False)) <= FINE_MAX_POINTS
+    assert np.allclose(_finer(big, False), big)
+    mid = np.linspace(1.0, 2.0, 300)  # 2x finer fits the cap, 4x does not
+    assert len(_finer(mid, False)) == 299 * 3 + 1 <= FINE_MAX_POINTS
