@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import shutil
 import signal
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import feasibility, store
+from . import feasibility, fused, store
 from .errors import CusweepError, SpecError, StoreError, one_line
 from .model import evaluate
 from .plan import Plan, make_plan
@@ -37,12 +38,17 @@ def counted() -> tuple[str, ...]:
     return (*(c.name for c in feasibility.CONSTRAINTS), FEASIBLE)
 
 
-def block_counts(values: dict[str, np.ndarray]) -> dict[str, tuple[int, int]]:
+def block_counts(
+    values: dict[str, np.ndarray], known: dict[str, tuple[int, int]] | None = None
+) -> dict[str, tuple[int, int]]:
     """{constraint name or "feasible": (points where it fails, points)} over ``values`` (a block's model
-    outputs: the margins of ``cusweep.feasibility`` and ``feasible``, each on its own dims)."""
+    outputs: the margins of ``cusweep.feasibility`` and ``feasible``, each on its own dims). ``known``:
+    counts the model already made while computing a margin in ``values`` (``evaluate(counts=)``)."""
     counts = {}
     for c in feasibility.CONSTRAINTS:
-        if c.margin in values:
+        if c.margin in values and known and c.name in known:
+            counts[c.name] = known[c.name]
+        elif c.margin in values:
             m = values[c.margin]
             counts[c.name] = (int(np.count_nonzero(~c.holds(m))), int(np.size(m)))
     if FEASIBLE in values:
@@ -107,9 +113,13 @@ def compute_block(plan: Plan, path: str, block_id: int) -> tuple[int, int, int, 
         if m not in owned
         and all(i == 0 for d, i in zip(plan.dims, index, strict=True) if d not in plan.setup.natural_dims(m))
     )
-    values = evaluate(plan.setup, plan.block_coords(index), owned + margins)
+    known: dict[str, tuple[int, int]] = {}
+    # the full-block outputs of a large block: compiled loops into this thread's reused buffers (the
+    # arrays are written and counted before the next block overwrites them)
+    coords = plan.block_coords(index)
+    values = evaluate(plan.setup, coords, owned + margins, buffers=fused.BUFFERS, counts=known)
     crc = store.write_block(path, plan, index, {k: values[k] for k in owned})
-    return block_id, plan.block_points(index), crc, block_counts(values)
+    return block_id, plan.block_points(index), crc, block_counts(values, known)
 
 
 def check_disk(path: str, plan: Plan, pending: int) -> None:
@@ -147,11 +157,12 @@ class _LocalClusterStart:
     the whole process group) is handled by the coordinator's main thread alone, which then closes the
     cluster cleanly. ``get()`` waits for the start; ``close()`` stops the cluster (also while starting)."""
 
-    def __init__(self, workers: int | None, dashboard: bool):
+    def __init__(self, workers: int | None, dashboard: bool, preload: tuple[str, ...] = ()):
         from multiprocessing import resource_tracker
 
         self.workers = workers or min(2, os.cpu_count() or 1)
         self.dashboard = dashboard
+        self.preload = ["cusweep.worker", *preload]
         self._cluster: Any = None
         self._client: Any = None
         self._error: BaseException | None = None
@@ -181,7 +192,7 @@ class _LocalClusterStart:
                     host="127.0.0.1",
                     dashboard_address="127.0.0.1:0" if self.dashboard else None,
                     scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                    preload=["cusweep.worker"],  # block-task imports, while the template is written
+                    preload=self.preload,  # block-task imports, while the template is written
                     # CRITICAL: a failed block is reported once, as one line, by the coordinator; the
                     # workers' "Compute Failed" ERROR logs would repeat it with a traceback
                     silence_logs=logging.CRITICAL,
@@ -348,7 +359,9 @@ def run_sweep(
                 # every usable CPU (affinity, cgroup quota), fewer if memory per worker (one block each)
                 # is short
                 workers = plan.default_workers()
-            starting = _LocalClusterStart(workers, dashboard) if client is None and pending_guess else None
+            starting = None
+            if client is None and pending_guess:
+                starting = _LocalClusterStart(workers, dashboard, _preload(plan))
             try:
                 created = store.prepare(path, plan, overwrite=overwrite)
                 if created or not store.has_integrity(path):  # (an older cusweep's store)
@@ -396,6 +409,13 @@ def run_sweep(
             record.update(end=now(), exit=exit_reason(error), blocks_computed=live["summary"].computed)
             write_record(path, record)
     return summary
+
+
+def _preload(plan: Plan) -> tuple[str, ...]:
+    """Extra worker preloads: the compiled loops of cusweep.fused when blocks are large enough to use
+    them (numba's import and cache load, ~0.5 s, then overlap the template write, not the first block)."""
+    big = math.prod(plan.chunks) >= fused.MIN_POINTS
+    return ("cusweep.fused",) if big and fused.installed() else ()
 
 
 def _address(client: Any) -> str | None:
