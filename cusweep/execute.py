@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import shutil
 import signal
@@ -114,8 +113,8 @@ def compute_block(plan: Plan, path: str, block_id: int) -> tuple[int, int, int, 
         and all(i == 0 for d, i in zip(plan.dims, index, strict=True) if d not in plan.setup.natural_dims(m))
     )
     known: dict[str, tuple[int, int]] = {}
-    # the full-block outputs of a large block: compiled loops into this thread's reused buffers (the
-    # arrays are written and counted before the next block overwrites them)
+    # the full-block outputs of a large block go into this thread's reused buffers (cusweep.fused): they
+    # are written and counted here, before the next block overwrites them
     coords = plan.block_coords(index)
     values = evaluate(plan.setup, coords, owned + margins, buffers=fused.BUFFERS, counts=known)
     crc = store.write_block(path, plan, index, {k: values[k] for k in owned})
@@ -157,12 +156,11 @@ class _LocalClusterStart:
     the whole process group) is handled by the coordinator's main thread alone, which then closes the
     cluster cleanly. ``get()`` waits for the start; ``close()`` stops the cluster (also while starting)."""
 
-    def __init__(self, workers: int | None, dashboard: bool, preload: tuple[str, ...] = ()):
+    def __init__(self, workers: int | None, dashboard: bool):
         from multiprocessing import resource_tracker
 
         self.workers = workers or min(2, os.cpu_count() or 1)
         self.dashboard = dashboard
-        self.preload = ["cusweep.worker", *preload]
         self._cluster: Any = None
         self._client: Any = None
         self._error: BaseException | None = None
@@ -192,7 +190,7 @@ class _LocalClusterStart:
                     host="127.0.0.1",
                     dashboard_address="127.0.0.1:0" if self.dashboard else None,
                     scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                    preload=self.preload,  # block-task imports, while the template is written
+                    preload=["cusweep.worker"],  # block-task imports, while the template is written
                     # CRITICAL: a failed block is reported once, as one line, by the coordinator; the
                     # workers' "Compute Failed" ERROR logs would repeat it with a traceback
                     silence_logs=logging.CRITICAL,
@@ -359,9 +357,7 @@ def run_sweep(
                 # every usable CPU (affinity, cgroup quota), fewer if memory per worker (one block each)
                 # is short
                 workers = plan.default_workers()
-            starting = None
-            if client is None and pending_guess:
-                starting = _LocalClusterStart(workers, dashboard, _preload(plan))
+            starting = _LocalClusterStart(workers, dashboard) if client is None and pending_guess else None
             try:
                 created = store.prepare(path, plan, overwrite=overwrite)
                 if created or not store.has_integrity(path):  # (an older cusweep's store)
@@ -409,13 +405,6 @@ def run_sweep(
             record.update(end=now(), exit=exit_reason(error), blocks_computed=live["summary"].computed)
             write_record(path, record)
     return summary
-
-
-def _preload(plan: Plan) -> tuple[str, ...]:
-    """Extra worker preloads: the compiled loops of cusweep.fused when blocks are large enough to use
-    them (numba's import and cache load, ~0.5 s, then overlap the template write, not the first block)."""
-    big = math.prod(plan.chunks) >= fused.MIN_POINTS
-    return ("cusweep.fused",) if big and fused.installed() else ()
 
 
 def _address(client: Any) -> str | None:

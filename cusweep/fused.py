@@ -1,101 +1,37 @@
-"""Compiled loops for the last, full-grid steps of the model (the "5-D chain"), used by the engine only.
+"""One pass per operation, into reused buffers, for the last, full-grid steps of the model (the "5-D
+chain"), used by the engine only.
 
 The outputs that span every axis of a block (``n_coh``, ``photons_coh``, ``energy_fraction``,
 ``feasible``) end in one elementwise product of a factor that does not vary along the block's last axis
 (a "row", e.g. everything but ``b²``) with one that varies along it alone (a "column", ``b²``), or of such
-a product with another row. numpy computes these with an inner loop as short as the last axis (10 points
-on the 10^9-point sweep) and one pass over memory per operation, each into a freshly page-faulted array;
-these loops make one pass, into buffers a worker thread reuses from block to block (:class:`Buffers`).
+a product with another row. Plain numpy writes each into a freshly allocated array: on blocks of 64 MB
+that is a fresh ``mmap`` per array, page-faulted and zeroed by the kernel anew on every block, and the
+feasibility count does its comparison again. Here each operation writes into a buffer that a worker
+thread reuses from block to block (:class:`Buffers`) and the energy margin's condition is evaluated once,
+for ``feasible`` and for the run's counters.
 
 **One definition of each formula.** The rows and columns are computed by the formulary's own functions
-(:mod:`cusweep.model` calls them with the unit factor, ``x · 1 = x`` exactly), and each loop here does
-the formula's own last operations, in its order, on IEEE doubles (no fast-math, no fused multiply-add), so
-the values are bit for bit those of plain numpy. ``tests/test_fused.py`` checks this on random inputs
-(NaN, inf, zeros, subnormals included) and on whole blocks through ``cusweep.model.evaluate``.
+(:mod:`cusweep.model` calls them with the unit factor, ``x · 1 = x`` exactly), and the functions here do
+the formula's own last operations, in its order, with the same numpy ufuncs, so the values are bit for bit
+those of plain numpy (``tests/test_fused.py`` checks this on random inputs with NaN, inf, signed zeros and
+subnormals, and on whole blocks through ``cusweep.model.evaluate``).
 
-numba is imported on first use (``available``); without it the model falls back to plain numpy.
+Compiled loops (numba) were measured too (benchmarks/README.md, "Run speed (issue 15)"): the chain took
+16 ms instead of 35 ms per 8 x 10^6-point block, but importing numba and loading its cache adds ~105 MB of
+resident memory and ~0.5 s of CPU to every worker, which the 1 GB budget of a run cannot afford.
 """
 
 from __future__ import annotations
 
-import functools
+import math
 import threading
 from typing import Any
 
 import numpy as np
 
-#: blocks smaller than this (points) are computed with plain numpy: the loops pay only on large blocks
-#: (and importing numba costs ~0.5 s per process)
+#: blocks smaller than this (points) are computed with plain numpy: reused buffers pay only on large
+#: blocks (a small block's arrays come from the heap, not from fresh mmaps)
 MIN_POINTS = 1 << 20
-
-
-@functools.lru_cache(maxsize=1)
-def _kernels() -> dict[str, Any] | None:
-    try:
-        import numba
-    except ImportError:  # optional speed-up: plain numpy computes the same values
-        return None
-
-    jit = numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
-
-    @jit
-    def outer(rows, cols, out):  # pragma: no cover (compiled)
-        n, m = out.shape
-        for i in range(n):
-            r = rows[i]
-            for j in range(m):
-                out[i, j] = r * cols[j]
-
-    @jit
-    def energy_chain(rows, cols, scale, ok, strict, photons, fraction, feasible):  # pragma: no cover
-        n, m = photons.shape
-        fails = 0
-        for i in range(n):
-            r = rows[i]
-            s = scale[i]
-            o = ok[i]
-            for j in range(m):
-                p = r * cols[j]
-                f = p * s
-                photons[i, j] = p
-                fraction[i, j] = f
-                holds = (f < 1.0) if strict else (f <= 1.0)
-                if not holds:
-                    fails += 1
-                feasible[i, j] = o and holds
-        return fails
-
-    return {"outer": outer, "energy_chain": energy_chain}
-
-
-def installed() -> bool:
-    """True when numba can be imported (checked without importing it)."""
-    import importlib.util
-
-    return importlib.util.find_spec("numba") is not None
-
-
-def warm_up() -> bool:
-    """Import numba and load (or compile) the loops for the argument types the engine uses, so that the
-    first block does not pay for it; False without numba."""
-    kernels = _kernels()
-    if kernels is None:
-        return False
-    one, out, flag = np.ones(1), np.empty((1, 1)), np.empty((1, 1), dtype=np.bool_)
-    kernels["outer"](one, one, out)
-    kernels["energy_chain"](one, one, one, one != 0.0, True, out, np.empty((1, 1)), flag)
-    return True
-
-
-def dask_setup(worker: Any = None) -> None:
-    """distributed's preload hook (``LocalCluster(preload=["cusweep.fused"])``): :func:`warm_up` as the
-    worker starts, while the coordinator writes the store's template."""
-    warm_up()
-
-
-def available() -> bool:
-    """True when numba is installed (the loops compile, or load from numba's cache, on first call)."""
-    return _kernels() is not None
 
 
 class Buffers:
@@ -121,8 +57,8 @@ BUFFERS = Buffers()
 
 def split(shape: tuple[int, ...], row: Any, col: Any) -> tuple[np.ndarray, np.ndarray] | None:
     """(row as a contiguous 1-D array over the block's leading axes, col as a 1-D array over its last
-    axis), or None when ``row`` varies along the last axis or ``col`` along any other (then the loops do
-    not apply)."""
+    axis), or None when ``row`` varies along the last axis or ``col`` along any other (then this path
+    does not apply)."""
     if len(shape) < 2:
         return None
     r, c = np.asarray(row, dtype=np.float64), np.asarray(col, dtype=np.float64)
@@ -139,37 +75,35 @@ def split(shape: tuple[int, ...], row: Any, col: Any) -> tuple[np.ndarray, np.nd
 
 
 def outer(shape: tuple[int, ...], row: Any, col: Any, name: str, buffers: Buffers) -> np.ndarray | None:
-    """``row * col`` on the block ``shape`` (a row times a column, see :func:`split`), or None when the
-    loops do not apply. The result is a buffer of ``buffers``."""
-    kernels = _kernels()
+    """``row * col`` on the block ``shape`` (a row times a column, see :func:`split`), or None when this
+    does not apply. The result is a buffer of ``buffers``."""
     parts = split(shape, row, col)
-    if kernels is None or parts is None:
+    if parts is None:
         return None
     out = buffers.get(name, shape, np.float64)
-    kernels["outer"](parts[0], parts[1], out.reshape(-1, shape[-1]))
+    np.multiply(parts[0][:, None], parts[1], out=out.reshape(-1, shape[-1]))
     return out
 
 
 def energy_chain(
     shape: tuple[int, ...], row: Any, col: Any, scale: Any, ok: Any, strict: bool, buffers: Buffers
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
-    """In one pass: ``photons = row * col``, ``fraction = photons * scale``, the margin's condition
-    ``fraction < 1`` (``<= 1`` when not ``strict``) and ``feasible = ok & condition``; returns
-    (photons, fraction, feasible, points where the condition fails), or None when the loops do not apply
-    (``scale`` and ``ok`` must be rows too)."""
-    kernels = _kernels()
+    """``photons = row * col``, ``fraction = photons * scale``, the margin's condition ``fraction < 1``
+    (``<= 1`` when not ``strict``) and ``feasible = ok & condition``, each in one pass into a buffer;
+    returns (photons, fraction, feasible, points where the condition fails), or None when this does not
+    apply (``scale`` and ``ok`` must be rows too)."""
     parts = split(shape, row, col)
-    if kernels is None or parts is None:
-        return None
     s, o = split(shape, scale, 1.0), split(shape, np.asarray(ok, dtype=np.float64), 1.0)
-    if s is None or o is None:
+    if parts is None or s is None or o is None:
         return None
+    m = shape[-1]
     photons = buffers.get("photons", shape, np.float64)
     fraction = buffers.get("fraction", shape, np.float64)
     feasible = buffers.get("feasible", shape, np.bool_)
-    m = shape[-1]
-    fails = kernels["energy_chain"](
-        parts[0], parts[1], s[0], o[0] != 0.0, bool(strict),
-        photons.reshape(-1, m), fraction.reshape(-1, m), feasible.reshape(-1, m),
-    )
-    return photons, fraction, feasible, int(fails)
+    p2, f2, ok2 = photons.reshape(-1, m), fraction.reshape(-1, m), feasible.reshape(-1, m)
+    np.multiply(parts[0][:, None], parts[1], out=p2)
+    np.multiply(p2, s[0][:, None], out=f2)
+    (np.less if strict else np.less_equal)(f2, 1.0, out=ok2)
+    fails = math.prod(shape) - int(np.count_nonzero(ok2))
+    np.logical_and(ok2, (o[0] != 0.0)[:, None], out=ok2)
+    return photons, fraction, feasible, fails

@@ -136,7 +136,7 @@ class _Inputs:
         ndim = len(setup.dims)
         self.shape = tuple(len(coords[d]) for d in setup.dims)
         self._memo: dict[str, Any] = {}
-        #: compiled loops for the full-block outputs (cusweep.fused), writing into these reused buffers
+        #: the full-block outputs are computed by cusweep.fused into these reused buffers
         self.buffers = buffers if buffers is not None and math.prod(self.shape) >= fused.MIN_POINTS else None
         #: {constraint name: (points where it fails, points)} counted by a fused pass
         self.counts: dict[str, tuple[int, int]] = {}
@@ -369,7 +369,7 @@ class _Inputs:
         # Eq. (14) (exact ω∓) at ωr × (b²/4) Nb² √π c/σZ: Eq. (22) at the tuned edge for γ ≫ γth
         if self.buffers is not None:
             # the formula at b = 1 (its last factor, b², is then 1: x · 1 = x exactly) times b·b, the
-            # formula's own last product, in one compiled loop (cusweep.fused; tests/test_fused.py)
+            # formula's own last product, into a reused buffer (cusweep.fused; tests/test_fused.py)
             row = coherence.n_coh_detuned(self["dn_domega_r"], self["Nb"], self["sigma"], 1.0)
             value = fused.outer(self.shape, row, self["b"] * self["b"], "n_coh", self.buffers)
             if value is not None:
@@ -387,7 +387,7 @@ class _Inputs:
         return angular.photons_soft(self["S_minus"], self["w_minus"], self["n"])
 
     def _energy_chain(self):
-        """photons_coh, energy_fraction and feasible in one compiled pass (cusweep.fused), or None.
+        """photons_coh, energy_fraction and feasible into reused buffers (cusweep.fused), or None.
 
         Each is its formula's last operations on factors the formulary computes: photons_coh at b = 1
         times b·b, energy_fraction of one photon times photons_coh, feasible as the AND of every other
@@ -519,8 +519,8 @@ def evaluate(
     Returns each output as an ndarray on its natural dims (``setup.natural_dims(name)``), float64 or bool.
     Yields follow the paper's formulas wherever their inputs are finite; validity lives in the flags.
 
-    With ``buffers`` (the engine's), the full-block outputs of large blocks are computed by the compiled
-    loops of :mod:`cusweep.fused` into those reused buffers (the same values, bit for bit; the arrays are
+    With ``buffers`` (the engine's), the full-block outputs of large blocks are computed by
+    :mod:`cusweep.fused` into those reused buffers (the same values, bit for bit; the arrays are
     overwritten by the next call in the same thread), and ``counts`` receives
     {constraint name: (points where it fails, points)} for the constraints such a pass counted.
     """

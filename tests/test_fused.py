@@ -1,4 +1,4 @@
-"""The engine's compiled loops for the full-block outputs (cusweep.fused) give the plain formulary's values
+"""The engine's buffered path for the full-block outputs (cusweep.fused) gives the plain formulary's values
 bit for bit: checked against the formulas on random inputs (NaN, inf, signed zeros, subnormals), through
 ``model.evaluate`` on whole blocks of several sweeps, and through ``cusweep run`` on a store."""
 
@@ -13,8 +13,6 @@ from cusweep.formulary import angular, coherence
 from cusweep.model import Setup, evaluate
 from cusweep.plan import make_plan
 from cusweep.spec import loads
-
-pytestmark = pytest.mark.skipif(not fused.available(), reason="numba is not installed (fused loops unused)")
 
 SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 5e-324, 1e-310, 1e308, -1e308, 1.0, 1.0 - 2**-53])
 
@@ -41,7 +39,7 @@ def _same(a, b):
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_loops_equal_the_formulas_on_random_inputs(seed):
+def test_buffered_path_equals_the_formulas_on_random_inputs(seed):
     rng = np.random.default_rng(seed)
     shape = (3, 5, 7, 4, 6)  # the last axis plays bunching
     spectrum = _random(rng, (3, 5, 7, 1, 1))
@@ -78,7 +76,7 @@ def test_loops_equal_the_formulas_on_random_inputs(seed):
     assert chain[3] == int(np.count_nonzero(~energy.holds(fraction)))
 
 
-def test_loops_refuse_what_is_not_a_row_times_a_column():
+def test_buffered_path_refuses_what_is_not_a_row_times_a_column():
     bufs = fused.Buffers()
     shape = (4, 3, 5)
     assert fused.outer(shape, np.ones((4, 3, 5)), np.ones(5), "x", bufs) is None  # row varies along the last
@@ -118,42 +116,30 @@ CASES = {
     "dechanneling, sigma_r": (f'{NB}\nlength_model = "dechanneling"\nsigma_r = "3 um"',
                               "bunching = { values = [0.0, 0.01, 0.3, 0.7, 1.0] }"),
     "detuned": (f'{NB}\nphoton_energy = "2 keV"', "bunching = { values = [0.01, 1.0] }"),
-    "bunching not last (no loops)": ("", "bunching = { values = [0.01, 1.0] }\n"
+    "bunching not last (plain path)": ("", "bunching = { values = [0.01, 1.0] }\n"
                                      "n_positrons = { values = [1e8, 1.56e9, 1e12] }"),
 }
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_evaluate_with_loops_equals_plain_numpy(case, monkeypatch):
+def test_evaluate_with_buffers_equals_plain_numpy(case, monkeypatch):
     extra, last = CASES[case]
     spec = loads(SWEEP.format(extra=extra, last=last))
     setup = Setup.from_spec(spec)
     coords = {d: np.asarray(spec.coords[d]) for d in spec.dims}
     outputs = [*spec.outputs, *(m for m in feasibility.MARGINS if m not in spec.outputs)]
     plain = evaluate(setup, coords, outputs)
-    monkeypatch.setattr(fused, "MIN_POINTS", 1)  # these blocks are small: use the loops anyway
+    monkeypatch.setattr(fused, "MIN_POINTS", 1)  # these blocks are small: use the buffers anyway
     counts: dict = {}
     looped = evaluate(setup, coords, outputs, buffers=fused.Buffers(), counts=counts)
     for name in outputs:
         assert _same(looped[name], plain[name]), name
     assert execute.block_counts(looped, counts) == execute.block_counts(plain)
-    assert bool(counts) == (case != "bunching not last (no loops)")
-
-
-def test_without_numba_evaluate_falls_back_to_numpy(monkeypatch):
-    spec = loads(SWEEP.format(extra=NB, last=CASES["tuned"][1]))
-    setup = Setup.from_spec(spec)
-    coords = {d: np.asarray(spec.coords[d]) for d in spec.dims}
-    plain = evaluate(setup, coords, spec.outputs)
-    monkeypatch.setattr(fused, "MIN_POINTS", 1)
-    monkeypatch.setattr(fused, "_kernels", lambda: None)
-    counts: dict = {}
-    got = evaluate(setup, coords, spec.outputs, buffers=fused.Buffers(), counts=counts)
-    assert counts == {} and all(_same(got[n], plain[n]) for n in spec.outputs)
+    assert bool(counts) == (case != "bunching not last (plain path)")
 
 
 def test_run_with_large_blocks_stores_the_plain_values(tmp_path):
-    """A sweep whose blocks are large enough for the loops (2.1 x 10^6 points, 2 blocks), through
+    """A sweep whose blocks are large enough for the buffers (2.1 x 10^6 points, 2 blocks), through
     ``cusweep run``'s engine on a LocalCluster: every stored array equals plain numpy on the whole grid."""
     last = "bunching = { start = 0.01, stop = 1.0, num = 10 }"
     text = SWEEP.format(extra=f"{NB}\nchunk_mb = 200", last=last)
