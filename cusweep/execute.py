@@ -113,12 +113,24 @@ def compute_block(plan: Plan, path: str, block_id: int) -> tuple[int, int, int, 
         and all(i == 0 for d, i in zip(plan.dims, index, strict=True) if d not in plan.setup.natural_dims(m))
     )
     known: dict[str, tuple[int, int]] = {}
+    counted_here = {*feasibility.MARGINS, FEASIBLE}
+    kept: dict[str, np.ndarray] = {}
+    writer = store.BlockWriter(path, plan, index, owned)
+    wanted = set(owned)
+
+    def sink(name: str, value: np.ndarray) -> None:
+        # each output is written (and checksummed) as soon as it is computed, so that it can be freed (or
+        # its buffer reused by the next output) before the rest of the block is computed
+        if name in wanted:
+            writer.write(name, value)
+        if name in counted_here:
+            kept[name] = value
+
     # the full-block outputs of a large block go into this thread's reused buffers (cusweep.fused): they
     # are written and counted here, before the next block overwrites them
-    coords = plan.block_coords(index)
-    values = evaluate(plan.setup, coords, owned + margins, buffers=fused.BUFFERS, counts=known)
-    crc = store.write_block(path, plan, index, {k: values[k] for k in owned})
-    return block_id, plan.block_points(index), crc, block_counts(values, known)
+    evaluate(plan.setup, plan.block_coords(index), owned + margins, buffers=fused.BUFFERS, counts=known,
+             sink=sink)
+    return block_id, plan.block_points(index), writer.checksum(), block_counts(kept, known)
 
 
 def check_disk(path: str, plan: Plan, pending: int) -> None:

@@ -35,20 +35,46 @@ MIN_POINTS = 1 << 20
 
 
 class Buffers:
-    """Output arrays reused from one block to the next, one set per thread (a worker may run several
-    tasks at once). The arrays returned by :func:`outer` and :func:`energy_chain` are overwritten by the
-    next call with the same name in the same thread: callers that keep them must copy them."""
+    """Arrays reused from one block to the next, per thread (a worker may run several tasks at once).
+
+    :meth:`start` (at the start of each block) makes every array of the thread free again; :meth:`take`
+    hands out a free array of a shape and dtype (allocating one only when none is free); :meth:`give`
+    frees one early (an output already written, ``evaluate(sink=)``). An array taken for a block is
+    overwritten by a later block in the same thread: callers that keep results must copy them."""
 
     def __init__(self) -> None:
         self._local = threading.local()
 
-    def get(self, name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-        pool = self._local.__dict__.setdefault("pool", {})
-        a = pool.get(name)
-        if a is None or a.shape != shape or a.dtype != np.dtype(dtype):
-            pool.pop(name, None)  # free the old one first (memory)
-            a = pool[name] = np.empty(shape, dtype=dtype)
+    def _state(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        d = self._local.__dict__
+        return d.setdefault("free", []), d.setdefault("taken", [])
+
+    def start(self) -> None:
+        free, taken = self._state()
+        free.extend(taken)
+        taken.clear()
+
+    def take(self, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        free, taken = self._state()
+        dtype = np.dtype(dtype)
+        i = next((i for i, a in enumerate(free) if a.shape == shape and a.dtype == dtype), None)
+        if i is None:
+            # arrays of another block layout are dropped (memory); those of this layout are kept
+            free[:] = [a for a in free if a.shape == shape]
+            a = np.empty(shape, dtype=dtype)
+        else:
+            a = free.pop(i)
+        taken.append(a)
         return a
+
+    def give(self, a: np.ndarray) -> bool:
+        """Free ``a`` before the block ends (True if it is one of these buffers)."""
+        free, taken = self._state()
+        for i, t in enumerate(taken):
+            if t is a:
+                free.append(taken.pop(i))
+                return True
+        return False
 
 
 #: the engine's buffers (cusweep.execute.compute_block)
@@ -74,13 +100,13 @@ def split(shape: tuple[int, ...], row: Any, col: Any) -> tuple[np.ndarray, np.nd
     return np.ascontiguousarray(r).reshape(-1), np.ascontiguousarray(c).reshape(-1)
 
 
-def outer(shape: tuple[int, ...], row: Any, col: Any, name: str, buffers: Buffers) -> np.ndarray | None:
+def outer(shape: tuple[int, ...], row: Any, col: Any, buffers: Buffers) -> np.ndarray | None:
     """``row * col`` on the block ``shape`` (a row times a column, see :func:`split`), or None when this
     does not apply. The result is a buffer of ``buffers``."""
     parts = split(shape, row, col)
     if parts is None:
         return None
-    out = buffers.get(name, shape, np.float64)
+    out = buffers.take(shape, np.float64)
     np.multiply(parts[0][:, None], parts[1], out=out.reshape(-1, shape[-1]))
     return out
 
@@ -97,9 +123,9 @@ def energy_chain(
     if parts is None or s is None or o is None:
         return None
     m = shape[-1]
-    photons = buffers.get("photons", shape, np.float64)
-    fraction = buffers.get("fraction", shape, np.float64)
-    feasible = buffers.get("feasible", shape, np.bool_)
+    photons = buffers.take(shape, np.float64)
+    fraction = buffers.take(shape, np.float64)
+    feasible = buffers.take(shape, np.bool_)
     p2, f2, ok2 = photons.reshape(-1, m), fraction.reshape(-1, m), feasible.reshape(-1, m)
     np.multiply(parts[0][:, None], parts[1], out=p2)
     np.multiply(p2, s[0][:, None], out=f2)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -371,7 +371,7 @@ class _Inputs:
             # the formula at b = 1 (its last factor, b², is then 1: x · 1 = x exactly) times b·b, the
             # formula's own last product, into a reused buffer (cusweep.fused; tests/test_fused.py)
             row = coherence.n_coh_detuned(self["dn_domega_r"], self["Nb"], self["sigma"], 1.0)
-            value = fused.outer(self.shape, row, self["b"] * self["b"], "n_coh", self.buffers)
+            value = fused.outer(self.shape, row, self["b"] * self["b"], self.buffers)
             if value is not None:
                 return value
         return coherence.n_coh_detuned(self["dn_domega_r"], self["Nb"], self["sigma"], self["b"])
@@ -513,17 +513,25 @@ def evaluate(
     *,
     buffers: fused.Buffers | None = None,
     counts: dict[str, tuple[int, int]] | None = None,
+    sink: Callable[[str, np.ndarray], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Compute ``outputs`` on the block spanned by ``coords`` (dim -> 1-D coordinate values).
 
     Returns each output as an ndarray on its natural dims (``setup.natural_dims(name)``), float64 or bool.
     Yields follow the paper's formulas wherever their inputs are finite; validity lives in the flags.
 
-    With ``buffers`` (the engine's), the full-block outputs of large blocks are computed by
-    :mod:`cusweep.fused` into those reused buffers (the same values, bit for bit; the arrays are
-    overwritten by the next call in the same thread), and ``counts`` receives
-    {constraint name: (points where it fails, points)} for the constraints such a pass counted.
+    The engine's options (same values, bit for bit):
+
+    buffers : the full-block outputs of large blocks are computed by :mod:`cusweep.fused` into these
+        reused buffers (overwritten by the next call in the same thread).
+    counts : receives {constraint name: (points where it fails, points)} for the constraints such a pass
+        counted.
+    sink : called as ``sink(name, value)`` with each output as soon as it is computed, in order, instead
+        of returning them (the result is then ``{}``); an output nothing else needs (``n_coh``) gives its
+        buffer back once the sink returns, so the next full-block output reuses it.
     """
+    if buffers is not None:
+        buffers.start()
     inputs = _Inputs(setup, coords, buffers)
     result = {}
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -531,10 +539,21 @@ def evaluate(
             if name not in VARIABLES:
                 raise KeyError(f"unknown output {name!r}")
             value = np.asarray(inputs["out_" + name])
-            result[name] = _on_dims(value, setup.dims, setup.natural_dims(name), inputs.shape, name)
+            value = _on_dims(value, setup.dims, setup.natural_dims(name), inputs.shape, name)
+            if sink is None:
+                result[name] = value
+                continue
+            sink(name, value)
+            if name in _UNUSED_BY_OTHERS and inputs.buffers is not None:
+                # computed again if asked for again (not into the buffer the next output now uses)
+                buffers.give(inputs._memo.pop("out_" + name))  # type: ignore[union-attr]
     if counts is not None:
         counts.update(inputs.counts)
     return result
+
+
+#: outputs no other quantity of the model is computed from (their buffers can be reused once written)
+_UNUSED_BY_OTHERS = frozenset({"n_coh"})
 
 
 def _on_dims(

@@ -52,7 +52,7 @@ def test_buffered_path_equals_the_formulas_on_random_inputs(seed):
 
     with np.errstate(all="ignore"):
         n_coh = coherence.n_coh_detuned(spectrum, nb, sigma, b)
-        got = fused.outer(shape, coherence.n_coh_detuned(spectrum, nb, sigma, 1.0), b * b, "n_coh", bufs)
+        got = fused.outer(shape, coherence.n_coh_detuned(spectrum, nb, sigma, 1.0), b * b, bufs)
         assert got is not None and _same(got, n_coh)
 
         photons = angular.photons_coh(spectrum, nb, sigma, b)
@@ -79,22 +79,27 @@ def test_buffered_path_equals_the_formulas_on_random_inputs(seed):
 def test_buffered_path_refuses_what_is_not_a_row_times_a_column():
     bufs = fused.Buffers()
     shape = (4, 3, 5)
-    assert fused.outer(shape, np.ones((4, 3, 5)), np.ones(5), "x", bufs) is None  # row varies along the last
-    assert fused.outer(shape, np.ones((4, 3, 1)), np.ones((1, 3, 5)), "x", bufs) is None  # column too wide
-    assert fused.outer((5,), np.ones(1), np.ones(5), "x", bufs) is None  # one axis: nothing to gain
-    assert fused.outer(shape, np.ones((4, 1, 1)), np.ones(5), "x", bufs).shape == shape
+    assert fused.outer(shape, np.ones((4, 3, 5)), np.ones(5), bufs) is None  # row varies along the last
+    assert fused.outer(shape, np.ones((4, 3, 1)), np.ones((1, 3, 5)), bufs) is None  # column too wide
+    assert fused.outer((5,), np.ones(1), np.ones(5), bufs) is None  # one axis: nothing to gain
+    assert fused.outer(shape, np.ones((4, 1, 1)), np.ones(5), bufs).shape == shape
 
 
-def test_buffers_are_reused_per_thread():
+def test_buffers_are_reused_per_block_and_per_thread():
     bufs = fused.Buffers()
-    a = bufs.get("x", (4, 5), np.float64)
-    assert bufs.get("x", (4, 5), np.float64) is a
-    assert bufs.get("x", (4, 6), np.float64) is not a
+    bufs.start()
+    a, b = bufs.take((4, 5), np.float64), bufs.take((4, 5), np.float64)
+    assert a is not b  # both in use in this block
+    bufs.start()  # next block: both free again
+    assert {id(bufs.take((4, 5), np.float64)), id(bufs.take((4, 5), np.float64))} == {id(a), id(b)}
+    assert bufs.give(a) and not bufs.give(np.empty(3))
+    assert bufs.take((4, 5), np.float64) is a  # given back early: reused within the block
+    assert bufs.take((4, 5), np.bool_).dtype == np.bool_
     other = []
-    t = threading.Thread(target=lambda: other.append(bufs.get("x", (4, 6), np.float64)))
+    t = threading.Thread(target=lambda: (bufs.start(), other.append(bufs.take((4, 5), np.float64))))
     t.start()
     t.join()
-    assert other[0] is not bufs.get("x", (4, 6), np.float64)
+    assert all(other[0] is not x for x in (a, b))  # another thread has its own
 
 
 SWEEP = """
@@ -135,6 +140,13 @@ def test_evaluate_with_buffers_equals_plain_numpy(case, monkeypatch):
     for name in outputs:
         assert _same(looped[name], plain[name]), name
     assert execute.block_counts(looped, counts) == execute.block_counts(plain)
+    # streamed: each output handed over (copied, as a writer does) before the next is computed
+    streamed: dict = {}
+    got = evaluate(setup, coords, outputs, buffers=fused.Buffers(),
+                   sink=lambda n, v: streamed.update({n: v.copy()}))
+    assert got == {} and list(streamed) == outputs
+    for name in outputs:
+        assert _same(streamed[name], plain[name]), name
     assert bool(counts) == (case != "bunching not last (plain path)")
 
 
