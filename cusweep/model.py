@@ -131,6 +131,8 @@ def attenuation_tables(spec: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 class _Inputs:
     """Lazily computed, memoised intermediates of one block (CGS)."""
 
+    buffers: fused.Buffers | None = None
+
     def __init__(self, setup: Setup, coords: Mapping[str, np.ndarray], buffers: fused.Buffers | None = None):
         self.setup = setup
         ndim = len(setup.dims)
