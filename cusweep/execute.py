@@ -193,7 +193,16 @@ class _LocalClusterStart:
             # threshold at 128 kB: every intermediate of a block is then a fresh mmap, page-faulted anew
             # (2.3x the page faults of a plain process, benchmarks/). The arrays of a block are reused
             # from the heap instead; blocks' largest arrays (> 32 MB) are still mmapped and returned.
-            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            settings = {
+                "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                # the workers' statistical profiler samples the task thread every 10 ms (only the
+                # dashboard's profile pages use it) and work stealing looks for work to move every
+                # 100 ms (block tasks are queued on the scheduler and handed to free workers anyway):
+                # both cost CPU all through a run (benchmarks/README.md, "Run speed (issue 15)")
+                "distributed.worker.profile.enabled": False,
+                "distributed.scheduler.work-stealing": False,
+            }
+            with dask.config.set(settings):
                 # the scheduler's HTTP server (dashboard or not) on 127.0.0.1 and a free port, not :8787
                 self._cluster = LocalCluster(
                     n_workers=self.workers,
