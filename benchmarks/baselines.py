@@ -5,7 +5,9 @@ handwritten  what a careful physicist writes without a framework: the same physi
              over a ``ProcessPoolExecutor(2)``, one ``zarr.create_array`` per output on its natural dims with
              the store's dtype, chunks, fill value and compressor (cusweep.store.compressors), whole-chunk
              writes.
-             No ledger, no checksums, no lock, no attrs, no Dask.
+             No ledger, no checksums, no lock, no attrs, no Dask. ``evaluate`` is called as a physicist
+             would: plain numpy, each output a new array (the engine passes reused buffers and a
+             write-as-you-go sink, ``cusweep.fused``; same values bit for bit).
 naive        the textbook xarray + dask way: ``xr.broadcast`` of the five axes to the full grid (dask
              chunks = the same blocks), the same formulas evaluated per chunk on the broadcast arrays
              (``xr.apply_ufunc(dask="parallelized")``, so every intermediate and every output lives on

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import feasibility, store
+from . import feasibility, fused, store
 from .errors import CusweepError, SpecError, StoreError, one_line
 from .model import evaluate
 from .plan import Plan, make_plan
@@ -37,12 +37,17 @@ def counted() -> tuple[str, ...]:
     return (*(c.name for c in feasibility.CONSTRAINTS), FEASIBLE)
 
 
-def block_counts(values: dict[str, np.ndarray]) -> dict[str, tuple[int, int]]:
+def block_counts(
+    values: dict[str, np.ndarray], known: dict[str, tuple[int, int]] | None = None
+) -> dict[str, tuple[int, int]]:
     """{constraint name or "feasible": (points where it fails, points)} over ``values`` (a block's model
-    outputs: the margins of ``cusweep.feasibility`` and ``feasible``, each on its own dims)."""
+    outputs: the margins of ``cusweep.feasibility`` and ``feasible``, each on its own dims). ``known``:
+    counts the model already made while computing a margin in ``values`` (``evaluate(counts=)``)."""
     counts = {}
     for c in feasibility.CONSTRAINTS:
-        if c.margin in values:
+        if c.margin in values and known and c.name in known:
+            counts[c.name] = known[c.name]
+        elif c.margin in values:
             m = values[c.margin]
             counts[c.name] = (int(np.count_nonzero(~c.holds(m))), int(np.size(m)))
     if FEASIBLE in values:
@@ -107,9 +112,25 @@ def compute_block(plan: Plan, path: str, block_id: int) -> tuple[int, int, int, 
         if m not in owned
         and all(i == 0 for d, i in zip(plan.dims, index, strict=True) if d not in plan.setup.natural_dims(m))
     )
-    values = evaluate(plan.setup, plan.block_coords(index), owned + margins)
-    crc = store.write_block(path, plan, index, {k: values[k] for k in owned})
-    return block_id, plan.block_points(index), crc, block_counts(values)
+    known: dict[str, tuple[int, int]] = {}
+    counted_here = {*feasibility.MARGINS, FEASIBLE}
+    kept: dict[str, np.ndarray] = {}
+    writer = store.BlockWriter(path, plan, index, owned)
+    wanted = set(owned)
+
+    def sink(name: str, value: np.ndarray) -> None:
+        # each output is written (and checksummed) as soon as it is computed, so that it can be freed (or
+        # its buffer reused by the next output) before the rest of the block is computed
+        if name in wanted:
+            writer.write(name, value)
+        if name in counted_here:
+            kept[name] = value
+
+    # the full-block outputs of a large block go into this thread's reused buffers (cusweep.fused): they
+    # are written and counted here, before the next block overwrites them
+    evaluate(plan.setup, plan.block_coords(index), owned + margins, buffers=fused.BUFFERS, counts=known,
+             sink=sink)
+    return block_id, plan.block_points(index), writer.checksum(), block_counts(kept, known)
 
 
 def check_disk(path: str, plan: Plan, pending: int) -> None:
@@ -172,7 +193,16 @@ class _LocalClusterStart:
             # threshold at 128 kB: every intermediate of a block is then a fresh mmap, page-faulted anew
             # (2.3x the page faults of a plain process, benchmarks/). The arrays of a block are reused
             # from the heap instead; blocks' largest arrays (> 32 MB) are still mmapped and returned.
-            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            settings = {
+                "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                # the workers' statistical profiler samples the task thread every 10 ms (only the
+                # dashboard's profile pages use it) and work stealing looks for work to move every
+                # 100 ms (block tasks are queued on the scheduler and handed to free workers anyway):
+                # both cost CPU all through a run (benchmarks/README.md, "Run speed (issue 15)")
+                "distributed.worker.profile.enabled": False,
+                "distributed.scheduler.work-stealing": False,
+            }
+            with dask.config.set(settings):
                 # the scheduler's HTTP server (dashboard or not) on 127.0.0.1 and a free port, not :8787
                 self._cluster = LocalCluster(
                     n_workers=self.workers,

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import constants as k
-from . import feasibility
+from . import feasibility, fused
 from .formulary import angular, channeling, coherence, kinematics, spectrum
 
 if TYPE_CHECKING:
@@ -131,11 +131,17 @@ def attenuation_tables(spec: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 class _Inputs:
     """Lazily computed, memoised intermediates of one block (CGS)."""
 
-    def __init__(self, setup: Setup, coords: Mapping[str, np.ndarray]):
+    buffers: fused.Buffers | None = None
+
+    def __init__(self, setup: Setup, coords: Mapping[str, np.ndarray], buffers: fused.Buffers | None = None):
         self.setup = setup
         ndim = len(setup.dims)
         self.shape = tuple(len(coords[d]) for d in setup.dims)
         self._memo: dict[str, Any] = {}
+        #: the full-block outputs are computed by cusweep.fused into these reused buffers
+        self.buffers = buffers if buffers is not None and math.prod(self.shape) >= fused.MIN_POINTS else None
+        #: {constraint name: (points where it fails, points)} counted by a fused pass
+        self.counts: dict[str, tuple[int, int]] = {}
         self._axis: dict[str, Any] = {}
         for i, d in enumerate(setup.dims):
             shape = [1] * ndim
@@ -363,6 +369,13 @@ class _Inputs:
 
     def _out_n_coh(self):
         # Eq. (14) (exact ω∓) at ωr × (b²/4) Nb² √π c/σZ: Eq. (22) at the tuned edge for γ ≫ γth
+        if self.buffers is not None:
+            # the formula at b = 1 (its last factor, b², is then 1: x · 1 = x exactly) times b·b, the
+            # formula's own last product, into a reused buffer (cusweep.fused; tests/test_fused.py)
+            row = coherence.n_coh_detuned(self["dn_domega_r"], self["Nb"], self["sigma"], 1.0)
+            value = fused.outer(self.shape, row, self["b"] * self["b"], self.buffers)
+            if value is not None:
+                return value
         return coherence.n_coh_detuned(self["dn_domega_r"], self["Nb"], self["sigma"], self["b"])
 
     def _out_n_incoh(self):
@@ -375,13 +388,40 @@ class _Inputs:
     def _out_photons_soft(self):
         return angular.photons_soft(self["S_minus"], self["w_minus"], self["n"])
 
+    def _energy_chain(self):
+        """photons_coh, energy_fraction and feasible into reused buffers (cusweep.fused), or None.
+
+        Each is its formula's last operations on factors the formulary computes: photons_coh at b = 1
+        times b·b, energy_fraction of one photon times photons_coh, feasible as the AND of every other
+        constraint (the energy margin set to -inf, which holds) with the energy constraint."""
+        if self.buffers is None:
+            return None
+        energy = next(c for c in feasibility.CONSTRAINTS if c.margin == "energy_fraction")
+        others = {m: (-np.inf if m == energy.margin else self["out_" + m]) for m in feasibility.MARGINS}
+        chain = fused.energy_chain(
+            self.shape,
+            angular.photons_coh(self["S_R_r"], self["Nb"], self["sigma"], 1.0),
+            self["b"] * self["b"],
+            angular.energy_fraction(1.0, self["w_r"] * k.hbar, self["Nb"], self["E"]),
+            feasibility.feasible(others),
+            energy.strict,
+            self.buffers,
+        )
+        if chain is not None:
+            self.counts[energy.name] = (chain[3], chain[0].size)
+        return chain
+
     def _out_photons_coh(self):
+        if self["energy_chain"] is not None:
+            return self["energy_chain"][0]
         return angular.photons_coh(self["S_R_r"], self["Nb"], self["sigma"], self["b"])
 
     def _out_photons_incoh(self):
         return angular.photons_incoh(self["S_r"], self["Nb"], self["sigma"])
 
     def _out_energy_fraction(self):
+        if self["energy_chain"] is not None:
+            return self["energy_chain"][1]
         return angular.energy_fraction(self["out_photons_coh"], self["w_r"] * k.hbar, self["Nb"], self["E"])
 
     def _out_linewidth_coh(self):
@@ -411,6 +451,8 @@ class _Inputs:
         return self["L"] / self["L_d"]
 
     def _out_feasible(self):
+        if self["energy_chain"] is not None:
+            return self["energy_chain"][2]
         return feasibility.feasible({m: self["out_" + m] for m in feasibility.MARGINS})
 
     def _L_a(self):
@@ -466,21 +508,54 @@ def _loglog(table, x):
         return np.exp(np.interp(np.log(x), np.log(xs), np.log(ys), left=np.nan, right=np.nan))
 
 
-def evaluate(setup: Setup, coords: Mapping[str, np.ndarray], outputs: Iterable[str]) -> dict[str, np.ndarray]:
+def evaluate(
+    setup: Setup,
+    coords: Mapping[str, np.ndarray],
+    outputs: Iterable[str],
+    *,
+    buffers: fused.Buffers | None = None,
+    counts: dict[str, tuple[int, int]] | None = None,
+    sink: Callable[[str, np.ndarray], None] | None = None,
+) -> dict[str, np.ndarray]:
     """Compute ``outputs`` on the block spanned by ``coords`` (dim -> 1-D coordinate values).
 
     Returns each output as an ndarray on its natural dims (``setup.natural_dims(name)``), float64 or bool.
     Yields follow the paper's formulas wherever their inputs are finite; validity lives in the flags.
+
+    The engine's options (same values, bit for bit):
+
+    buffers : the full-block outputs of large blocks are computed by :mod:`cusweep.fused` into these
+        reused buffers (overwritten by the next call in the same thread).
+    counts : receives {constraint name: (points where it fails, points)} for the constraints such a pass
+        counted.
+    sink : called as ``sink(name, value)`` with each output as soon as it is computed, in order, instead
+        of returning them (the result is then ``{}``); an output nothing else needs (``n_coh``) gives its
+        buffer back once the sink returns, so the next full-block output reuses it.
     """
-    inputs = _Inputs(setup, coords)
+    if buffers is not None:
+        buffers.start()
+    inputs = _Inputs(setup, coords, buffers)
     result = {}
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for name in outputs:
             if name not in VARIABLES:
                 raise KeyError(f"unknown output {name!r}")
             value = np.asarray(inputs["out_" + name])
-            result[name] = _on_dims(value, setup.dims, setup.natural_dims(name), inputs.shape, name)
+            value = _on_dims(value, setup.dims, setup.natural_dims(name), inputs.shape, name)
+            if sink is None:
+                result[name] = value
+                continue
+            sink(name, value)
+            if name in _UNUSED_BY_OTHERS and inputs.buffers is not None:
+                # computed again if asked for again (not into the buffer the next output now uses)
+                buffers.give(inputs._memo.pop("out_" + name))  # type: ignore[union-attr]
+    if counts is not None:
+        counts.update(inputs.counts)
     return result
+
+
+#: outputs no other quantity of the model is computed from (their buffers can be reused once written)
+_UNUSED_BY_OTHERS = frozenset({"n_coh"})
 
 
 def _on_dims(

@@ -566,22 +566,41 @@ def checksum(arrays: Iterable[np.ndarray]) -> int:
     return int(h.intdigest())
 
 
+class BlockWriter:
+    """Writes one block's owned chunks (whole Zarr chunks only), one output at a time, and keeps their
+    checksum (``checksum`` of the arrays in the order written): an output can be freed once written."""
+
+    def __init__(self, path: str, plan: Plan, index: tuple[int, ...], names: tuple[str, ...]):
+        import xxhash
+
+        self.path, self.plan, self.index = path, plan, index
+        try:
+            self._arrays = _arrays_cached(path, names, plan.layout_token)
+        except OSError as exc:  # not the connection's OSError: say what the worker could not open
+            raise StoreError(f"opening {path} to write block {index}: {os_message(exc)}") from None
+        self._hash = xxhash.xxh3_64()
+
+    def write(self, name: str, value: np.ndarray) -> None:
+        data = value if value.dtype == bool else value.astype(self.plan.dtype, copy=False)
+        data = np.ascontiguousarray(data)
+        region = self.plan.var_block_slices(name, self.index)
+        try:
+            self._arrays[name][region] = data.reshape(value.shape)  # 0-d stays 0-d
+        except OSError as exc:
+            where = f"block {self.index} of {self.path} ({name})"
+            raise StoreError(f"writing {where}: {os_message(exc)}") from exc
+        self._hash.update(data.view(np.uint8).reshape(-1))  # type: ignore[arg-type]
+
+    def checksum(self) -> int:
+        return int(self._hash.intdigest())
+
+
 def write_block(path: str, plan: Plan, index: tuple[int, ...], values: dict[str, np.ndarray]) -> int:
     """Write a block's owned chunks (whole Zarr chunks only) and return their checksum (``checksum``)."""
-    try:
-        arrays = _arrays_cached(path, tuple(values), plan.layout_token)
-    except OSError as exc:  # not the connection's OSError: say what the worker could not open
-        raise StoreError(f"opening {path} to write block {index}: {os_message(exc)}") from None
-    written = []
+    writer = BlockWriter(path, plan, index, tuple(values))
     for name, value in values.items():
-        data = value if value.dtype == bool else value.astype(plan.dtype, copy=False)
-        data = np.ascontiguousarray(data)
-        try:
-            arrays[name][plan.var_block_slices(name, index)] = data.reshape(value.shape)  # 0-d stays 0-d
-        except OSError as exc:
-            raise StoreError(f"writing block {index} of {path} ({name}): {os_message(exc)}") from exc
-        written.append(data)
-    return checksum(written)
+        writer.write(name, value)
+    return writer.checksum()
 
 
 def read_block_checksum(path: str, plan: Plan, index: tuple[int, ...]) -> int:
