@@ -472,3 +472,26 @@ def test_facilities_table_lists_every_facility_with_its_source() -> None:
         assert f.source in text and f.note in text
     lcls_row = next(line for line in text.splitlines() if line.startswith("lcls "))
     assert "13.6" in lcls_row and "1.56e+09" in lcls_row and " 9 " in lcls_row
+
+
+def test_a_sweep_on_diamond_110_does_not_import_xraydb() -> None:
+    """A sweep names its crystal; only that row is built, and diamond-110 gives its plasma energy (38 eV),
+    so loading the paper's sweep never imports xraydb (about a second of start-up); a sweep on si-110,
+    whose plasma energy is computed from xraydb's Z/A, does."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = (
+        "import sys\nfrom cusweep.spec import load\n"
+        "s = load(sys.argv[1])\nprint('xraydb' in sys.modules, s.crystals['diamond-110'].plasma_energy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(root / "sweeps" / "paper_sec5.toml")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "38.0"]
+    si = root / "sweeps" / "multi_crystal.toml"
+    out = subprocess.run([sys.executable, "-c", code, str(si)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[0] == "True"

@@ -99,9 +99,17 @@ class Crystal:
     density: float = _NAN  # ρ [g/cm^3]
     formula: str = ""
     source: str = ""
-    plasma_energy_computed: float = _NAN  # 28.816·√(ρZ/A) [eV]
     potential_depth_range: tuple[float, float] | None = None  # [eV]
     max_field_range: tuple[float, float] | None = None  # [eV/m]
+
+    @property
+    def plasma_energy_computed(self) -> float:
+        """28.816·√(ρZ/A) [eV] from the density and formula (NaN without them), computed when asked:
+        Z/A comes from xraydb, whose import takes about a second, and a sweep on a crystal whose row
+        gives ``plasma_energy`` (diamond-110) does not need it."""
+        if not self.formula or not math.isfinite(self.density):
+            return _NAN
+        return plasma_energy(self.density, self.formula)
 
 
 @dataclass(frozen=True)
@@ -130,8 +138,8 @@ class Facility:
 
 def crystal(name: str, *, key: str = "crystal") -> Crystal:
     """The built-in crystal channel ``name`` (case-insensitive); SpecError naming ``key`` if unknown."""
-    table = _builtin_crystals()
-    return table[_lookup(name, table, "crystal", key, extra=" or an inline [crystal] table")]
+    rows = _builtin_crystal_rows()
+    return _builtin_row(_lookup(name, rows, "crystal", key, extra=" or an inline [crystal] table"))
 
 
 def crystals() -> dict[str, Crystal]:
@@ -347,12 +355,22 @@ def _read_toml(filename: str) -> dict[str, object]:
 
 
 @functools.cache
-def _builtin_crystals() -> dict[str, Crystal]:
-    out = {}
-    for name, row in _read_toml("crystals.toml").items():
+def _builtin_crystal_rows() -> dict[str, object]:
+    rows = _read_toml("crystals.toml")
+    for name in rows:
         _check_data_name(name, "crystals.toml")
-        out[name] = _crystal_from_table(row, f"crystals.toml[{name}]", builtin=True, name=name)
-    return out
+    return rows
+
+
+@functools.cache
+def _builtin_row(name: str) -> Crystal:
+    """One built-in crystal, built on first use (a sweep builds only the rows it names)."""
+    row = _builtin_crystal_rows()[name]
+    return _crystal_from_table(row, f"crystals.toml[{name}]", builtin=True, name=name)
+
+
+def _builtin_crystals() -> dict[str, Crystal]:
+    return {name: _builtin_row(name) for name in _builtin_crystal_rows()}
 
 
 @functools.cache
@@ -456,7 +474,9 @@ def _crystal_from_table(table: object, key: str, *, builtin: bool, name: str | N
     density = q.get("density", _NAN)
 
     computed = _NAN
-    if formula and math.isfinite(density):
+    # computed here only when needed: a missing plasma_energy, or an inline table's formula to check (the
+    # built-in rows' formulas are checked by tests/test_materials.py)
+    if formula and math.isfinite(density) and ("plasma_energy" not in q or not builtin):
         try:
             computed = plasma_energy(density, formula)
         except ValueError as exc:  # xraydb cannot read the formula (e.g. an unknown element)
@@ -480,7 +500,6 @@ def _crystal_from_table(table: object, key: str, *, builtin: bool, name: str | N
         density=density,
         formula=formula,
         source=source,
-        plasma_energy_computed=computed,
         potential_depth_range=ranges.get("potential_depth_range"),
         max_field_range=ranges.get("max_field_range"),
     )
