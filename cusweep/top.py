@@ -437,34 +437,32 @@ def iter_blocks(meta: Any, expr: str, plan: BlockPlan | None, read: Reader, *, b
     if plan is None:
         return
     grid, keep = _plan_grid(meta, plan)
-    sub = list(plan.sub)
-    dims = dim_order(meta)
+    cap = math.prod(int(meta.sizes[d]) for d in plan.sub)
+    yield from _rows_of(_hit_batches_blocks(meta, expr, plan, read, cap, workers), list(plan.sub),
+                        dim_order(meta), grid.sizes, keep, batch)
+
+
+def _rows_of(batches: Iterator[np.ndarray], sub: Sequence[str], dims: Sequence[str], sizes: Mapping[Any, int],
+             keep: Mapping[str, np.ndarray], batch: int) -> Iterator[dict[str, np.ndarray]]:
+    """The sub-grid hits of each of ``batches`` (flat indices over ``sub``) expanded over the other dims (C
+    order, their ``sizes``), ``batch`` points at a time, as full-grid index arrays; no batch is read when
+    some other dim is empty."""
     other = [d for d in dims if d not in sub]
-    other_shape = tuple(int(grid.sizes[d]) for d in other)
-    sub_shape = tuple(int(meta.sizes[d]) for d in sub)
+    other_shape = tuple(int(sizes[d]) for d in other)
+    sub_shape = tuple(int(sizes[d]) for d in sub)
     mult = math.prod(other_shape)
     if mult == 0:
         return
-    cap = math.prod(sub_shape)
-    for flat in _hit_batches_blocks(meta, expr, plan, read, cap, workers):
-        yield from _rows_of(flat, sub, sub_shape, other, other_shape, dims, keep, batch)
-
-
-def _rows_of(flat: np.ndarray, sub: Sequence[str], sub_shape: tuple[int, ...], other: Sequence[str],
-             other_shape: tuple[int, ...], dims: Sequence[str], keep: Mapping[str, np.ndarray], batch: int
-             ) -> Iterator[dict[str, np.ndarray]]:
-    """The sub-grid hits ``flat`` expanded over the ``other`` dims (C order), ``batch`` points at a time, as
-    full-grid index arrays."""
-    mult = math.prod(other_shape)
-    n = len(flat) * mult
-    for start in range(0, n, batch):
-        idx = np.arange(start, min(n, start + batch), dtype=np.int64)
-        s_i, o_i = np.divmod(idx, mult)
-        sub_idx = np.unravel_index(flat[s_i], sub_shape) if sub else ()
-        other_idx = np.unravel_index(o_i, other_shape) if other else ()
-        yield _unprune({d: np.asarray(sub_idx[list(sub).index(d)] if d in sub
-                                      else other_idx[list(other).index(d)], dtype=np.int64)
-                        for d in dims}, keep)
+    for flat in batches:
+        n = len(flat) * mult
+        for start in range(0, n, batch):
+            idx = np.arange(start, min(n, start + batch), dtype=np.int64)
+            s_i, o_i = np.divmod(idx, mult)
+            sub_idx = np.unravel_index(flat[s_i], sub_shape) if sub else ()
+            other_idx = np.unravel_index(o_i, other_shape) if other else ()
+            yield _unprune({d: np.asarray(sub_idx[list(sub).index(d)] if d in sub
+                                          else other_idx[list(other).index(d)], dtype=np.int64)
+                            for d in dims}, keep)
 
 
 def rank_variable(ds: xr.Dataset, by: str) -> str:
@@ -620,15 +618,7 @@ def iter_points(ds: xr.Dataset, expr: str, *, batch: int = ROWS_PER_BATCH) -> It
     if mask is None:
         return
     sub = [str(d) for d in mask.dims]
-    dims = dim_order(ds)
-    other = [d for d in dims if d not in sub]
-    other_shape = tuple(int(ds.sizes[d]) for d in other)
-    sub_shape = tuple(int(ds.sizes[d]) for d in sub)
-    mult = math.prod(other_shape)
-    if mult == 0:
-        return
-    for flat in _hit_batches(ds, mask, sub):
-        yield from _rows_of(flat, sub, sub_shape, other, other_shape, dims, keep, batch)
+    yield from _rows_of(_hit_batches(ds, mask, sub), sub, dim_order(ds), ds.sizes, keep, batch)
 
 
 def points_of(ds: xr.Dataset, point: Mapping[str, Any]) -> dict[str, np.ndarray]:
